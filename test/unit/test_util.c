@@ -1,0 +1,115 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "util/alloc.h"
+#include "util/be.h"
+#include "util/crypto.h"
+#include "util/err.h"
+
+static void test_be_roundtrip(void **state) {
+  (void)state;
+  uint8_t b[8];
+  vhdup__put_be64(b, 0x0102030405060708ull);
+  assert_int_equal(b[0], 1);
+  assert_int_equal(b[7], 8);
+  assert_true(vhdup__be64(b) == 0x0102030405060708ull);
+  vhdup__put_be32(b, 0xfffffffe);
+  assert_true(vhdup__be32(b) == 0xfffffffeu);
+  vhdup__put_be16(b, 0xabcd);
+  assert_int_equal(vhdup__be16(b), 0xabcd);
+}
+
+/* Expected values from `printf abc | md5sum`, `sha256sum` and
+ * `openssl dgst -sha256 -hmac key`. */
+static void test_digests(void **state) {
+  (void)state;
+  uint8_t out[32];
+  char b64[64];
+  assert_int_equal(vhdup__md5_digest("abc", 3, out), 0);
+  assert_memory_equal(out, "\x90\x01\x50\x98\x3c\xd2\x4f\xb0\xd6\x96\x3f\x7d\x28\xe1\x7f\x72", 16);
+  assert_int_equal(vhdup__sha256("abc", 3, out), 0);
+  assert_memory_equal(out, "\xba\x78\x16\xbf\x8f\x01\xcf\xea\x41\x41\x40\xde\x5d\xae\x22\x23", 16);
+  assert_int_equal(vhdup__hmac_sha256("key", 3, "The quick brown fox jumps over the lazy dog", 43,
+                                      out),
+                   0);
+  assert_memory_equal(out, "\xf7\xbc\x83\xf4\x30\x53\x84\x24\xb1\x32\x98\xe6\xaa\x6f\xb1\x43", 16);
+  assert_int_equal(vhdup__base64_encode("abc", 3, b64, sizeof(b64)), 4);
+  assert_string_equal(b64, "YWJj");
+}
+
+static void test_md5_streaming(void **state) {
+  (void)state;
+  vhdup__md5_ctx m;
+  uint8_t one[16], two[16];
+  assert_int_equal(vhdup__md5_init(&m), 0);
+  vhdup__md5_update(&m, "a", 1);
+  vhdup__md5_update(&m, "bc", 2);
+  vhdup__md5_final(&m, one);
+  vhdup__md5_free(&m);
+  assert_int_equal(vhdup__md5_digest("abc", 3, two), 0);
+  assert_memory_equal(one, two, 16);
+}
+
+static void test_base64_decode_errors(void **state) {
+  (void)state;
+  uint8_t out[8];
+  assert_int_equal(vhdup__base64_decode("YWJj", 4, out, sizeof(out)), 3);
+  assert_memory_equal(out, "abc", 3);
+  assert_int_equal(vhdup__base64_decode("Y!Jj", 4, out, sizeof(out)), VHDUP_EFORMAT);
+  assert_int_equal(vhdup__base64_decode("YWJjYWJjYWJj", 12, out, 4), VHDUP_ELIMIT);
+}
+
+static void test_errf(void **state) {
+  (void)state;
+  vhdup__err e;
+  assert_int_equal(vhdup__errf(&e, VHDUP_EFORMAT, "%s: field %s at offset %d", "f.vhd", "cookie",
+                               0),
+                   VHDUP_EFORMAT);
+  assert_int_equal(e.code, VHDUP_EFORMAT);
+  assert_string_equal(e.msg, "f.vhd: field cookie at offset 0");
+  assert_int_equal(vhdup__errf(NULL, VHDUP_EIO, "x"), VHDUP_EIO);
+  vhdup__err_clear(&e);
+  assert_int_equal(e.code, 0);
+}
+
+static int fail_next;
+static void *failing_malloc(size_t n) {
+  return fail_next ? NULL : test_malloc(n);
+}
+static void *plain_realloc(void *p, size_t n) {
+  return test_realloc(p, n);
+}
+static void *plain_calloc(size_t c, size_t n) {
+  return test_calloc(c, n);
+}
+static void plain_free(void *p) {
+  test_free(p);
+}
+
+static void test_allocator_hook(void **state) {
+  (void)state;
+  assert_int_equal(vhdup_replace_allocator(failing_malloc, NULL, NULL, NULL), VHDUP_EINVAL);
+  assert_int_equal(
+      vhdup_replace_allocator(failing_malloc, plain_realloc, plain_calloc, plain_free), 0);
+  fail_next = 1;
+  assert_null(vhdup__strdup("x"));
+  fail_next = 0;
+  char *s = vhdup__strdup("hello");
+  assert_string_equal(s, "hello");
+  vhdup__free(s);
+  assert_int_equal(vhdup_replace_allocator(NULL, NULL, NULL, NULL), 0);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_be_roundtrip),        cmocka_unit_test(test_digests),
+      cmocka_unit_test(test_md5_streaming),       cmocka_unit_test(test_base64_decode_errors),
+      cmocka_unit_test(test_errf),                cmocka_unit_test(test_allocator_hook),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
