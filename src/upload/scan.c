@@ -1,0 +1,44 @@
+#include "upload/scan.h"
+
+#include <string.h>
+
+int vhdup__sector_is_zero(const uint8_t *p) {
+  /* OR-ing 64-bit words lets the compiler vectorise; memcmp against a zero
+   * page would touch twice the memory. */
+  uint64_t acc = 0;
+  for (size_t i = 0; i < 512; i += 8) {
+    uint64_t w;
+    memcpy(&w, p + i, sizeof(w));
+    acc |= w;
+  }
+  return acc == 0;
+}
+
+size_t vhdup__scan_runs(const uint8_t *buf, size_t len, size_t merge_gap, size_t max_run,
+                        vhdup__run *runs, size_t max_runs) {
+  size_t n = 0;
+  size_t start = 0, end = 0; /* the open run is [start, end) when end > start */
+  int open = 0;
+  for (size_t off = 0; off + 512 <= len; off += 512) {
+    if (vhdup__sector_is_zero(buf + off))
+      continue;
+    if (open && off - end <= merge_gap && (max_run == 0 || off + 512 - start <= max_run)) {
+      end = off + 512;
+      continue;
+    }
+    if (open) {
+      if (n < max_runs)
+        runs[n] = (vhdup__run){start, end - start};
+      n++;
+    }
+    open = 1;
+    start = off;
+    end = off + 512;
+  }
+  if (open) {
+    if (n < max_runs)
+      runs[n] = (vhdup__run){start, end - start};
+    n++;
+  }
+  return n;
+}
