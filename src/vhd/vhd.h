@@ -96,15 +96,13 @@ uint32_t vhdup__vhd_checksum(const uint8_t *buf, size_t len, size_t cksum_off);
 /* Decodes a 512-byte footer. Checks cookie and checksum; err names the
  * field (and, through what, the file and offset the caller gives in
  * its own message). Returns 0, VHDUP_EFORMAT (cookie) or VHDUP_ECHECKSUM. */
-int vhdup__footer_decode(const uint8_t buf[VHDUP__FOOTER_SIZE], vhdup__footer *f,
-                         vhdup__err *err);
+int vhdup__footer_decode(const uint8_t buf[VHDUP__FOOTER_SIZE], vhdup__footer *f, vhdup__err *err);
 
 /* Encodes f into buf, computing the checksum (f->checksum is ignored). */
 void vhdup__footer_encode(const vhdup__footer *f, uint8_t buf[VHDUP__FOOTER_SIZE]);
 
 /* Decodes a 1024-byte dynamic header (cookie, checksum). Same returns. */
-int vhdup__dynhdr_decode(const uint8_t buf[VHDUP__DYNHDR_SIZE], vhdup__dynhdr *h,
-                         vhdup__err *err);
+int vhdup__dynhdr_decode(const uint8_t buf[VHDUP__DYNHDR_SIZE], vhdup__dynhdr *h, vhdup__err *err);
 void vhdup__dynhdr_encode(const vhdup__dynhdr *h, uint8_t buf[VHDUP__DYNHDR_SIZE]);
 
 /* CHS geometry for a size in bytes, by the spec's appendix algorithm. */
@@ -112,7 +110,8 @@ void vhdup__chs(uint64_t size, uint16_t *cylinders, uint8_t *heads, uint8_t *spt
 
 /* The fixed-disk footer an upload writes last: type 2, data offset all
  * ones, current and original size = vsize, geometry from vhdup__chs(),
- * creator "vhdp", features 2, version 0x00010000. UUID and timestamp are
+ * creator "vhdp" (version MAJOR<<16|MINOR, host OS "Wi2k"), features 2,
+ * version 0x00010000, checksum filled in. UUID and timestamp are
  * taken from src when given (so the uploaded disk keeps its identity),
  * else left zero; saved_state 0. */
 void vhdup__fixed_footer(const vhdup__footer *src, uint64_t vsize, vhdup__footer *out);
@@ -122,8 +121,12 @@ typedef struct vhdup__disk vhdup__disk;
 
 /* Opens parents of a differencing disk: given a candidate path (already
  * resolved: relative W2ru paths joined to the child's folder), fill *out and
- * return 0, or return a negative error (UV_ENOENT when absent). close_parent
- * releases what open_parent made. */
+ * return 0, or return a negative error (UV_ENOENT when absent); a failing
+ * candidate is not fatal, the next locator is tried. close_parent releases
+ * what open_parent made (it gets a copy of the vhdup__src open_parent
+ * filled, same ctx). Locators are tried W2ru, W2ku, MacX; the first path
+ * that opens is the parent (a mismatch there is an error, not a reason to
+ * guess on). */
 typedef struct vhdup__parent_io {
   void *ctx;
   int (*open_parent)(void *ctx, const char *path, vhdup__src *out);
@@ -152,11 +155,11 @@ int vhdup__disk_open(const vhdup__src *src, const vhdup__open_opts *opts, vhdup_
 void vhdup__disk_free(vhdup__disk *d);
 
 typedef struct vhdup__disk_info {
-  int type;             /* VHDUP__DISK_FIXED/DYNAMIC/DIFFERENCING; raw reports FIXED */
-  int is_raw;           /* no VHD footer at all */
+  int type;              /* VHDUP__DISK_FIXED/DYNAMIC/DIFFERENCING; raw reports FIXED */
+  int is_raw;            /* no VHD footer at all */
   uint64_t virtual_size; /* the footer's current size, always */
   uint64_t file_size;
-  uint32_t block_size;       /* dynamic/differencing */
+  uint32_t block_size; /* dynamic/differencing */
   uint32_t max_table_entries;
   uint32_t blocks_allocated; /* BAT entries in use (this layer) */
   uint64_t bytes_allocated;  /* blocks_allocated * block_size, clipped to virtual size */
@@ -192,8 +195,9 @@ typedef struct vhdup__extent {
 /* Walks the virtual disk in offset order, from 0 to the virtual size, with
  * adjacent extents of the same kind merged (a zero extent follows a data
  * extent, a data extent continues only while file offsets are contiguous
- * in the same file). Extents never exceed max_len (0: no limit) and every
- * offset and length is a multiple of 512. Memory: a bitmap per chain layer,
+ * in the same file). Extents never exceed max_len (0: no limit; otherwise
+ * rounded down to a multiple of 512, at least 512) and every offset and
+ * length is a multiple of 512. Memory: a bitmap per chain layer,
  * nothing in proportion to the disk. */
 typedef struct vhdup__extent_iter vhdup__extent_iter;
 

@@ -1,0 +1,2 @@
+vhdup_unit_test(vhd vhdup_vhd vhdup_util)
+vhdup_fuzz_target(vhd vhdup_vhd vhdup_util)
