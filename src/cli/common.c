@@ -1,0 +1,180 @@
+#include "cli/cli.h"
+
+#include "util/alloc.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <string.h>
+#include <getopt.h>
+
+int vhdup__exit_code(int err) {
+  switch (err) {
+  case 0:
+    return VHDUP_EXIT_OK;
+  case VHDUP_EFORMAT:
+  case VHDUP_ECHECKSUM:
+  case VHDUP_ETRUNCATED:
+  case VHDUP_EPARENT:
+  case VHDUP_ELIMIT:
+  case VHDUP_EUNSUPPORTED:
+  case VHDUP_EMANIFEST:
+  case VHDUP_EJOURNAL:
+  /* A source that is not there, or is a folder, is a bad source, not a
+   * passing I/O failure worth retrying. */
+  case -ENOENT:
+  case -ENOTDIR:
+  case -EISDIR:
+    return VHDUP_EXIT_INPUT;
+  case VHDUP_EAUTH:
+  case VHDUP_ECREDENTIAL:
+    return VHDUP_EXIT_AUTH;
+  case VHDUP_EEXIST:
+  case VHDUP_ESIZE:
+  case VHDUP_ENOTFOUND:
+    return VHDUP_EXIT_CONFLICT;
+  case VHDUP_EURL:
+  case VHDUP_EINVAL:
+    return VHDUP_EXIT_USAGE;
+  case VHDUP_ECANCELED:
+    return VHDUP_EXIT_INTERRUPTED;
+  default:
+    return VHDUP_EXIT_RUNTIME;
+  }
+}
+
+int vhdup__cli_usage_error(const char *cmd, const char *fmt, ...) {
+  va_list ap;
+
+  fprintf(stderr, "vhdup: %s: ", cmd);
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "\nTry 'vhdup %s --help'.\n", cmd);
+  return VHDUP_EXIT_USAGE;
+}
+
+int vhdup__cli_bad_option(const char *cmd, int opt, char **argv) {
+  const char *arg = argv[optind - 1];
+
+  if (opt == ':')
+    return vhdup__cli_usage_error(cmd, "option '%s' needs an argument", arg);
+  return vhdup__cli_usage_error(cmd, "unknown option '%s'", arg);
+}
+
+int vhdup__cli_parse_format(const char *s, vhdup__fmt *out) {
+  if (strcmp(s, "auto") == 0)
+    *out = VHDUP__FMT_AUTO;
+  else if (strcmp(s, "vhd") == 0)
+    *out = VHDUP__FMT_VHD;
+  else if (strcmp(s, "raw") == 0)
+    *out = VHDUP__FMT_RAW;
+  else
+    return -1;
+  return 0;
+}
+
+int vhdup__cli_report(const char *file, int code, const vhdup__err *err) {
+  const char *msg = (err != NULL && err->msg[0] != '\0') ? err->msg : vhdup_strerror(code);
+  size_t n = strlen(file);
+
+  /* The VHD core's messages usually start with the file name already;
+   * do not say it twice. */
+  if (strncmp(msg, file, n) == 0 && msg[n] == ':')
+    fprintf(stderr, "vhdup: %s\n", msg);
+  else
+    fprintf(stderr, "vhdup: %s: %s\n", file, msg);
+  return vhdup__exit_code(code);
+}
+
+static char *dir_of(const char *path) {
+  const char *slash = strrchr(path, '/');
+
+  if (slash == NULL)
+    return vhdup__strdup(".");
+  if (slash == path)
+    return vhdup__strdup("/");
+  return vhdup__strndup(path, (size_t)(slash - path));
+}
+
+int vhdup__cli_open_disk(const char *path, vhdup__fmt fmt, const char *parent_override,
+                         vhdup__cli_disk *cd) {
+  vhdup__open_opts opts;
+  vhdup__err err;
+  int rc;
+
+  memset(cd, 0, sizeof(*cd));
+  vhdup__err_clear(&err);
+  rc = vhdup__cli_src_open(path, &cd->src);
+  if (rc != 0)
+    return vhdup__cli_report(path, rc, NULL);
+  cd->dir = dir_of(path);
+  if (cd->dir == NULL) {
+    vhdup__cli_close_disk(cd);
+    return vhdup__cli_report(path, VHDUP_ENOMEM, NULL);
+  }
+  memset(&opts, 0, sizeof(opts));
+  opts.format = fmt;
+  opts.parent_io = &vhdup__cli_parent_io;
+  opts.parent_override = parent_override;
+  opts.dir = cd->dir;
+  rc = vhdup__disk_open(&cd->src, &opts, &cd->disk, &err);
+  if (rc != 0) {
+    vhdup__cli_close_disk(cd);
+    return vhdup__cli_report(path, rc, &err);
+  }
+  return 0;
+}
+
+void vhdup__cli_close_disk(vhdup__cli_disk *cd) {
+  if (cd->disk != NULL)
+    vhdup__disk_free(cd->disk);
+  vhdup__cli_src_close(&cd->src);
+  vhdup__free(cd->dir);
+  memset(cd, 0, sizeof(*cd));
+}
+
+const char *vhdup__cli_human_size(uint64_t n, char *buf, size_t size) {
+  static const char *const units[] = {"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+  double v = (double)n;
+  uint64_t unit = 1024;
+  size_t i = 0;
+
+  if (n < 1024) {
+    snprintf(buf, size, "%llu bytes", (unsigned long long)n);
+    return buf;
+  }
+  while (i + 1 < sizeof(units) / sizeof(units[0]) && n / unit >= 1024) {
+    unit *= 1024;
+    i++;
+  }
+  v = (double)n / (double)unit;
+  if (n % unit == 0)
+    snprintf(buf, size, "%llu %s", (unsigned long long)(n / unit), units[i]);
+  else
+    snprintf(buf, size, "%.2f %s", v, units[i]);
+  return buf;
+}
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig) {
+  (void)sig;
+  interrupted = 1;
+}
+
+void vhdup__cli_catch_signals(void) {
+  struct sigaction sa;
+
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  /* No SA_RESTART: a blocked read returns EINTR and the loop sees the flag
+   * at its next chunk. */
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+}
+
+int vhdup__cli_interrupted(void) {
+  return interrupted != 0;
+}
