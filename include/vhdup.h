@@ -15,64 +15,149 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <uv.h>
+
+#include "vhdup_errno.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-#define VHDUP_VERSION_MAJOR 0
-#define VHDUP_VERSION_MINOR 1
-#define VHDUP_VERSION_PATCH 0
-#define VHDUP_VERSION_STRING "0.1.0"
+/* ---- Engine and jobs --------------------------------------------------
+ *
+ * An engine lives on the caller's libuv loop and holds what uploads share:
+ * the connection budget, the memory budget and the HTTP client. Jobs (one
+ * per disk) start on an engine. vhdup never runs, stops or closes the loop.
+ * Objects close like libuv handles: memory is released after the close
+ * callback, and closing or cancelling is safe from inside vhdup's own
+ * callbacks. All functions must be called on the loop's thread. */
 
-/* X-macro table of vhdup's own error codes: name, value, message. */
-#define VHDUP_ERRNO_MAP(XX)                                                                        \
-  XX(EFORMAT, -30001, "not a valid disk image")                                                    \
-  XX(ECHECKSUM, -30002, "checksum mismatch")                                                       \
-  XX(ETRUNCATED, -30003, "file is truncated")                                                      \
-  XX(EPARENT, -30004, "differencing disk parent missing or mismatched")                            \
-  XX(ELIMIT, -30005, "input exceeds a limit")                                                      \
-  XX(EUNSUPPORTED, -30006, "unsupported feature")                                                  \
-  XX(EAUTH, -30010, "authentication or authorization failed")                                      \
-  XX(EHTTP, -30011, "server returned an error")                                                    \
-  XX(ENET, -30012, "network error")                                                                \
-  XX(ETIMEDOUT, -30013, "operation timed out")                                                     \
-  XX(ECREDENTIAL, -30014, "malformed credential")                                                  \
-  XX(EURL, -30015, "malformed or refused URL")                                                     \
-  XX(EEXIST, -30016, "destination already exists")                                                 \
-  XX(ESIZE, -30017, "destination has the wrong size")                                              \
-  XX(ENOTFOUND, -30018, "destination not found")                                                   \
-  XX(ECANCELED, -30019, "operation canceled")                                                      \
-  XX(EVERIFY, -30020, "verification failed")                                                       \
-  XX(EJOURNAL, -30021, "resume journal does not match")                                            \
-  XX(EMANIFEST, -30022, "invalid manifest")                                                        \
-  XX(ENOMEM, -30023, "out of memory")                                                              \
-  XX(EINVAL, -30024, "invalid argument")                                                           \
-  XX(EIO, -30025, "input/output error")                                                            \
-  XX(EBUSY, -30026, "resource busy")
+typedef struct vhdup_engine vhdup_engine;
+typedef struct vhdup_job vhdup_job;
 
-typedef enum {
-#define VHDUP__ERR_ENUM(name, val, msg) VHDUP_##name = val,
-  VHDUP_ERRNO_MAP(VHDUP__ERR_ENUM)
-#undef VHDUP__ERR_ENUM
-} vhdup_errno_t;
+typedef struct vhdup_engine_options {
+  unsigned connections;       /* requests in flight at most (default 16) */
+  size_t memory;              /* read buffers, bytes (default 64 MiB; at least 8 MiB) */
+  const char *ca_file;        /* CA bundle for TLS; NULL: the system's */
+  unsigned connect_timeout_s; /* default 30 */
+  unsigned stall_timeout_s;   /* a request making no progress this long fails (default 60) */
+  int verbose;                /* HTTP trace on stderr (SAS signatures redacted) */
+} vhdup_engine_options;
 
-/* Returns a static English message for any vhdup or libuv error code.
- * Never returns NULL. */
-const char *vhdup_strerror(int err);
+/* Fills o with the defaults above. */
+void vhdup_engine_options_init(vhdup_engine_options *o);
 
-/* Returns the code's name ("VHDUP_EFORMAT", "ENOENT", ...). Never NULL. */
-const char *vhdup_err_name(int err);
+/* Returns 0, VHDUP_EINVAL (a bad option), VHDUP_ENOMEM, or a libuv error. */
+int vhdup_engine_new(uv_loop_t *loop, const vhdup_engine_options *o, vhdup_engine **out);
 
-/* Allocation hook, used by every allocation vhdup makes (tests use it to fail
- * the Nth allocation). All four must be given, or all NULL to restore the
- * C library's. Not thread-safe: set it before creating any vhdup object.
- * Returns 0 or VHDUP_EINVAL. */
-int vhdup_replace_allocator(void *(*malloc_fn)(size_t), void *(*realloc_fn)(void *, size_t),
-                            void *(*calloc_fn)(size_t, size_t), void (*free_fn)(void *));
+/* Cancels the engine's jobs, closes its handles, then calls close_cb; the
+ * engine's memory is freed when close_cb returns. Jobs must still be closed
+ * by their owners (their done callbacks fire with VHDUP_ECANCELED). */
+void vhdup_engine_close(vhdup_engine *e, void (*close_cb)(vhdup_engine *e));
 
-/* The library's version string, e.g. "0.1.0". */
-const char *vhdup_version_string(void);
+typedef enum vhdup_format {
+  VHDUP_FORMAT_AUTO = 0, /* a VHD if it has a footer; raw only for .raw/.img/.bin */
+  VHDUP_FORMAT_VHD,
+  VHDUP_FORMAT_RAW,
+} vhdup_format;
+
+typedef enum vhdup_verify {
+  VHDUP_VERIFY_NONE = 0,
+  VHDUP_VERIFY_RANGES,  /* Get Page Ranges covers exactly what was sent */
+  VHDUP_VERIFY_CONTENT, /* and the pages read back hash the same */
+} vhdup_verify;
+
+typedef enum vhdup_phase {
+  VHDUP_PHASE_OPEN = 0, /* validating the source */
+  VHDUP_PHASE_PREPARE,  /* creating or checking the destination */
+  VHDUP_PHASE_DATA,     /* sending data */
+  VHDUP_PHASE_FOOTER,   /* the fixed footer, last */
+  VHDUP_PHASE_FINISH,   /* properties */
+  VHDUP_PHASE_VERIFY,
+  VHDUP_PHASE_DONE,
+} vhdup_phase;
+
+typedef struct vhdup_job_stats {
+  vhdup_phase phase;
+  uint64_t virtual_size;   /* the disk's (the footer's current size) */
+  uint64_t blob_size;      /* destination size: virtual size, rounded, + 512 */
+  uint64_t bytes_allocated; /* data the source holds (before zero-skipping) */
+  uint64_t bytes_planned;  /* of that, handled so far */
+  uint64_t bytes_sent;     /* payload the destination acknowledged */
+  uint64_t bytes_skipped;  /* zeros found in allocated data, or already sent (resume) */
+  uint64_t requests;       /* write requests started, retries included */
+  uint64_t retries;
+  unsigned in_flight;
+  double seconds;
+  int has_disk_md5;
+  uint8_t disk_md5[16];    /* MD5 of the whole blob, footer included */
+} vhdup_job_stats;
+
+typedef void (*vhdup_job_cb)(vhdup_job *job, int status, void *data);
+typedef void (*vhdup_notice_cb)(vhdup_job *job, const char *message, void *data);
+
+typedef struct vhdup_job_options {
+  const char *source;      /* path of a VHD (fixed, dynamic, differencing) or raw image */
+  vhdup_format format;
+  const char *parent;      /* differencing: the parent's path, overriding the locators */
+  /* A blob URL (with or without a SAS query), or with to_file a local path
+   * that receives the fixed VHD as a sparse file (`vhdup expand`). */
+  const char *destination;
+  int to_file;
+  /* Credentials when the URL carries no SAS; NULL fields are taken from
+   * AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_ACCOUNT +
+   * AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN when use_environment. */
+  const char *connection_string;
+  const char *account_key; /* base64; the account comes from the URL */
+  const char *sas_token;
+  int use_environment;
+  int allow_http;          /* plain http:// to a non-loopback host */
+  int md5;                 /* Content-MD5 on every write (default on) */
+  int crc64;               /* x-ms-content-crc64 on every write */
+  int disk_md5;            /* whole-blob MD5 set as the blob's Content-MD5 (default on) */
+  int resize;              /* round the virtual size up to a whole MiB (default on) */
+  int overwrite;           /* write into an existing blob of the right size */
+  int resume;              /* continue an interrupted upload (needs the journal) */
+  vhdup_verify verify;
+  const char *journal;     /* resume journal path; NULL: next to the source */
+  size_t merge_gap;        /* zero bytes merged into one write (default 64 KiB) */
+  unsigned max_attempts;   /* tries per request (default 8) */
+  const char *service_version; /* x-ms-version override */
+  vhdup_notice_cb notice_cb; /* warnings and notices (may be NULL) */
+  void *data;               /* handed to the callbacks */
+} vhdup_job_options;
+
+/* Fills o with the defaults above. */
+void vhdup_job_options_init(vhdup_job_options *o);
+
+/* Makes a job; nothing happens until vhdup_job_start(). Options are copied.
+ * Returns 0, VHDUP_EINVAL, VHDUP_ENOMEM. */
+int vhdup_job_new(vhdup_engine *e, const vhdup_job_options *o, vhdup_job **out);
+
+/* Validates the source completely, then starts. A bad source or
+ * destination returns the error here (and vhdup_job_message() says which
+ * file, field and offset) with nothing created on the destination.
+ * Otherwise done_cb fires exactly once. Returns 0, VHDUP_EFORMAT,
+ * VHDUP_ECHECKSUM, VHDUP_ETRUNCATED, VHDUP_EPARENT, VHDUP_ELIMIT,
+ * VHDUP_EUNSUPPORTED, VHDUP_EURL, VHDUP_ECREDENTIAL, VHDUP_EEXIST,
+ * VHDUP_EBUSY (already started), VHDUP_ENOMEM, or a libuv error. */
+int vhdup_job_start(vhdup_job *job, vhdup_job_cb done_cb);
+
+/* Stops the job; done_cb fires with VHDUP_ECANCELED once outstanding
+ * requests have ended. Safe from any callback; a no-op when done. */
+void vhdup_job_cancel(vhdup_job *job);
+
+void vhdup_job_get_stats(const vhdup_job *job, vhdup_job_stats *st);
+
+/* The detail of the last error (file, field, offset; HTTP status, Azure
+ * error code and request id), or "" . Never contains secrets. */
+const char *vhdup_job_message(const vhdup_job *job);
+
+/* The destination with any SAS signature shown as sig=REDACTED. */
+const char *vhdup_job_destination(const vhdup_job *job);
+
+/* Cancels if running, then frees the job after close_cb returns. */
+void vhdup_job_close(vhdup_job *job, void (*close_cb)(vhdup_job *job));
 
 #ifdef __cplusplus
 }

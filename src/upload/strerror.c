@@ -41,4 +41,3 @@ const char *vhdup_err_name(int err) {
 const char *vhdup_version_string(void) {
   return VHDUP_VERSION_STRING;
 }
-

@@ -1,6 +1,6 @@
 #include "util/alloc.h"
 
-#include "vhdup.h"
+#include "vhdup_errno.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,7 +1,7 @@
 #include "util/crypto.h"
 
 #include "util/alloc.h"
-#include "vhdup.h"
+#include "vhdup_errno.h"
 
 #include <mbedtls/base64.h>
 #include <mbedtls/md.h>

@@ -3,7 +3,7 @@
 #ifndef VHDUP_UTIL_ERR_H
 #define VHDUP_UTIL_ERR_H
 
-#include "vhdup.h"
+#include "vhdup_errno.h"
 
 #include <stdarg.h>
 

@@ -1,0 +1,821 @@
+#include "upload/pipeline.h"
+
+#include "upload/file_src.h"
+#include "upload/scan.h"
+#include "util/alloc.h"
+#include "util/crypto.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* A piece may gather data from several extents (differencing chains mix
+ * layers sector by sector); past this many it ends early. */
+#define MAX_SUBREADS 16
+/* Zero extents shorter than this inside a piece are filled in memory rather
+ * than ending the piece, so one read buffer covers them. */
+#define INLINE_ZERO_MAX (64u * 1024)
+
+static const uint8_t zeros[64 * 1024];
+
+typedef struct piece piece;
+typedef struct pagewrite pagewrite;
+
+typedef struct subread {
+  uv_fs_t req;
+  piece *p;
+  int fd;
+  size_t buf_off;
+  size_t len;
+  uint64_t file_off;
+} subread;
+
+enum { PIECE_FREE = 0, PIECE_READING, PIECE_SCANNING, PIECE_READY };
+
+struct piece {
+  vhdup__pipeline *pl;
+  piece *next_free;
+  uint8_t *buf;
+  int state;
+  uint64_t seq;
+  uint64_t voff;
+  size_t len;
+  unsigned n_sub;
+  unsigned reads_pending;
+  int read_error;
+  subread sub[MAX_SUBREADS];
+  uv_work_t scan_work;
+  vhdup__run *runs;
+  uint8_t (*md5s)[16];
+  size_t n_runs;
+  size_t next_run;
+  unsigned writes_alive;
+  int digested;
+};
+
+struct pagewrite {
+  vhdup__sink_write sw;
+  vhdup__pipeline *pl;
+  piece *p; /* NULL for the footer */
+  unsigned attempts;
+  uint64_t due;
+  pagewrite *next;
+};
+
+struct vhdup__pipeline {
+  uv_loop_t *loop;
+  const vhdup__disk *disk;
+  vhdup__sink *sink;
+  vhdup__pipeline_opts o;
+  uint64_t virtual_size;
+
+  vhdup__extent_iter *it;
+  vhdup__extent cur; /* the extent being consumed, from cur_used on */
+  int have_cur;
+  uint64_t cur_used;
+  int plan_done;
+
+  piece *pieces;
+  unsigned n_pieces;
+  piece *free_pieces;
+  uint64_t next_seq;
+  size_t max_runs;
+
+  pagewrite *free_writes;
+  pagewrite *retry_head; /* sorted by due time */
+  unsigned in_flight;
+  unsigned writes_alive;
+  uv_timer_t retry_timer;
+  int timer_inited;
+
+  int digest_on;
+  vhdup__md5_ctx digest;
+  uv_work_t digest_work;
+  int digest_busy;
+  uint64_t digest_seq;
+  uint64_t digest_pos;
+  piece *digest_piece;
+  int digest_tail_done;
+
+  unsigned works_pending;
+  unsigned reads_pending;
+
+  int phase;
+  int started;
+  int stopping;
+  int status;
+  char message[VHDUP__ERRMSG_MAX];
+  int pumping;
+  int pump_again;
+  int done_fired;
+  vhdup__pipeline_done_cb done_cb;
+  void *done_data;
+
+  pagewrite footer;
+  int footer_started;
+  uint8_t footer_buf[VHDUP__FOOTER_SIZE];
+
+  vhdup__pipeline_stats st;
+  uint64_t rng;
+  void (*close_cb)(vhdup__pipeline *p);
+};
+
+static void pump(vhdup__pipeline *pl);
+
+void vhdup__pipeline_opts_init(vhdup__pipeline_opts *o) {
+  memset(o, 0, sizeof(*o));
+  o->memory = 64u * 1024 * 1024;
+  o->connections = 16;
+  o->merge_gap = 64u * 1024;
+  o->md5 = 1;
+  o->disk_md5 = 1;
+  o->max_attempts = 8;
+  o->backoff_base_ms = 500;
+  o->backoff_cap_ms = 30000;
+  o->write_footer = 1;
+}
+
+static void fail(vhdup__pipeline *pl, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void fail(vhdup__pipeline *pl, int status, const char *fmt, ...) {
+  if (pl->status == 0) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(pl->message, sizeof(pl->message), fmt, ap);
+    va_end(ap);
+    pl->status = status;
+  }
+  if (!pl->stopping) {
+    pl->stopping = 1;
+    if (pl->sink->ops->abort != NULL && pl->in_flight > 0)
+      pl->sink->ops->abort(pl->sink);
+  }
+}
+
+int vhdup__pipeline_new(uv_loop_t *loop, const vhdup__disk *d, vhdup__sink *s,
+                        const vhdup__pipeline_opts *o, vhdup__pipeline **out) {
+  *out = NULL;
+  vhdup__disk_info info;
+  vhdup__disk_get_info(d, &info);
+  if (o->connections == 0 || o->blob_size < info.virtual_size + (o->write_footer ? 512 : 0) ||
+      o->blob_size % 512 != 0 || o->merge_gap % 512 != 0)
+    return VHDUP_EINVAL;
+  vhdup__pipeline *pl = vhdup__calloc(1, sizeof(*pl));
+  if (pl == NULL)
+    return VHDUP_ENOMEM;
+  pl->loop = loop;
+  pl->disk = d;
+  pl->sink = s;
+  pl->o = *o;
+  pl->virtual_size = info.virtual_size;
+  pl->n_pieces = (unsigned)(o->memory / VHDUP__PIECE_MAX);
+  if (pl->n_pieces < 2)
+    pl->n_pieces = 2;
+  /* Two runs are at least one zero sector apart, so a piece holds at most
+   * this many: the table never overflows. */
+  pl->max_runs = VHDUP__PIECE_MAX / 1024 + 1;
+  pl->digest_on = o->disk_md5;
+  pl->rng = uv_hrtime() | 1;
+  pl->st.virtual_size = info.virtual_size;
+  pl->st.blob_size = o->blob_size;
+  int rc = VHDUP_ENOMEM;
+  pl->pieces = vhdup__calloc(pl->n_pieces, sizeof(piece));
+  if (pl->pieces == NULL)
+    goto fail;
+  for (unsigned i = 0; i < pl->n_pieces; i++) {
+    piece *p = &pl->pieces[i];
+    p->pl = pl;
+    p->buf = vhdup__malloc(VHDUP__PIECE_MAX);
+    p->runs = vhdup__malloc(pl->max_runs * sizeof(*p->runs));
+    p->md5s = o->md5 ? vhdup__malloc(pl->max_runs * sizeof(*p->md5s)) : NULL;
+    if (p->buf == NULL || p->runs == NULL || (o->md5 && p->md5s == NULL))
+      goto fail;
+    p->next_free = pl->free_pieces;
+    pl->free_pieces = p;
+  }
+  if (pl->digest_on && vhdup__md5_init(&pl->digest) != 0)
+    goto fail;
+  rc = vhdup__extent_iter_new(d, VHDUP__PIECE_MAX, &pl->it);
+  if (rc != 0)
+    goto fail;
+  rc = uv_timer_init(loop, &pl->retry_timer);
+  if (rc != 0)
+    goto fail;
+  pl->retry_timer.data = pl;
+  pl->timer_inited = 1;
+  *out = pl;
+  return 0;
+fail:
+  if (pl->pieces != NULL) {
+    for (unsigned i = 0; i < pl->n_pieces; i++) {
+      vhdup__free(pl->pieces[i].buf);
+      vhdup__free(pl->pieces[i].runs);
+      vhdup__free(pl->pieces[i].md5s);
+    }
+  }
+  vhdup__free(pl->pieces);
+  if (pl->digest.md != NULL)
+    vhdup__md5_free(&pl->digest);
+  if (pl->it != NULL)
+    vhdup__extent_iter_free(pl->it);
+  vhdup__free(pl);
+  return rc;
+}
+
+/* ---- writes ---- */
+
+static pagewrite *write_get(vhdup__pipeline *pl) {
+  pagewrite *w = pl->free_writes;
+  if (w != NULL) {
+    pl->free_writes = w->next;
+  } else {
+    w = vhdup__malloc(sizeof(*w));
+    if (w == NULL)
+      return NULL;
+  }
+  memset(w, 0, sizeof(*w));
+  w->pl = pl;
+  pl->writes_alive++;
+  return w;
+}
+
+static void write_put(vhdup__pipeline *pl, pagewrite *w) {
+  pl->writes_alive--;
+  if (w == &pl->footer)
+    return;
+  if (w->p != NULL)
+    w->p->writes_alive--;
+  w->next = pl->free_writes;
+  pl->free_writes = w;
+}
+
+/* xorshift64*: jitter needs no quality beyond spreading retries apart, and a
+ * per-pipeline state keeps the library free of global state. */
+static uint64_t next_random(vhdup__pipeline *pl) {
+  uint64_t x = pl->rng;
+  x ^= x >> 12;
+  x ^= x << 25;
+  x ^= x >> 27;
+  pl->rng = x;
+  return x * 0x2545F4914F6CDD1Dull;
+}
+
+/* Exponential backoff with full jitter (a delay drawn uniformly from
+ * [0, min(cap, base * 2^attempt)]), never less than the server's hint. */
+static uint64_t backoff_ms(vhdup__pipeline *pl, unsigned attempt, uint64_t hint_ms) {
+  uint64_t ceiling = pl->o.backoff_base_ms;
+  for (unsigned i = 1; i < attempt && ceiling < pl->o.backoff_cap_ms; i++)
+    ceiling *= 2;
+  if (ceiling > pl->o.backoff_cap_ms)
+    ceiling = pl->o.backoff_cap_ms;
+  uint64_t delay = ceiling ? next_random(pl) % (ceiling + 1) : 0;
+  return delay < hint_ms ? hint_ms : delay;
+}
+
+static void retry_timer_cb(uv_timer_t *t) {
+  pump(t->data);
+}
+
+static void arm_timer(vhdup__pipeline *pl) {
+  if (pl->retry_head == NULL) {
+    uv_timer_stop(&pl->retry_timer);
+    return;
+  }
+  uint64_t now = uv_now(pl->loop);
+  uint64_t due = pl->retry_head->due;
+  uv_timer_start(&pl->retry_timer, retry_timer_cb, due > now ? due - now : 0, 0);
+}
+
+static void schedule_retry(vhdup__pipeline *pl, pagewrite *w, uint64_t delay) {
+  w->due = uv_now(pl->loop) + delay;
+  pagewrite **pp = &pl->retry_head;
+  while (*pp != NULL && (*pp)->due <= w->due)
+    pp = &(*pp)->next;
+  w->next = *pp;
+  *pp = w;
+  arm_timer(pl);
+}
+
+static void start_write(vhdup__pipeline *pl, pagewrite *w);
+
+static void write_done(vhdup__sink_write *sw, const vhdup__sink_result *r) {
+  pagewrite *w = sw->owner;
+  vhdup__pipeline *pl = w->pl;
+  pl->in_flight--;
+  if (r->error == 0) {
+    pl->st.bytes_sent += sw->length;
+    if (pl->o.on_written != NULL && w->p != NULL)
+      pl->o.on_written(pl->o.journal_ctx, sw->offset, sw->length);
+    write_put(pl, w);
+  } else if (pl->stopping) {
+    write_put(pl, w);
+  } else if (r->retryable && w->attempts < pl->o.max_attempts) {
+    pl->st.retries++;
+    schedule_retry(pl, w, backoff_ms(pl, w->attempts, r->retry_after_ms));
+  } else {
+    fail(pl, r->error, "writing bytes %llu-%llu%s: %s",
+         (unsigned long long)sw->offset, (unsigned long long)(sw->offset + sw->length - 1),
+         r->retryable ? " (gave up after retries)" : "", r->message ? r->message : "failed");
+    write_put(pl, w);
+  }
+  pump(pl);
+}
+
+static void start_write(vhdup__pipeline *pl, pagewrite *w) {
+  w->attempts++;
+  w->sw.cb = write_done;
+  w->sw.owner = w;
+  pl->in_flight++;
+  pl->st.requests++;
+  if (pl->in_flight > pl->st.max_in_flight)
+    pl->st.max_in_flight = pl->in_flight;
+  int rc = pl->sink->ops->write(pl->sink, &w->sw);
+  if (rc != 0) {
+    pl->in_flight--;
+    fail(pl, rc, "cannot start a write at offset %llu: %s", (unsigned long long)w->sw.offset,
+         vhdup_strerror(rc));
+    write_put(pl, w);
+  }
+}
+
+/* ---- reading and scanning ---- */
+
+static void piece_release(vhdup__pipeline *pl, piece *p) {
+  p->state = PIECE_FREE;
+  p->next_free = pl->free_pieces;
+  pl->free_pieces = p;
+}
+
+static void scan_work(uv_work_t *req) {
+  piece *p = req->data;
+  vhdup__pipeline *pl = p->pl;
+  p->n_runs = vhdup__scan_runs(p->buf, p->len, pl->o.merge_gap, VHDUP__PIECE_MAX, p->runs,
+                               pl->max_runs);
+  if (p->md5s != NULL) {
+    for (size_t i = 0; i < p->n_runs; i++)
+      (void)vhdup__md5_digest(p->buf + p->runs[i].offset, p->runs[i].length, p->md5s[i]);
+  }
+}
+
+static void scan_done(uv_work_t *req, int status) {
+  piece *p = req->data;
+  vhdup__pipeline *pl = p->pl;
+  pl->works_pending--;
+  (void)status;
+  p->state = PIECE_READY;
+  p->next_run = 0;
+  size_t nonzero = 0;
+  for (size_t i = 0; i < p->n_runs; i++)
+    nonzero += p->runs[i].length;
+  pl->st.bytes_skipped += p->len - nonzero;
+  pump(pl);
+}
+
+static void start_read(vhdup__pipeline *pl, subread *s);
+
+static void read_done(uv_fs_t *req) {
+  subread *s = req->data;
+  piece *p = s->p;
+  vhdup__pipeline *pl = p->pl;
+  ssize_t n = req->result;
+  uv_fs_req_cleanup(req);
+  pl->reads_pending--;
+  if (n < 0) {
+    p->read_error = (int)n;
+    fail(pl, (int)n, "reading %zu bytes at offset %llu: %s", s->len,
+         (unsigned long long)s->file_off, uv_strerror((int)n));
+  } else if (n == 0) {
+    p->read_error = VHDUP_ETRUNCATED;
+    fail(pl, VHDUP_ETRUNCATED, "file ended while reading offset %llu (was it truncated?)",
+         (unsigned long long)s->file_off);
+  } else {
+    pl->st.bytes_read += (uint64_t)n;
+    if ((size_t)n < s->len) {
+      /* Short read: ask for the rest. */
+      s->buf_off += (size_t)n;
+      s->file_off += (uint64_t)n;
+      s->len -= (size_t)n;
+      start_read(pl, s);
+      return;
+    }
+  }
+  if (--p->reads_pending > 0)
+    return;
+  if (p->read_error != 0 || pl->stopping) {
+    p->state = PIECE_READY;
+    p->n_runs = 0;
+    p->digested = 1;
+    pump(pl);
+    return;
+  }
+  p->state = PIECE_SCANNING;
+  p->scan_work.data = p;
+  pl->works_pending++;
+  int rc = uv_queue_work(pl->loop, &p->scan_work, scan_work, scan_done);
+  if (rc != 0) {
+    pl->works_pending--;
+    p->state = PIECE_READY;
+    p->n_runs = 0;
+    fail(pl, rc, "cannot queue work: %s", uv_strerror(rc));
+  }
+  pump(pl);
+}
+
+static void start_read(vhdup__pipeline *pl, subread *s) {
+  uv_buf_t b = uv_buf_init((char *)s->p->buf + s->buf_off, (unsigned)s->len);
+  s->req.data = s;
+  pl->reads_pending++;
+  int rc = uv_fs_read(pl->loop, &s->req, s->fd, &b, 1, (int64_t)s->file_off, read_done);
+  if (rc != 0) {
+    pl->reads_pending--;
+    s->p->read_error = rc;
+    fail(pl, rc, "cannot read: %s", uv_strerror(rc));
+    /* Count this read as finished so the piece can be released. */
+    if (--s->p->reads_pending == 0) {
+      s->p->state = PIECE_READY;
+      s->p->n_runs = 0;
+      s->p->digested = 1;
+    }
+  }
+}
+
+/* Takes the next extent from the plan into pl->cur. */
+static int next_extent(vhdup__pipeline *pl) {
+  if (pl->have_cur)
+    return 1;
+  if (pl->plan_done)
+    return 0;
+  vhdup__err err;
+  vhdup__err_clear(&err);
+  int rc = vhdup__extent_next(pl->it, &pl->cur, &err);
+  if (rc < 0) {
+    fail(pl, rc, "%s", err.msg[0] ? err.msg : vhdup_strerror(rc));
+    pl->plan_done = 1;
+    return 0;
+  }
+  if (rc == 0) {
+    pl->plan_done = 1;
+    pl->st.vbytes_done = pl->virtual_size;
+    return 0;
+  }
+  pl->have_cur = 1;
+  pl->cur_used = 0;
+  return 1;
+}
+
+/* Fills one piece from the plan: it starts at a data extent and takes
+ * following extents while they are contiguous, fit, and any zero extent in
+ * between is short. Returns 0 when the plan has no more data. */
+static int fill_piece(vhdup__pipeline *pl, piece *p) {
+  p->len = 0;
+  p->n_sub = 0;
+  while (next_extent(pl)) {
+    vhdup__extent *e = &pl->cur;
+    uint64_t left = e->length - pl->cur_used;
+    uint64_t voff = e->virtual_offset + pl->cur_used;
+    if (e->src == NULL) {
+      pl->st.vbytes_done = voff + left;
+      if (p->len == 0) {
+        pl->have_cur = 0; /* zeros before any data: nothing to read */
+        continue;
+      }
+      if (left > INLINE_ZERO_MAX || p->len + left > VHDUP__PIECE_MAX)
+        break;
+      memset(p->buf + p->len, 0, left);
+      p->len += left;
+      pl->have_cur = 0;
+      continue;
+    }
+    if (p->len == 0)
+      p->voff = voff;
+    size_t room = VHDUP__PIECE_MAX - p->len;
+    if (room == 0 || p->n_sub == MAX_SUBREADS)
+      break;
+    size_t take = left < room ? (size_t)left : room;
+    subread *s = &p->sub[p->n_sub++];
+    s->p = p;
+    s->fd = vhdup__file_fd(e->src);
+    s->buf_off = p->len;
+    s->len = take;
+    s->file_off = e->file_offset + pl->cur_used;
+    p->len += take;
+    pl->cur_used += take;
+    pl->st.bytes_planned += take;
+    pl->st.vbytes_done = voff + take;
+    if (pl->cur_used == e->length)
+      pl->have_cur = 0;
+  }
+  return p->len > 0;
+}
+
+static void fill_pieces(vhdup__pipeline *pl) {
+  while (!pl->stopping && pl->free_pieces != NULL && !pl->plan_done) {
+    piece *p = pl->free_pieces;
+    if (!fill_piece(pl, p))
+      break;
+    pl->free_pieces = p->next_free;
+    p->state = PIECE_READING;
+    p->seq = pl->next_seq++;
+    p->read_error = 0;
+    p->n_runs = p->next_run = 0;
+    p->writes_alive = 0;
+    p->digested = !pl->digest_on;
+    p->reads_pending = p->n_sub;
+    for (unsigned i = 0; i < p->n_sub; i++)
+      start_read(pl, &p->sub[i]);
+  }
+}
+
+/* ---- the whole-disk digest, in offset order on the thread pool ---- */
+
+static void digest_zeros(vhdup__md5_ctx *m, uint64_t n) {
+  while (n > 0) {
+    size_t k = n < sizeof(zeros) ? (size_t)n : sizeof(zeros);
+    vhdup__md5_update(m, zeros, k);
+    n -= k;
+  }
+}
+
+static void digest_work(uv_work_t *req) {
+  vhdup__pipeline *pl = req->data;
+  piece *p = pl->digest_piece;
+  uint64_t upto = p != NULL ? p->voff : pl->o.blob_size - (pl->o.write_footer ? 512 : 0);
+  digest_zeros(&pl->digest, upto - pl->digest_pos);
+  if (p != NULL) {
+    vhdup__md5_update(&pl->digest, p->buf, p->len);
+    pl->digest_pos = p->voff + p->len;
+  } else {
+    if (pl->o.write_footer)
+      vhdup__md5_update(&pl->digest, pl->footer_buf, sizeof(pl->footer_buf));
+    vhdup__md5_final(&pl->digest, pl->st.disk_md5);
+    pl->digest_pos = pl->o.blob_size;
+  }
+}
+
+static void digest_done(uv_work_t *req, int status) {
+  vhdup__pipeline *pl = req->data;
+  (void)status;
+  pl->works_pending--;
+  pl->digest_busy = 0;
+  if (pl->digest_piece != NULL) {
+    pl->digest_piece->digested = 1;
+    pl->digest_seq++;
+  } else {
+    pl->digest_tail_done = 1;
+    pl->st.has_disk_md5 = 1;
+  }
+  pl->digest_piece = NULL;
+  pump(pl);
+}
+
+static void start_digest(vhdup__pipeline *pl, piece *p) {
+  pl->digest_piece = p;
+  pl->digest_busy = 1;
+  pl->digest_work.data = pl;
+  pl->works_pending++;
+  int rc = uv_queue_work(pl->loop, &pl->digest_work, digest_work, digest_done);
+  if (rc != 0) {
+    pl->works_pending--;
+    pl->digest_busy = 0;
+    fail(pl, rc, "cannot queue work: %s", uv_strerror(rc));
+  }
+}
+
+static void advance_digest(vhdup__pipeline *pl) {
+  if (!pl->digest_on || pl->digest_busy || pl->stopping)
+    return;
+  for (unsigned i = 0; i < pl->n_pieces; i++) {
+    piece *p = &pl->pieces[i];
+    if (p->state != PIECE_FREE && p->seq == pl->digest_seq && !p->digested &&
+        (p->state == PIECE_SCANNING || p->state == PIECE_READY)) {
+      start_digest(pl, p);
+      return;
+    }
+  }
+}
+
+/* ---- sending ---- */
+
+static piece *oldest_with_runs(vhdup__pipeline *pl) {
+  piece *best = NULL;
+  for (unsigned i = 0; i < pl->n_pieces; i++) {
+    piece *p = &pl->pieces[i];
+    if (p->state == PIECE_READY && p->next_run < p->n_runs && (best == NULL || p->seq < best->seq))
+      best = p;
+  }
+  return best;
+}
+
+static void send_writes(vhdup__pipeline *pl) {
+  uint64_t now = uv_now(pl->loop);
+  while (!pl->stopping && pl->in_flight < pl->o.connections && pl->retry_head != NULL &&
+         pl->retry_head->due <= now) {
+    pagewrite *w = pl->retry_head;
+    pl->retry_head = w->next;
+    start_write(pl, w);
+  }
+  arm_timer(pl);
+  while (!pl->stopping && pl->in_flight < pl->o.connections) {
+    piece *p = oldest_with_runs(pl);
+    if (p == NULL)
+      break;
+    size_t i = p->next_run++;
+    const vhdup__run *run = &p->runs[i];
+    uint64_t off = p->voff + run->offset;
+    if (pl->o.is_done != NULL && pl->o.is_done(pl->o.journal_ctx, off, run->length)) {
+      pl->st.bytes_skipped += run->length;
+      continue;
+    }
+    pagewrite *w = write_get(pl);
+    if (w == NULL) {
+      fail(pl, VHDUP_ENOMEM, "out of memory");
+      break;
+    }
+    w->p = p;
+    p->writes_alive++;
+    w->sw.offset = off;
+    w->sw.length = run->length;
+    w->sw.data = p->buf + run->offset;
+    if (p->md5s != NULL) {
+      w->sw.has_md5 = 1;
+      memcpy(w->sw.md5, p->md5s[i], 16);
+    }
+    start_write(pl, w);
+  }
+}
+
+static void release_pieces(vhdup__pipeline *pl) {
+  for (unsigned i = 0; i < pl->n_pieces; i++) {
+    piece *p = &pl->pieces[i];
+    if (p->state != PIECE_READY || p->writes_alive > 0)
+      continue;
+    if (pl->stopping || (p->next_run >= p->n_runs && p->digested))
+      piece_release(pl, p);
+  }
+}
+
+static int data_phase_over(vhdup__pipeline *pl) {
+  if (!pl->plan_done || pl->writes_alive > 0 || pl->reads_pending > 0)
+    return 0;
+  for (unsigned i = 0; i < pl->n_pieces; i++)
+    if (pl->pieces[i].state != PIECE_FREE)
+      return 0;
+  return 1;
+}
+
+static void finish_cb(vhdup__sink *s, const vhdup__sink_result *r, void *data) {
+  vhdup__pipeline *pl = data;
+  (void)s;
+  pl->works_pending--;
+  if (r->error != 0)
+    fail(pl, r->error, "finishing: %s", r->message ? r->message : vhdup_strerror(r->error));
+  else
+    pl->phase = VHDUP__PHASE_DONE;
+  pump(pl);
+}
+
+static void prepare_cb(vhdup__sink *s, const vhdup__sink_result *r, void *data) {
+  vhdup__pipeline *pl = data;
+  (void)s;
+  if (r->error != 0)
+    fail(pl, r->error, "%s", r->message ? r->message : vhdup_strerror(r->error));
+  else if (!pl->stopping)
+    pl->phase = VHDUP__PHASE_DATA;
+  pl->works_pending--;
+  pump(pl);
+}
+
+static void fire_done(vhdup__pipeline *pl) {
+  if (pl->done_fired)
+    return;
+  pl->done_fired = 1;
+  if (pl->status == 0 && pl->phase != VHDUP__PHASE_DONE)
+    pl->status = VHDUP_ECANCELED;
+  pl->st.phase = pl->phase;
+  if (pl->done_cb != NULL)
+    pl->done_cb(pl, pl->status, pl->status ? pl->message : NULL, pl->done_data);
+}
+
+static void pump(vhdup__pipeline *pl) {
+  if (pl->pumping) {
+    pl->pump_again = 1;
+    return;
+  }
+  pl->pumping = 1;
+  do {
+    pl->pump_again = 0;
+    if (pl->stopping) {
+      /* Waiting retries hold no request: drop them now. */
+      while (pl->retry_head != NULL) {
+        pagewrite *w = pl->retry_head;
+        pl->retry_head = w->next;
+        write_put(pl, w);
+      }
+      uv_timer_stop(&pl->retry_timer);
+      release_pieces(pl);
+      if (pl->in_flight == 0 && pl->works_pending == 0 && pl->reads_pending == 0)
+        fire_done(pl);
+      continue;
+    }
+    switch (pl->phase) {
+    case VHDUP__PHASE_DATA:
+      fill_pieces(pl);
+      advance_digest(pl);
+      send_writes(pl);
+      release_pieces(pl);
+      if (data_phase_over(pl) && !pl->stopping) {
+        pl->phase = VHDUP__PHASE_FOOTER;
+        pl->pump_again = 1;
+      }
+      break;
+    case VHDUP__PHASE_FOOTER:
+      if (pl->digest_on && !pl->digest_tail_done) {
+        if (!pl->digest_busy)
+          start_digest(pl, NULL);
+        break;
+      }
+      if (!pl->o.write_footer || (pl->footer_started && pl->writes_alive == 0)) {
+        pl->phase = VHDUP__PHASE_FINISH;
+        pl->works_pending++;
+        pl->sink->ops->finish(pl->sink, pl->st.has_disk_md5 ? pl->st.disk_md5 : NULL, finish_cb,
+                              pl);
+        break;
+      }
+      if (!pl->footer_started) {
+        pl->footer_started = 1;
+        pagewrite *w = &pl->footer;
+        memset(w, 0, sizeof(*w));
+        w->pl = pl;
+        pl->writes_alive++;
+        w->sw.offset = pl->o.blob_size - VHDUP__FOOTER_SIZE;
+        w->sw.length = VHDUP__FOOTER_SIZE;
+        w->sw.data = pl->footer_buf;
+        if (pl->o.md5) {
+          w->sw.has_md5 = 1;
+          (void)vhdup__md5_digest(pl->footer_buf, VHDUP__FOOTER_SIZE, w->sw.md5);
+        }
+        start_write(pl, w);
+      }
+      send_writes(pl); /* the footer's retries */
+      break;
+    case VHDUP__PHASE_DONE:
+      fire_done(pl);
+      break;
+    default:
+      break;
+    }
+  } while (pl->pump_again);
+  pl->pumping = 0;
+}
+
+int vhdup__pipeline_start(vhdup__pipeline *pl, vhdup__pipeline_done_cb cb, void *data) {
+  if (pl->started)
+    return VHDUP_EBUSY;
+  pl->started = 1;
+  pl->done_cb = cb;
+  pl->done_data = data;
+  memcpy(pl->footer_buf, pl->o.footer, sizeof(pl->footer_buf));
+  pl->phase = VHDUP__PHASE_PREPARE;
+  pl->works_pending++;
+  pl->sink->ops->prepare(pl->sink, pl->o.blob_size, prepare_cb, pl);
+  return 0;
+}
+
+void vhdup__pipeline_cancel(vhdup__pipeline *pl) {
+  if (!pl->started || pl->done_fired)
+    return;
+  fail(pl, VHDUP_ECANCELED, "canceled");
+  pump(pl);
+}
+
+void vhdup__pipeline_get_stats(const vhdup__pipeline *pl, vhdup__pipeline_stats *st) {
+  *st = pl->st;
+  st->in_flight = pl->in_flight;
+  st->phase = pl->phase;
+}
+
+static void timer_closed(uv_handle_t *h) {
+  vhdup__pipeline *pl = h->data;
+  if (pl->close_cb != NULL)
+    pl->close_cb(pl);
+  for (unsigned i = 0; i < pl->n_pieces; i++) {
+    vhdup__free(pl->pieces[i].buf);
+    vhdup__free(pl->pieces[i].runs);
+    vhdup__free(pl->pieces[i].md5s);
+  }
+  vhdup__free(pl->pieces);
+  while (pl->free_writes != NULL) {
+    pagewrite *w = pl->free_writes;
+    pl->free_writes = w->next;
+    vhdup__free(w);
+  }
+  if (pl->digest_on)
+    vhdup__md5_free(&pl->digest);
+  vhdup__extent_iter_free(pl->it);
+  vhdup__free(pl);
+}
+
+void vhdup__pipeline_close(vhdup__pipeline *pl, void (*close_cb)(vhdup__pipeline *p)) {
+  pl->close_cb = close_cb;
+  uv_close((uv_handle_t *)&pl->retry_timer, timer_closed);
+}
