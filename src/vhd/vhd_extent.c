@@ -151,9 +151,11 @@ int vhdup__extent_next(vhdup__extent_iter *it, vhdup__extent *e, vhdup__err *err
   while (len < it->max_len && it->pos < it->vsize) {
     const vhdup__src *src2;
     uint64_t off2;
+    /* A failure here ends the merge; the next call meets it again and
+     * reports it, so the extent already found is not lost. */
     n = resolve(it, it->pos, &src2, &off2, err);
     if (n < 0)
-      return (int)n;
+      break;
     if (src2 != src || (src != NULL && off2 != off + len))
       break;
     uint64_t take = (uint64_t)n < it->max_len - len ? (uint64_t)n : it->max_len - len;

@@ -239,19 +239,22 @@ static int find_footer(vhdup__disk *d, vhdup__fmt fmt, vhdup__footer *f, uint64_
       return vhdup__errf(err, head_cookie ? VHDUP_ETRUNCATED : VHDUP_EFORMAT,
                          "%s: file size %" PRIu64 " is too small for a VHD (512-byte footer)%s",
                          name, size, head_cookie ? " though it starts with 'conectix'" : "");
-    if (!end_cookie && head_cookie && head_rc != 0)
-      return vhdup__errf(err, head_rc,
-                         "%s: footer at offset %" PRIu64 ": %s; the copy at offset 0 is damaged "
-                         "too: %s",
-                         name, end_off, end_err.msg, head_err.msg);
-    if (!end_cookie && head_cookie)
-      return vhdup__errf(err, VHDUP_EFORMAT,
-                         "%s: footer at offset %" PRIu64 ": %s; the copy at offset 0 has disk "
-                         "type %" PRIu32 ", not a dynamic or differencing disk's",
-                         name, end_off, end_err.msg, head_f.disk_type);
-    if (end_cookie)
-      return vhdup__errf(err, end_rc, "%s: footer at offset %" PRIu64 ": %s", name, end_off,
-                         end_err.msg);
+    char copy[VHDUP__ERRMSG_MAX / 2];
+    copy[0] = '\0';
+    if (head_cookie && end_off != 0 && head_rc != 0)
+      snprintf(copy, sizeof(copy), "; the copy at offset 0 is damaged too: %.400s", head_err.msg);
+    else if (head_cookie && end_off != 0)
+      snprintf(copy, sizeof(copy),
+               "; the copy at offset 0 has disk type %" PRIu32
+               ", not a dynamic or differencing disk's",
+               head_f.disk_type);
+    if (end_cookie || head_cookie)
+      return vhdup__errf(err,
+                         end_cookie     ? end_rc
+                         : head_rc != 0 ? head_rc
+                                        : VHDUP_EFORMAT,
+                         "%s: footer at offset %" PRIu64 ": %s%s", name, end_off, end_err.msg,
+                         copy);
     if (size % VHDUP__SECTOR != 0)
       return vhdup__errf(err, VHDUP_EFORMAT,
                          "%s: file size %" PRIu64 " is not a multiple of 512 and the footer at "
@@ -572,8 +575,9 @@ static int open_parent(vhdup__disk *d, const vhdup__open_opts *opts, const char 
     if (rc < 0) {
       if (opts->parent_io->close_parent != NULL)
         opts->parent_io->close_parent(opts->parent_io->ctx, &psrc);
+      vhdup__errf(err, rc, "%s: opening parent '%s': %s", name, path, sub.msg);
       vhdup__free(path);
-      return vhdup__errf(err, rc, "%s", sub.msg);
+      return rc;
     }
     p->owns_src = 1;
     p->pio = *opts->parent_io;
@@ -652,15 +656,16 @@ static int open_layer(const vhdup__src *src, const vhdup__open_opts *opts, const
       uuid_str(expect_uuid, a);
       uuid_str(f.uuid, b);
       rc = vhdup__errf(err, VHDUP_EPARENT,
-                       "%s: parent UUID %s (dynamic header) does not match %s: footer at offset "
-                       "%" PRIu64 " has UUID %s",
-                       child_name, a, name, footer_off, b);
+                       "%s: footer at offset %" PRIu64 ": UUID %s does not match the parent "
+                       "UUID %s in %s's dynamic header",
+                       name, footer_off, b, a, child_name);
       goto fail;
     }
     if (f.current_size != expect_size) {
       rc = vhdup__errf(err, VHDUP_EPARENT,
-                       "%s: current size %" PRIu64 " differs from its parent %s's %" PRIu64,
-                       child_name, expect_size, name, f.current_size);
+                       "%s: footer at offset %" PRIu64 ": current size %" PRIu64
+                       " differs from the child %s's current size %" PRIu64,
+                       name, footer_off, f.current_size, child_name, expect_size);
       goto fail;
     }
   }
