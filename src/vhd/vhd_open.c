@@ -575,7 +575,12 @@ static int open_parent(vhdup__disk *d, const vhdup__open_opts *opts, const char 
     if (rc < 0) {
       if (opts->parent_io->close_parent != NULL)
         opts->parent_io->close_parent(opts->parent_io->ctx, &psrc);
-      vhdup__errf(err, rc, "%s: opening parent '%s': %s", name, path, sub.msg);
+      /* The failing file names itself; only the top says which parent it
+       * was opening, so a deep chain does not repeat every layer. */
+      if (depth > 0)
+        vhdup__errf(err, rc, "%s", sub.msg);
+      else
+        vhdup__errf(err, rc, "%s: opening parent '%s': %s", name, path, sub.msg);
       vhdup__free(path);
       return rc;
     }
