@@ -1,0 +1,937 @@
+/* The HTTP engine on a real libuv loop against real servers on loopback:
+ * test/net/echo_server.py always ($VHDUP_ECHO_SERVER), and the C test
+ * server ($VHDUP_TESTSERVER) when it is built. Both take the same
+ * /_control/faults and /_control/stats requests. Every test ends with
+ * uv_loop_close() == 0. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "net/http.h"
+#include "util/crypto.h"
+#include "vhdup.h"
+
+extern char **environ;
+
+#define MIB (1024u * 1024u)
+
+/* ---- servers ---- */
+
+typedef struct server {
+  pid_t pid;
+  int port;
+  char dir[64];
+} server;
+
+static server echo_srv;
+static server test_srv;
+static char base_url[64];
+
+static int start_server(server *s, char *const argv[]) {
+  char port_file[128];
+  FILE *f;
+  int i;
+  snprintf(s->dir, sizeof(s->dir), "/tmp/vhdup-net.XXXXXX");
+  if (mkdtemp(s->dir) == NULL)
+    return -1;
+  snprintf(port_file, sizeof(port_file), "%s/port", s->dir);
+  for (i = 0; argv[i] != NULL; i++)
+    if (strcmp(argv[i], "@PORTFILE@") == 0)
+      ((char **)argv)[i] = port_file;
+  if (posix_spawn(&s->pid, argv[0], NULL, NULL, argv, environ) != 0)
+    return -1;
+  for (i = 0; i < 200; i++) {
+    f = fopen(port_file, "r");
+    if (f != NULL) {
+      int ok = fscanf(f, "%d", &s->port) == 1;
+      fclose(f);
+      if (ok)
+        return 0;
+    }
+    usleep(50 * 1000);
+  }
+  return -1;
+}
+
+static void stop_server(server *s) {
+  char cmd[128];
+  if (s->pid > 0) {
+    kill(s->pid, SIGTERM);
+    waitpid(s->pid, NULL, 0);
+    s->pid = 0;
+  }
+  if (s->dir[0] != '\0') {
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", s->dir);
+    if (system(cmd) != 0)
+      fprintf(stderr, "could not remove %s\n", s->dir);
+  }
+}
+
+static int group_setup(void **state) {
+  const char *py = getenv("VHDUP_ECHO_SERVER");
+  char *argv[] = {"/usr/bin/env", "python3",    (char *)py, "--port", "0",
+                  "--port-file",  "@PORTFILE@", NULL};
+  (void)state;
+  signal(SIGPIPE, SIG_IGN);
+  if (py == NULL) {
+    fprintf(stderr, "VHDUP_ECHO_SERVER is not set\n");
+    return -1;
+  }
+  if (start_server(&echo_srv, argv) != 0)
+    return -1;
+  snprintf(base_url, sizeof(base_url), "http://127.0.0.1:%d", echo_srv.port);
+  return 0;
+}
+
+static int group_teardown(void **state) {
+  (void)state;
+  stop_server(&echo_srv);
+  stop_server(&test_srv);
+  return 0;
+}
+
+/* ---- loop and engine helpers ---- */
+
+typedef struct env {
+  uv_loop_t loop;
+  vhdup__http *h;
+  int closed;
+} env;
+
+typedef struct result {
+  int done;
+  int error;
+  int retryable;
+  long status;
+  char detail[512];
+  unsigned char *body;
+  size_t body_len;
+  int truncated;
+  double seconds;
+  char hdr_names[1024]; /* "Name\n" for each header, as received */
+  char want_value[256]; /* value of the header named in want */
+  const char *want;
+  int want_found;
+} result;
+
+static void result_free(result *r) {
+  free(r->body);
+  memset(r, 0, sizeof(*r));
+}
+
+static void env_init(env *e, const vhdup__http_opts *o) {
+  memset(e, 0, sizeof(*e));
+  assert_int_equal(uv_loop_init(&e->loop), 0);
+  assert_int_equal(vhdup__http_new(&e->loop, o, &e->h), 0);
+}
+
+static env *closing_env;
+
+static void mark_closed(vhdup__http *h) {
+  assert_ptr_equal(h, closing_env->h);
+  closing_env->closed++;
+}
+
+/* Runs the loop until *flag becomes non-zero, failing after 30 s. */
+static void run_until(env *e, const int *flag) {
+  uint64_t start = uv_hrtime();
+  while (!*flag) {
+    uv_run(&e->loop, UV_RUN_ONCE);
+    if (!*flag && uv_hrtime() - start > 30ull * 1000000000ull)
+      fail_msg("loop did not finish in 30 s");
+  }
+}
+
+static void env_close(env *e) {
+  closing_env = e;
+  vhdup__http_close(e->h, mark_closed);
+  vhdup__http_close(e->h, mark_closed); /* a second close does nothing */
+  assert_int_equal(e->closed, 0);       /* never from inside close */
+  uv_run(&e->loop, UV_RUN_DEFAULT);
+  assert_int_equal(e->closed, 1);
+  assert_int_equal(uv_loop_close(&e->loop), 0);
+}
+
+static void on_done(vhdup__http_xfer *x, const vhdup__http_resp *r, void *data) {
+  result *res = data;
+  size_t i, o = 0;
+  (void)x;
+  assert_int_equal(res->done, 0);
+  res->done = 1;
+  res->error = r->error;
+  res->retryable = r->retryable;
+  res->status = r->status;
+  res->truncated = r->body_truncated;
+  res->seconds = r->seconds;
+  assert_non_null(r->error_detail);
+  snprintf(res->detail, sizeof(res->detail), "%s", r->error_detail);
+  res->body = malloc(r->body_len + 1);
+  assert_non_null(res->body);
+  memcpy(res->body, r->body, r->body_len);
+  res->body[r->body_len] = '\0';
+  assert_int_equal(r->body[r->body_len], '\0');
+  res->body_len = r->body_len;
+  for (i = 0; i < r->n_headers; i++)
+    o += (size_t)snprintf(res->hdr_names + o,
+                          o < sizeof(res->hdr_names) ? sizeof(res->hdr_names) - o : 0, "%s\n",
+                          r->headers[i].name);
+  if (res->want != NULL) {
+    const char *v = vhdup__http_header_get(r, res->want);
+    if (v != NULL) {
+      res->want_found = 1;
+      snprintf(res->want_value, sizeof(res->want_value), "%s", v);
+    }
+  }
+}
+
+static void submit(env *e, const char *method, const char *url, const void *body, size_t len,
+                   const vhdup__http_header *hdrs, size_t n, result *res) {
+  vhdup__http_req rq;
+  memset(&rq, 0, sizeof(rq));
+  rq.method = method;
+  rq.url = url;
+  rq.body = body;
+  rq.body_len = len;
+  rq.headers = hdrs;
+  rq.n_headers = n;
+  assert_int_equal(vhdup__http_submit(e->h, &rq, on_done, res, NULL), 0);
+}
+
+/* One request, run to completion. want: a header whose value to keep. */
+static void request(env *e, const char *method, const char *path, const void *body, size_t len,
+                    const char *want, result *res) {
+  char url[512];
+  memset(res, 0, sizeof(*res));
+  res->want = want;
+  snprintf(url, sizeof(url), "%s%s", base_url, path);
+  submit(e, method, url, body, len, NULL, 0, res);
+  assert_int_equal(res->done, 0);
+  run_until(e, &res->done);
+}
+
+static void set_faults(env *e, const char *spec) {
+  result r;
+  request(e, "POST", "/_control/faults", spec, strlen(spec), NULL, &r);
+  assert_int_equal(r.error, 0);
+  assert_true(r.status == 200 || r.status == 204);
+  result_free(&r);
+}
+
+static long stat_field(env *e, const char *name) {
+  result r;
+  char key[64];
+  const char *p;
+  long v;
+  request(e, "GET", "/_control/stats", NULL, 0, NULL, &r);
+  assert_int_equal(r.error, 0);
+  assert_int_equal(r.status, 200);
+  snprintf(key, sizeof(key), "\"%s\"", name);
+  p = strstr((char *)r.body, key);
+  assert_non_null(p);
+  p = strchr(p, ':');
+  assert_non_null(p);
+  v = strtol(p + 1, NULL, 10);
+  result_free(&r);
+  return v;
+}
+
+static void md5_hex(const void *data, size_t len, char out[33]) {
+  uint8_t d[VHDUP__MD5_LEN];
+  int i;
+  assert_int_equal(vhdup__md5_digest(data, len, d), 0);
+  for (i = 0; i < 16; i++)
+    snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+static void fill(unsigned char *b, size_t n, unsigned seed) {
+  uint32_t x = seed * 2654435761u + 1;
+  size_t i;
+  for (i = 0; i < n; i++) {
+    x = x * 1103515245u + 12345u;
+    b[i] = (unsigned char)(x >> 16);
+  }
+}
+
+/* ---- tests ---- */
+
+static void test_methods(void **state) {
+  env e;
+  result r;
+  unsigned char body[1000];
+  (void)state;
+  fill(body, sizeof(body), 1);
+  env_init(&e, NULL);
+
+  request(&e, "PUT", "/c/obj?comp=page&sig=x", body, sizeof(body), "x-received-length", &r);
+  assert_int_equal(r.error, 0);
+  assert_int_equal(r.status, 201);
+  assert_string_equal(r.want_value, "1000");
+  assert_non_null(strstr(r.hdr_names, "X-Received-Length\n")); /* case kept */
+  result_free(&r);
+
+  request(&e, "GET", "/c/obj", NULL, 0, "x-MIXED-case-header", &r);
+  assert_int_equal(r.error, 0);
+  assert_int_equal(r.status, 200);
+  assert_int_equal(r.body_len, sizeof(body));
+  assert_memory_equal(r.body, body, sizeof(body));
+  assert_int_equal(r.truncated, 0);
+  assert_string_equal(r.want_value, "Value");
+  assert_true(r.seconds > 0 && r.seconds < 30);
+  result_free(&r);
+
+  request(&e, "HEAD", "/c/obj", NULL, 0, "content-length", &r);
+  assert_int_equal(r.error, 0);
+  assert_int_equal(r.status, 200);
+  assert_int_equal(r.body_len, 0);
+  assert_string_equal(r.want_value, "1000");
+  result_free(&r);
+
+  request(&e, "DELETE", "/c/obj", NULL, 0, NULL, &r);
+  assert_int_equal(r.error, 0);
+  assert_int_equal(r.status, 202);
+  result_free(&r);
+
+  request(&e, "GET", "/c/obj", NULL, 0, "x-ms-error-code", &r);
+  assert_int_equal(r.error, 0);
+  assert_int_equal(r.status, 404);
+  assert_string_equal(r.want_value, "BlobNotFound");
+  assert_non_null(strstr((char *)r.body, "<Code>BlobNotFound</Code>"));
+  result_free(&r);
+
+  request(&e, "HEAD", "/c/obj", NULL, 0, NULL, &r);
+  assert_int_equal(r.error, 0);
+  assert_int_equal(r.status, 404);
+  assert_int_equal(r.body_len, 0);
+  result_free(&r);
+
+  /* What goes on the wire: exact Content-Length, no Expect, no invented
+   * Content-Type, empty PUT says Content-Length: 0. */
+  request(&e, "PUT", "/_echo", body, 5, NULL, &r);
+  assert_int_equal(r.status, 200);
+  assert_non_null(strstr((char *)r.body, "PUT /_echo\n"));
+  assert_non_null(strstr((char *)r.body, "Content-Length: 5\n"));
+  assert_non_null(strstr((char *)r.body, "body-length: 5\n"));
+  assert_null(strstr((char *)r.body, "Expect"));
+  assert_null(strstr((char *)r.body, "Content-Type"));
+  assert_null(strstr((char *)r.body, "chunked"));
+  result_free(&r);
+
+  request(&e, "PUT", "/_echo", NULL, 0, NULL, &r);
+  assert_int_equal(r.status, 200);
+  assert_non_null(strstr((char *)r.body, "Content-Length: 0\n"));
+  result_free(&r);
+
+  request(&e, "POST", "/_echo", body, 7, NULL, &r);
+  assert_int_equal(r.status, 200);
+  assert_non_null(strstr((char *)r.body, "POST /_echo\n"));
+  assert_non_null(strstr((char *)r.body, "Content-Length: 7\n"));
+  assert_null(strstr((char *)r.body, "Content-Type"));
+  result_free(&r);
+
+  request(&e, "POST", "/_echo", NULL, 0, NULL, &r);
+  assert_int_equal(r.status, 200);
+  assert_non_null(strstr((char *)r.body, "Content-Length: 0\n"));
+  result_free(&r);
+
+  request(&e, "DELETE", "/_echo", NULL, 0, NULL, &r);
+  assert_int_equal(r.status, 200);
+  assert_non_null(strstr((char *)r.body, "DELETE /_echo\n"));
+  assert_null(strstr((char *)r.body, "Content-Length"));
+  result_free(&r);
+
+  request(&e, "GET", "/_echo", NULL, 0, NULL, &r);
+  assert_int_equal(r.status, 200);
+  assert_non_null(strstr((char *)r.body, "GET /_echo\n"));
+  result_free(&r);
+
+  /* A body on a method other than PUT/POST goes as an upload. */
+  request(&e, "PATCH", "/_echo", body, 3, NULL, &r);
+  assert_int_equal(r.status, 200);
+  assert_non_null(strstr((char *)r.body, "PATCH /_echo\n"));
+  assert_non_null(strstr((char *)r.body, "body-length: 3\n"));
+  result_free(&r);
+
+  /* Caller headers, an empty value, and a matching Content-Length. */
+  {
+    const vhdup__http_header hdrs[] = {{"x-ms-page-write", "update"},
+                                       {"X-Empty", ""},
+                                       {"Content-Length", "4"},
+                                       {"Content-Type", "application/octet-stream"}};
+    char url[128];
+    memset(&r, 0, sizeof(r));
+    snprintf(url, sizeof(url), "%s/_echo", base_url);
+    submit(&e, "POST", url, body, 4, hdrs, 4, &r);
+    run_until(&e, &r.done);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr((char *)r.body, "x-ms-page-write: update\n"));
+    assert_non_null(strstr((char *)r.body, "X-Empty: \n"));
+    assert_non_null(strstr((char *)r.body, "Content-Length: 4\n"));
+    assert_non_null(strstr((char *)r.body, "Content-Type: application/octet-stream\n"));
+    assert_null(strstr((char *)r.body, "urlencoded"));
+    result_free(&r);
+  }
+  env_close(&e);
+}
+
+static void test_invalid_requests(void **state) {
+  env e;
+  vhdup__http_req rq;
+  char url[128];
+  const vhdup__http_header crlf[] = {{"X-A", "b\r\nX-Injected: 1"}};
+  const vhdup__http_header badname[] = {{"X A", "b"}};
+  const vhdup__http_header badlen[] = {{"Content-Length", "5"}};
+  const vhdup__http_header te[] = {{"Transfer-Encoding", "chunked"}};
+  result r;
+  (void)state;
+  memset(&r, 0, sizeof(r));
+  env_init(&e, NULL);
+  snprintf(url, sizeof(url), "%s/x", base_url);
+  memset(&rq, 0, sizeof(rq));
+  rq.method = "GET";
+  rq.url = url;
+  assert_int_equal(vhdup__http_submit(e.h, &rq, NULL, &r, NULL), VHDUP_EINVAL);
+  rq.method = "GE T";
+  assert_int_equal(vhdup__http_submit(e.h, &rq, on_done, &r, NULL), VHDUP_EINVAL);
+  rq.method = "";
+  assert_int_equal(vhdup__http_submit(e.h, &rq, on_done, &r, NULL), VHDUP_EINVAL);
+  rq.method = "HEAD";
+  rq.body = "abc";
+  rq.body_len = 3;
+  assert_int_equal(vhdup__http_submit(e.h, &rq, on_done, &r, NULL), VHDUP_EINVAL);
+  rq.method = "PUT";
+  rq.body = NULL;
+  assert_int_equal(vhdup__http_submit(e.h, &rq, on_done, &r, NULL), VHDUP_EINVAL);
+  rq.body = "abc";
+  rq.url = "ftp://127.0.0.1/x";
+  assert_int_equal(vhdup__http_submit(e.h, &rq, on_done, &r, NULL), VHDUP_EURL);
+  rq.url = url;
+  rq.headers = crlf;
+  rq.n_headers = 1;
+  assert_int_equal(vhdup__http_submit(e.h, &rq, on_done, &r, NULL), VHDUP_EINVAL);
+  rq.headers = badname;
+  assert_int_equal(vhdup__http_submit(e.h, &rq, on_done, &r, NULL), VHDUP_EINVAL);
+  rq.headers = badlen;
+  assert_int_equal(vhdup__http_submit(e.h, &rq, on_done, &r, NULL), VHDUP_EINVAL);
+  rq.headers = te;
+  assert_int_equal(vhdup__http_submit(e.h, &rq, on_done, &r, NULL), VHDUP_EINVAL);
+  assert_int_equal(r.done, 0);
+  env_close(&e);
+
+  {
+    vhdup__http_opts o;
+    vhdup__http *h = NULL;
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    memset(&o, 0, sizeof(o));
+    o.connect_timeout_ms = -1;
+    assert_int_equal(vhdup__http_new(&loop, &o, &h), VHDUP_EINVAL);
+    o.connect_timeout_ms = 0;
+    o.upload_buffer_size = 100;
+    assert_int_equal(vhdup__http_new(&loop, &o, &h), VHDUP_EINVAL);
+    assert_int_equal(vhdup__http_new(NULL, NULL, &h), VHDUP_EINVAL);
+    assert_null(h);
+    assert_int_equal(uv_loop_close(&loop), 0);
+  }
+}
+
+/* Many concurrent PUTs through a small cap: all bytes arrive intact, the
+ * server never sees more than cap requests at once, and connections are
+ * reused instead of opened per request. */
+static void test_concurrent_puts(void **state) {
+  enum { N = 48, CAP = 4 };
+  env e;
+  vhdup__http_opts o;
+  vhdup__http_stats st;
+  static result res[N];
+  unsigned char *bufs[N];
+  size_t lens[N];
+  char url[N][160], md5[33];
+  long conns_before;
+  unsigned i;
+  (void)state;
+  memset(&o, 0, sizeof(o));
+  o.max_connections = CAP;
+  env_init(&e, &o);
+  set_faults(&e, "");
+  request(&e, "POST", "/_control/reset", "", 0, NULL, &res[0]);
+  result_free(&res[0]);
+  conns_before = stat_field(&e, "connections");
+  for (i = 0; i < N; i++) {
+    /* Sizes from 1 byte to 4 MiB, some 512-aligned, some not. */
+    lens[i] = i % 8 == 0 ? 4 * MIB : (i * 7919u * 512u + i) % (4 * MIB) + 1;
+    bufs[i] = malloc(lens[i]);
+    assert_non_null(bufs[i]);
+    fill(bufs[i], lens[i], i + 100);
+    snprintf(url[i], sizeof(url[i]), "%s/c/blob%u?comp=page&sig=s", base_url, i);
+    memset(&res[i], 0, sizeof(res[i]));
+    res[i].want = "X-Body-MD5";
+    submit(&e, "PUT", url[i], bufs[i], lens[i], NULL, 0, &res[i]);
+  }
+  vhdup__http_get_stats(e.h, &st);
+  assert_int_equal(st.in_flight, N);
+  for (i = 0; i < N; i++)
+    run_until(&e, &res[i].done);
+  vhdup__http_get_stats(e.h, &st);
+  assert_int_equal(st.in_flight, 0);
+  for (i = 0; i < N; i++) {
+    assert_int_equal(res[i].error, 0);
+    assert_int_equal(res[i].status, 201);
+    md5_hex(bufs[i], lens[i], md5);
+    assert_string_equal(res[i].want_value, md5);
+    result_free(&res[i]);
+  }
+  assert_true(stat_field(&e, "max_inflight") <= CAP);
+  assert_true(stat_field(&e, "max_inflight") >= 2);
+  vhdup__http_get_stats(e.h, &st);
+  assert_true(st.connections_opened <= CAP);
+  assert_true(stat_field(&e, "connections") - conns_before <= CAP);
+  assert_true(st.bytes_sent >= 6 * 4 * MIB);
+
+  /* Read two back. */
+  for (i = 0; i < 2; i++) {
+    result r;
+    char path[160];
+    vhdup__http_req rq;
+    memset(&rq, 0, sizeof(rq));
+    snprintf(path, sizeof(path), "%s/c/blob%u", base_url, i);
+    rq.method = "GET";
+    rq.url = path;
+    rq.max_response_body = 4 * MIB;
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(vhdup__http_submit(e.h, &rq, on_done, &r, NULL), 0);
+    run_until(&e, &r.done);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.body_len, lens[i]);
+    assert_memory_equal(r.body, bufs[i], lens[i]);
+    result_free(&r);
+  }
+  for (i = 0; i < N; i++)
+    free(bufs[i]);
+  env_close(&e);
+}
+
+static void test_keepalive_reuse(void **state) {
+  env e;
+  vhdup__http_opts o;
+  vhdup__http_stats st;
+  result r;
+  int i;
+  (void)state;
+  memset(&o, 0, sizeof(o));
+  o.max_connections = 2;
+  env_init(&e, &o);
+  for (i = 0; i < 20; i++) {
+    request(&e, i % 2 ? "GET" : "HEAD", "/_bytes/3000", NULL, 0, NULL, &r);
+    assert_int_equal(r.status, 200);
+    result_free(&r);
+  }
+  vhdup__http_get_stats(e.h, &st);
+  assert_int_equal(st.connections_opened, 1);
+  assert_int_equal(st.completed, 20);
+  assert_int_equal(st.submitted, 20);
+  assert_int_equal(st.peak_in_flight, 1);
+  env_close(&e);
+}
+
+static void test_truncation(void **state) {
+  env e;
+  vhdup__http_opts o;
+  vhdup__http_stats st;
+  result r;
+  size_t i;
+  (void)state;
+  memset(&o, 0, sizeof(o));
+  o.max_response_body = 1000;
+  env_init(&e, &o);
+  request(&e, "GET", "/_bytes/100000", NULL, 0, NULL, &r);
+  assert_int_equal(r.error, 0);
+  assert_int_equal(r.status, 200);
+  assert_int_equal(r.body_len, 1000);
+  assert_int_equal(r.truncated, 1);
+  for (i = 0; i < r.body_len; i++)
+    assert_int_equal(r.body[i], i % 251);
+  result_free(&r);
+  request(&e, "GET", "/_bytes/1000", NULL, 0, NULL, &r);
+  assert_int_equal(r.body_len, 1000);
+  assert_int_equal(r.truncated, 0);
+  result_free(&r);
+  /* The rest of the truncated body was read, so the connection stays. */
+  vhdup__http_get_stats(e.h, &st);
+  assert_int_equal(st.connections_opened, 1);
+  assert_true(st.bytes_received >= 101000);
+  env_close(&e);
+}
+
+static void test_server_errors(void **state) {
+  env e;
+  result r;
+  int i;
+  (void)state;
+  env_init(&e, NULL);
+  set_faults(&e, "503:3");
+  for (i = 0; i < 3; i++) {
+    request(&e, "PUT", "/c/e?comp=page", "abc", 3, "x-ms-error-code", &r);
+    assert_int_equal(r.error, 0);
+    assert_int_equal(r.status, 503);
+    assert_string_equal(r.want_value, "ServerBusy");
+    assert_non_null(strstr((char *)r.body, "<Code>ServerBusy</Code>"));
+    result_free(&r);
+  }
+  request(&e, "PUT", "/c/e?comp=page", "abc", 3, NULL, &r);
+  assert_int_equal(r.status, 201);
+  result_free(&r);
+  set_faults(&e, "500:2");
+  for (i = 0; i < 2; i++) {
+    request(&e, "PUT", "/c/e?comp=page", "abc", 3, "x-ms-error-code", &r);
+    assert_int_equal(r.error, 0);
+    assert_int_equal(r.status, 500);
+    assert_string_equal(r.want_value, "InternalError");
+    result_free(&r);
+  }
+  set_faults(&e, "");
+  env_close(&e);
+}
+
+static void test_reset(void **state) {
+  env e, ctl;
+  result r;
+  unsigned char *body = malloc(MIB);
+  (void)state;
+  assert_non_null(body);
+  fill(body, MIB, 7);
+  env_init(&ctl, NULL);
+  /* Two resets: libcurl resends once by itself if a reused connection dies
+   * before answering, so one reset might not be seen. */
+  set_faults(&ctl, "reset:2");
+  env_init(&e, NULL);
+  request(&e, "PUT", "/c/r?comp=page&sig=topsecret", body, MIB, NULL, &r);
+  assert_int_equal(r.error, VHDUP_ENET);
+  assert_int_equal(r.retryable, 1);
+  assert_true(r.detail[0] != '\0');
+  assert_null(strstr(r.detail, "topsecret"));
+  result_free(&r);
+  set_faults(&ctl, "");
+  request(&e, "PUT", "/c/r?comp=page", body, MIB, NULL, &r);
+  assert_int_equal(r.error, 0);
+  assert_int_equal(r.status, 201);
+  result_free(&r);
+  env_close(&e);
+  env_close(&ctl);
+  free(body);
+}
+
+static void test_stall_times_out(void **state) {
+  env e;
+  vhdup__http_opts o;
+  result r;
+  (void)state;
+  memset(&o, 0, sizeof(o));
+  o.low_speed_limit_bps = 1;
+  o.low_speed_time_s = 1;
+  env_init(&e, &o);
+  set_faults(&e, "stall:1");
+  request(&e, "PUT", "/c/s?comp=page", "abc", 3, NULL, &r);
+  assert_int_equal(r.error, VHDUP_ETIMEDOUT);
+  assert_int_equal(r.retryable, 1);
+  /* libcurl averages speed over about 5 s, so the 3 bytes sent keep the
+   * average above 1 B/s for a few seconds before the 1 s window starts. */
+  assert_true(r.seconds >= 0.9 && r.seconds < 9);
+  assert_non_null(strstr(r.detail, "curl error 28"));
+  result_free(&r);
+  env_close(&e);
+
+  /* The whole-request timeout, per request. */
+  env_init(&e, NULL);
+  set_faults(&e, "stall:1");
+  {
+    vhdup__http_req rq;
+    char url[128];
+    memset(&rq, 0, sizeof(rq));
+    memset(&r, 0, sizeof(r));
+    snprintf(url, sizeof(url), "%s/_bytes/10", base_url);
+    rq.method = "GET";
+    rq.url = url;
+    rq.total_timeout_ms = 700;
+    assert_int_equal(vhdup__http_submit(e.h, &rq, on_done, &r, NULL), 0);
+    run_until(&e, &r.done);
+    assert_int_equal(r.error, VHDUP_ETIMEDOUT);
+    assert_true(r.seconds >= 0.6 && r.seconds < 3);
+    result_free(&r);
+  }
+  request(&e, "GET", "/_bytes/10", NULL, 0, NULL, &r);
+  assert_int_equal(r.status, 200);
+  result_free(&r);
+  env_close(&e);
+}
+
+typedef struct cancel_ctx {
+  vhdup__http_xfer *x;
+  uv_timer_t timer;
+} cancel_ctx;
+
+static void on_cancel_timer(uv_timer_t *t) {
+  cancel_ctx *c = t->data;
+  vhdup__http_cancel(c->x);
+  vhdup__http_cancel(c->x); /* twice is harmless */
+  uv_close((uv_handle_t *)t, NULL);
+}
+
+static void test_cancel(void **state) {
+  env e;
+  result r;
+  cancel_ctx c;
+  vhdup__http_req rq;
+  char url[128];
+  (void)state;
+  env_init(&e, NULL);
+  set_faults(&e, "stall:1");
+  memset(&rq, 0, sizeof(rq));
+  memset(&r, 0, sizeof(r));
+  snprintf(url, sizeof(url), "%s/_bytes/10", base_url);
+  rq.method = "GET";
+  rq.url = url;
+  /* Mid-transfer: the server holds the request; cancel 200 ms later. */
+  assert_int_equal(vhdup__http_submit(e.h, &rq, on_done, &r, &c.x), 0);
+  uv_timer_init(&e.loop, &c.timer);
+  c.timer.data = &c;
+  uv_timer_start(&c.timer, on_cancel_timer, 200, 0);
+  run_until(&e, &r.done);
+  assert_int_equal(r.error, VHDUP_ECANCELED);
+  assert_int_equal(r.retryable, 0);
+  assert_true(r.seconds >= 0.15);
+  result_free(&r);
+
+  /* Before it started: the callback still comes from the loop. */
+  memset(&r, 0, sizeof(r));
+  assert_int_equal(vhdup__http_submit(e.h, &rq, on_done, &r, &c.x), 0);
+  vhdup__http_cancel(c.x);
+  assert_int_equal(r.done, 0);
+  run_until(&e, &r.done);
+  assert_int_equal(r.error, VHDUP_ECANCELED);
+  result_free(&r);
+
+  /* The engine works on after cancellations. */
+  request(&e, "GET", "/_bytes/10", NULL, 0, NULL, &r);
+  assert_int_equal(r.status, 200);
+  result_free(&r);
+  env_close(&e);
+}
+
+/* Closing from inside a completion callback while others are in flight. */
+typedef struct close_ctx {
+  env *e;
+  result stalled[3];
+  result last;
+  int resubmit_rc;
+  uv_timer_t timer;
+} close_ctx;
+
+static close_ctx *cc;
+
+static void on_last_done(vhdup__http_xfer *x, const vhdup__http_resp *r, void *data) {
+  vhdup__http_req rq;
+  on_done(x, r, data);
+  closing_env = cc->e;
+  vhdup__http_close(cc->e->h, mark_closed);
+  /* Nothing may be called back from inside close. */
+  assert_int_equal(cc->stalled[0].done + cc->stalled[1].done + cc->stalled[2].done, 0);
+  assert_int_equal(cc->e->closed, 0);
+  memset(&rq, 0, sizeof(rq));
+  rq.method = "GET";
+  rq.url = "http://127.0.0.1:1/";
+  cc->resubmit_rc = vhdup__http_submit(cc->e->h, &rq, on_done, &cc->last, NULL);
+}
+
+static void on_submit_last(uv_timer_t *t) {
+  vhdup__http_req rq;
+  char url[128];
+  memset(&rq, 0, sizeof(rq));
+  snprintf(url, sizeof(url), "%s/_bytes/10", base_url);
+  rq.method = "GET";
+  rq.url = url;
+  assert_int_equal(vhdup__http_submit(cc->e->h, &rq, on_last_done, &cc->last, NULL), 0);
+  uv_close((uv_handle_t *)t, NULL);
+}
+
+static void test_close_from_callback(void **state) {
+  env e;
+  close_ctx c;
+  vhdup__http_req rq;
+  char url[128];
+  int i;
+  (void)state;
+  memset(&c, 0, sizeof(c));
+  cc = &c;
+  c.e = &e;
+  env_init(&e, NULL);
+  set_faults(&e, "stall:3");
+  memset(&rq, 0, sizeof(rq));
+  snprintf(url, sizeof(url), "%s/_bytes/10", base_url);
+  rq.method = "GET";
+  rq.url = url;
+  for (i = 0; i < 3; i++)
+    assert_int_equal(vhdup__http_submit(e.h, &rq, on_done, &c.stalled[i], NULL), 0);
+  /* Late enough for the three to have reached the server and stalled. */
+  uv_timer_init(&e.loop, &c.timer);
+  uv_timer_start(&c.timer, on_submit_last, 300, 0);
+  uv_run(&e.loop, UV_RUN_DEFAULT);
+  assert_int_equal(c.last.done, 1);
+  assert_int_equal(c.last.error, 0);
+  assert_int_equal(c.last.status, 200);
+  assert_int_equal(c.resubmit_rc, VHDUP_ECANCELED);
+  for (i = 0; i < 3; i++) {
+    assert_int_equal(c.stalled[i].done, 1);
+    assert_int_equal(c.stalled[i].error, VHDUP_ECANCELED);
+    result_free(&c.stalled[i]);
+  }
+  result_free(&c.last);
+  assert_int_equal(e.closed, 1);
+  assert_int_equal(uv_loop_close(&e.loop), 0);
+
+  /* Close with requests submitted but never started. */
+  env_init(&e, NULL);
+  for (i = 0; i < 3; i++)
+    assert_int_equal(vhdup__http_submit(e.h, &rq, on_done, &c.stalled[i], NULL), 0);
+  env_close(&e);
+  for (i = 0; i < 3; i++) {
+    assert_int_equal(c.stalled[i].error, VHDUP_ECANCELED);
+    result_free(&c.stalled[i]);
+  }
+
+  /* Close of an engine that never did anything. */
+  env_init(&e, NULL);
+  env_close(&e);
+}
+
+static void test_refused(void **state) {
+  env e;
+  result r;
+  char url[128];
+  int fd, port;
+  struct sockaddr_in a;
+  socklen_t len = sizeof(a);
+  (void)state;
+  /* A port that was just free: bound, not listening, then closed. */
+  fd = socket(AF_INET, SOCK_STREAM, 0);
+  memset(&a, 0, sizeof(a));
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+  assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+  port = ntohs(a.sin_port);
+  close(fd);
+  env_init(&e, NULL);
+  memset(&r, 0, sizeof(r));
+  snprintf(url, sizeof(url), "http://127.0.0.1:%d/c/b?comp=page&sig=topsecret", port);
+  submit(&e, "PUT", url, "abc", 3, NULL, 0, &r);
+  run_until(&e, &r.done);
+  assert_int_equal(r.error, VHDUP_ENET);
+  assert_int_equal(r.retryable, 1);
+  assert_int_equal(r.status, 0);
+  assert_non_null(strstr(r.detail, "curl error 7"));
+  assert_null(strstr(r.detail, "topsecret"));
+  result_free(&r);
+  env_close(&e);
+}
+
+/* The verbose trace goes to stderr with the signature and Authorization
+ * removed. */
+static void test_verbose_redacts(void **state) {
+  env e;
+  vhdup__http_opts o;
+  result r;
+  char path[128], buf[65536];
+  const vhdup__http_header auth[] = {{"Authorization", "SharedKey acct:S3CR3TKEY="}};
+  int saved, fd;
+  ssize_t n;
+  char url[256];
+  (void)state;
+  snprintf(path, sizeof(path), "%s/trace", echo_srv.dir);
+  fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+  assert_true(fd >= 0);
+  fflush(stderr);
+  saved = dup(2);
+  dup2(fd, 2);
+  memset(&o, 0, sizeof(o));
+  o.verbose = 1;
+  o.user_agent = "vhdup-test/1";
+  env_init(&e, &o);
+  memset(&r, 0, sizeof(r));
+  snprintf(url, sizeof(url), "%s/c/v?comp=page&sig=topsecret%%3D&sv=1", base_url);
+  submit(&e, "PUT", url, "abc", 3, auth, 1, &r);
+  run_until(&e, &r.done);
+  assert_int_equal(r.status, 201);
+  result_free(&r);
+  env_close(&e);
+  fflush(stderr);
+  dup2(saved, 2);
+  close(saved);
+  n = pread(fd, buf, sizeof(buf) - 1, 0);
+  close(fd);
+  assert_true(n > 0);
+  buf[n] = '\0';
+  assert_non_null(strstr(buf, "sig=REDACTED&sv=1"));
+  assert_non_null(strstr(buf, "Authorization: REDACTED"));
+  assert_non_null(strstr(buf, "User-Agent: vhdup-test/1"));
+  assert_null(strstr(buf, "topsecret"));
+  assert_null(strstr(buf, "S3CR3TKEY"));
+}
+
+static void test_redact(void **state) {
+  char out[256];
+  const char *in;
+  (void)state;
+  in = "https://a.blob.core.windows.net/c/b?sv=2020&sig=abc%2Bdef%3D&se=x";
+  vhdup__http_redact(in, strlen(in), out, sizeof(out));
+  assert_string_equal(out, "https://a.blob.core.windows.net/c/b?sv=2020&sig=REDACTED&se=x");
+  in = "url 'http://h/p?SIG=zz' and sig%3Dqq&x";
+  vhdup__http_redact(in, strlen(in), out, sizeof(out));
+  assert_string_equal(out, "url 'http://h/p?SIG=REDACTED' and sig%3DREDACTED&x");
+  in = "no secrets";
+  assert_int_equal(vhdup__http_redact(in, strlen(in), out, sizeof(out)), strlen(in));
+  assert_string_equal(out, in);
+  in = "x?sig=";
+  vhdup__http_redact(in, strlen(in), out, sizeof(out));
+  assert_string_equal(out, "x?sig=REDACTED");
+  in = "?sig=abcdef";
+  assert_int_equal(vhdup__http_redact(in, strlen(in), out, 8), 7);
+  assert_string_equal(out, "?sig=RE");
+  assert_int_equal(vhdup__http_redact(in, strlen(in), out, 0), 0);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_redact),
+      cmocka_unit_test(test_methods),
+      cmocka_unit_test(test_invalid_requests),
+      cmocka_unit_test(test_concurrent_puts),
+      cmocka_unit_test(test_keepalive_reuse),
+      cmocka_unit_test(test_truncation),
+      cmocka_unit_test(test_server_errors),
+      cmocka_unit_test(test_reset),
+      cmocka_unit_test(test_stall_times_out),
+      cmocka_unit_test(test_cancel),
+      cmocka_unit_test(test_close_from_callback),
+      cmocka_unit_test(test_refused),
+      cmocka_unit_test(test_verbose_redacts),
+  };
+  return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
