@@ -58,6 +58,9 @@ void vhdup__cli_close_disk(vhdup__cli_disk *cd);
  * has no message, the code's description); returns the exit code. */
 int vhdup__cli_report(const char *file, int code, const vhdup__err *err);
 
+/* Prints "vhdup: warning: FILE: MSG" on stderr. */
+void vhdup__cli_warn(const char *file, const char *msg);
+
 /* "1 GiB", "1.50 MiB", "512 bytes": into buf, returned. */
 const char *vhdup__cli_human_size(uint64_t n, char *buf, size_t size);
 

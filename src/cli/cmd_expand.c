@@ -237,7 +237,7 @@ int vhdup__cmd_expand(int argc, char **argv) {
             vsize);
   }
   for (size_t i = 0; !quiet && vhdup__disk_warning(cd.disk, i) != NULL; i++)
-    fprintf(stderr, "vhdup: warning: %s: %s\n", job.file, vhdup__disk_warning(cd.disk, i));
+    vhdup__cli_warn(job.file, vhdup__disk_warning(cd.disk, i));
 
   job.partial = vhdup__malloc(strlen(job.out) + sizeof(".partial"));
   job.buf = vhdup__malloc(CHUNK);

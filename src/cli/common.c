@@ -74,17 +74,24 @@ int vhdup__cli_parse_format(const char *s, vhdup__fmt *out) {
   return 0;
 }
 
-int vhdup__cli_report(const char *file, int code, const vhdup__err *err) {
-  const char *msg = (err != NULL && err->msg[0] != '\0') ? err->msg : vhdup_strerror(code);
+/* The VHD core's messages and warnings usually start with the file name
+ * already; do not say it twice. */
+static void print_about(const char *kind, const char *file, const char *msg) {
   size_t n = strlen(file);
 
-  /* The VHD core's messages usually start with the file name already;
-   * do not say it twice. */
   if (strncmp(msg, file, n) == 0 && msg[n] == ':')
-    fprintf(stderr, "vhdup: %s\n", msg);
+    fprintf(stderr, "vhdup: %s%s\n", kind, msg);
   else
-    fprintf(stderr, "vhdup: %s: %s\n", file, msg);
+    fprintf(stderr, "vhdup: %s%s: %s\n", kind, file, msg);
+}
+
+int vhdup__cli_report(const char *file, int code, const vhdup__err *err) {
+  print_about("", file, (err != NULL && err->msg[0] != '\0') ? err->msg : vhdup_strerror(code));
   return vhdup__exit_code(code);
+}
+
+void vhdup__cli_warn(const char *file, const char *msg) {
+  print_about("warning: ", file, msg);
 }
 
 static char *dir_of(const char *path) {
