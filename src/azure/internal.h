@@ -1,0 +1,35 @@
+/* Helpers shared by the files of src/azure: a growable string with a sticky
+ * out-of-memory flag, and small ASCII utilities (locale-free on purpose:
+ * header names and XML tags are ASCII). */
+#ifndef VHDUP_AZURE_INTERNAL_H
+#define VHDUP_AZURE_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct vhdup__az_sb {
+  char *p;
+  size_t len;
+  size_t cap;
+  int oom;
+} vhdup__az_sb;
+
+void vhdup__az_sb_addn(vhdup__az_sb *sb, const char *s, size_t n);
+void vhdup__az_sb_add(vhdup__az_sb *sb, const char *s);
+void vhdup__az_sb_addc(vhdup__az_sb *sb, char c);
+void vhdup__az_sb_addu64(vhdup__az_sb *sb, uint64_t v);
+/* Returns the string (owned by the caller) or NULL if any append failed. */
+char *vhdup__az_sb_take(vhdup__az_sb *sb);
+void vhdup__az_sb_free(vhdup__az_sb *sb);
+
+static inline char vhdup__az_lower(char c) {
+  return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+}
+int vhdup__az_strcaseeq(const char *a, const char *b);
+int vhdup__az_strncaseeq(const char *a, const char *b, size_t n);
+int vhdup__az_hexval(char c);
+
+/* Wipes memory in a way the compiler keeps. */
+void vhdup__az_wipe(void *p, size_t n);
+
+#endif
