@@ -124,6 +124,10 @@ def main():
     ov = dynamic(16384, 4096, [0, 1])
     struct.pack_into(">I", ov, 1536 + 8, struct.unpack_from(">I", ov, 1536)[0] + 1)
     seeds["bad-bat-overlap"] = entry(ov)
+    # The same valid images with the harness's checksum repair turned on.
+    for name in ("fixed", "dyn-4k-out-of-order", "dyn-partial-bitmap", "diff-chain"):
+        data = seeds[name]
+        seeds[name + "-fixsum"] = bytes([data[0] | 0x80]) + data[1:]
     for name, data in seeds.items():
         assert len(data) < 65536, name
         with open(os.path.join(out, name), "wb") as f:
