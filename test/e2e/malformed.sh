@@ -60,3 +60,21 @@ cp "$T/disk.img" "$T/disk.data"
 expect_fail 3 "not a VHD" -- "$VHDUP" inspect "$T/disk.data"
 "$VHDUP" inspect --format raw "$T/disk.data" >/dev/null || fail "--format raw"
 pass "raw by name and by --format"
+
+# Interrupted: SIGINT mid-copy exits 130 and leaves neither OUT nor
+# OUT.partial. A 1 TiB all-hole raw image keeps expand busy reading zeros.
+truncate -s 1T "$T/huge.raw"
+"$VHDUP" expand --quiet "$T/huge.raw" "$T/huge.vhd" 2>"$T/err" &
+pid=$!
+for ((i = 0; i < 500; i++)); do
+  [ -e "$T/huge.vhd.partial" ] && break
+  sleep 0.01
+done
+[ -e "$T/huge.vhd.partial" ] || fail "expand of huge.raw never created its partial file"
+kill -INT "$pid"
+rc=0
+wait "$pid" || rc=$?
+[ "$rc" -eq 130 ] || fail "interrupted expand exited $rc: $(cat "$T/err")"
+grep -q "interrupted" "$T/err" || fail "no interruption message: $(cat "$T/err")"
+[ ! -e "$T/huge.vhd" ] && [ ! -e "$T/huge.vhd.partial" ] || fail "interrupted expand left files"
+pass "SIGINT: exit 130, nothing left behind"
