@@ -81,11 +81,12 @@ static uint64_t run_of(const uint8_t *bm, uint64_t s, uint64_t n, int v) {
 }
 
 /* Where the bytes at pos come from: *src NULL for zeros. Returns the length
- * for which that answer holds with contiguous file offsets, or a negative
- * error. */
-static int64_t resolve(vhdup__extent_iter *it, uint64_t pos, const vhdup__src **src,
+ * (at most want) for which that answer holds with contiguous file offsets,
+ * or a negative error. Bounding by want keeps bitmap scans in proportion
+ * to what is handed out, even with 2 GiB blocks. */
+static int64_t resolve(vhdup__extent_iter *it, uint64_t pos, uint64_t want, const vhdup__src **src,
                        uint64_t *file_off, vhdup__err *err) {
-  uint64_t limit = it->vsize - pos;
+  uint64_t limit = it->vsize - pos < want ? it->vsize - pos : want;
   for (unsigned k = 0; k < it->nlayers; k++) {
     layer *y = &it->layers[k];
     const vhdup__disk *d = y->d;
@@ -137,7 +138,7 @@ int vhdup__extent_next(vhdup__extent_iter *it, vhdup__extent *e, vhdup__err *err
     return 0;
   const vhdup__src *src;
   uint64_t off;
-  int64_t n = resolve(it, it->pos, &src, &off, err);
+  int64_t n = resolve(it, it->pos, it->max_len, &src, &off, err);
   if (n < 0)
     return (int)n;
   uint64_t len = (uint64_t)n < it->max_len ? (uint64_t)n : it->max_len;
@@ -153,7 +154,7 @@ int vhdup__extent_next(vhdup__extent_iter *it, vhdup__extent *e, vhdup__err *err
     uint64_t off2;
     /* A failure here ends the merge; the next call meets it again and
      * reports it, so the extent already found is not lost. */
-    n = resolve(it, it->pos, &src2, &off2, err);
+    n = resolve(it, it->pos, it->max_len - len, &src2, &off2, err);
     if (n < 0)
       break;
     if (src2 != src || (src != NULL && off2 != off + len))
