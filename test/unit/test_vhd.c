@@ -547,6 +547,35 @@ static void test_differencing_chain(void **state) {
   vhdup__disk_free(d);
 }
 
+/* A differencing disk over a fixed parent, found through W2ku (absolute,
+ * backslashes turned into slashes). */
+static void test_diff_over_fixed(void **state) {
+  (void)state;
+  memfs fs;
+  layout lc;
+  int co[] = {1};
+  vhdup__footer f;
+  memset(&fs, 0, sizeof(fs));
+  for (size_t i = 0; i < 8192; i++)
+    img_a[i] = 0xee;
+  fill_footer(&f, VHDUP__DISK_FIXED, 8192, UINT64_MAX, 0x44);
+  vhdup__footer_encode(&f, img_a + 8192);
+  size_t len = build_dyn(img_c, 8192, 4096, VHDUP__DISK_DIFFERENCING, co, 1, 0xc0, 0x55, 0x44, &lc);
+  img_c[lc.block_off[1]] = 0x0f; /* sectors 4..7 of block 1 */
+  set_locator(img_c, &lc, 1, "W2ku", "C:\\vms\\base.vhd");
+  fs.path[0] = "C:/vms/base.vhd";
+  fs.buf[0] = img_a;
+  fs.len[0] = 8192 + 512;
+  vhdup__parent_io pio = {&fs, mem_open, mem_close};
+  vhdup__open_opts opts = {VHDUP__FMT_AUTO, &pio, NULL, NULL};
+  vhdup__disk *d = open_ok(img_c, len, "c.vhd", &opts);
+  assert_string_equal(vhdup__disk_parent_path(d), "C:/vms/base.vhd");
+  assert_int_equal(render(d, 0, vbuf, CAP), 2);
+  for (int s = 0; s < 16; s++)
+    assert_int_equal(vbuf[s * 512 + 3], s >= 12 ? 0xc1 : 0xee);
+  vhdup__disk_free(d);
+}
+
 static void test_parent_errors(void **state) {
   (void)state;
   memfs fs;
@@ -906,6 +935,7 @@ int main(void) {
       cmocka_unit_test(test_hostile_bat),
       cmocka_unit_test(test_alloc_failures),
       cmocka_unit_test(test_bitmap_read_error),
+      cmocka_unit_test(test_diff_over_fixed),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
