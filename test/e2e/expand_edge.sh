@@ -59,3 +59,19 @@ cp "$T/cases/chain_w2ku.vhd" "$T/moved/child.vhd"
 truncate -s "$(stat -c %s "$T/cases/chain_w2ku.vhd.raw")" "$T/moved/out.vhd"
 python3 "$MKVHD" cmp "$T/cases/chain_w2ku.vhd.raw" "$T/moved/out.vhd" || fail "--parent expansion differs"
 pass "--parent"
+
+# A chain whose layers have different block sizes (4 KiB under 2 MiB),
+# made from a JSON spec.
+mkdir "$T/spec"
+cat >"$T/spec/s.json" <<JSON
+{"path": "$T/spec/top.vhd", "kind": "differencing", "size": 6291456,
+ "blocks": [{"index": 2, "bitmap": [[0, 3], [4000, 96]]}, {"index": 0, "bitmap": "odd", "zero_every": 4}],
+ "parent": {"path": "$T/spec/base.vhd", "kind": "dynamic", "size": 6291456, "block_size": 4096,
+            "blocks": [{"index": 1535, "bitmap": "full"}, {"index": 5}, {"index": 1030, "bitmap": "last"},
+                       {"index": 1}]}}
+JSON
+python3 "$MKVHD" spec "$T/spec/s.json"
+"$VHDUP" expand --no-resize --quiet "$T/spec/top.vhd" "$T/spec/out.vhd"
+truncate -s 6291456 "$T/spec/out.vhd"
+python3 "$MKVHD" cmp "$T/spec/top.vhd.raw" "$T/spec/out.vhd" || fail "mixed block sizes: expansion differs"
+pass "chain with 4 KiB blocks under 2 MiB blocks"

@@ -13,6 +13,16 @@ the raw expansion the disk must read as. Python 3 standard library only.
                                bad = must fail with expect_exit, stderr
                                matching regex; warn = succeeds, equals
                                file.raw, stderr matches regex)
+  mkvhd.py spec SPEC.json     one disk (and its parents) from a JSON spec:
+                              {"path", "kind": fixed|dynamic|differencing,
+                               "size", "block_size", "creator",
+                               "blocks": [{"index", "bitmap", "seed",
+                                           "zero_every"}, ...] (file order),
+                               "locators": ["W2ru", "W2ku", "MacX"],
+                               "parent": {another spec}}
+                              bitmap: "full", "none", "odd", "last" or
+                              [[first_sector, count], ...]; writes PATH and
+                              PATH.raw (and each parent's)
   mkvhd.py big OUT.vhd VSIZE MIB_OF_DATA [--block-size N]
                               a dynamic disk of VSIZE bytes holding
                               MIB_OF_DATA MiB spread evenly across it
@@ -606,7 +616,29 @@ def read_footer(path):
     }
 
 
+def disk_from_spec(spec):
+    parent = disk_from_spec(spec['parent']) if 'parent' in spec else None
+    blocks = [Block(b['index'], b.get('bitmap', 'full'), b.get('seed'), b.get('zero_every', 0))
+              for b in spec.get('blocks', [])]
+    kw = {}
+    if 'creator' in spec:
+        kw['creator'] = spec['creator'].encode('latin-1')
+    if 'locators' in spec:
+        kw['locators'] = tuple(spec['locators'])
+    if 'max_entries' in spec:
+        kw['max_entries'] = spec['max_entries']
+    disk = Disk(spec['path'], spec['kind'], spec['size'], spec.get('block_size', 2 * MiB),
+                blocks, parent=parent, **kw)
+    disk.write()
+    disk.write_raw()
+    return disk
+
+
 def main(argv):
+    if len(argv) == 3 and argv[1] == 'spec':
+        with open(argv[2]) as f:
+            disk_from_spec(json.load(f))
+        return 0
     if len(argv) >= 3 and argv[1] == 'cases':
         for row in write_cases(argv[2]):
             pass
