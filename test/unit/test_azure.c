@@ -183,6 +183,23 @@ static void test_connstr_full(void **state) {
   assert_int_equal(c.key_len, 64);
   vhdup__az_cred_free(&c);
 
+  /* Azurite's documented full connection string, then a destination
+   * joined to its endpoint and signed with its key. */
+  assert_int_equal(
+      vhdup__az_connstr_parse(
+          "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=" VHDUP__AZ_DEV_KEY
+          ";BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;",
+          &c, &e),
+      0);
+  assert_string_equal(c.blob_endpoint, "http://127.0.0.1:10000/devstoreaccount1");
+  vhdup__az_url u;
+  assert_int_equal(vhdup__az_url_join(c.blob_endpoint, "vhds/disk.vhd", 0, &u, &e), 0);
+  vhdup__az_blob b;
+  assert_int_equal(vhdup__az_blob_init(&b, &u, &c, NULL, &e), 0);
+  assert_int_equal(b.auth, VHDUP__AZ_AUTH_SHARED_KEY);
+  vhdup__az_blob_free(&b);
+  vhdup__az_url_free(&u);
+  vhdup__az_cred_free(&c);
   assert_int_equal(
       vhdup__az_connstr_parse("AccountName=abc;SharedAccessSignature=?sv=1&sig=x", &c, &e), 0);
   assert_string_equal(c.sas, "sv=1&sig=x");
@@ -264,6 +281,12 @@ static void test_env(void **state) {
   vhdup__err e;
   fake_env none = {{NULL}, {NULL}};
   assert_int_equal(vhdup__az_cred_from_env(fake_getenv, &none, &c, &e), 0);
+  assert_int_equal(c.kind, VHDUP__AZ_AUTH_NONE);
+  vhdup__az_cred_free(&c);
+
+  /* An account alone is no credential (the CLI would log in instead). */
+  fake_env acct_only = {{"AZURE_STORAGE_ACCOUNT"}, {"acct1"}};
+  assert_int_equal(vhdup__az_cred_from_env(fake_getenv, &acct_only, &c, &e), 0);
   assert_int_equal(c.kind, VHDUP__AZ_AUTH_NONE);
   vhdup__az_cred_free(&c);
 
