@@ -107,6 +107,7 @@ struct vhdup__pipeline {
   int pumping;
   int pump_again;
   int done_fired;
+  int done_pending;
   vhdup__pipeline_done_cb done_cb;
   void *done_data;
 
@@ -272,11 +273,19 @@ static uint64_t backoff_ms(vhdup__pipeline *pl, unsigned attempt, uint64_t hint_
   return delay < hint_ms ? hint_ms : delay;
 }
 
+static void fire_done(vhdup__pipeline *pl);
+
 static void retry_timer_cb(uv_timer_t *t) {
-  pump(t->data);
+  vhdup__pipeline *pl = t->data;
+  if (pl->done_pending)
+    fire_done(pl);
+  else
+    pump(pl);
 }
 
 static void arm_timer(vhdup__pipeline *pl) {
+  if (pl->done_pending)
+    return;
   if (pl->retry_head == NULL) {
     uv_timer_stop(&pl->retry_timer);
     return;
@@ -685,10 +694,21 @@ static void prepare_cb(vhdup__sink *s, const vhdup__sink_result *r, void *data) 
   pump(pl);
 }
 
+/* done_cb runs from the timer, never from inside a call the owner made
+ * (start, cancel) nor from inside a sink's callback. */
+static void defer_done(vhdup__pipeline *pl) {
+  if (pl->done_pending || pl->done_fired)
+    return;
+  pl->done_pending = 1;
+  uv_timer_stop(&pl->retry_timer);
+  uv_timer_start(&pl->retry_timer, retry_timer_cb, 0, 0);
+}
+
 static void fire_done(vhdup__pipeline *pl) {
   if (pl->done_fired)
     return;
   pl->done_fired = 1;
+  pl->done_pending = 0;
   if (pl->status == 0 && pl->phase != VHDUP__PHASE_DONE)
     pl->status = VHDUP_ECANCELED;
   pl->st.phase = pl->phase;
@@ -711,10 +731,11 @@ static void pump(vhdup__pipeline *pl) {
         pl->retry_head = w->next;
         write_put(pl, w);
       }
-      uv_timer_stop(&pl->retry_timer);
+      if (!pl->done_pending)
+        uv_timer_stop(&pl->retry_timer);
       release_pieces(pl);
       if (pl->in_flight == 0 && pl->works_pending == 0 && pl->reads_pending == 0)
-        fire_done(pl);
+        defer_done(pl);
       continue;
     }
     switch (pl->phase) {
@@ -759,7 +780,7 @@ static void pump(vhdup__pipeline *pl) {
       send_writes(pl); /* the footer's retries */
       break;
     case VHDUP__PHASE_DONE:
-      fire_done(pl);
+      defer_done(pl);
       break;
     default:
       break;
@@ -786,6 +807,10 @@ void vhdup__pipeline_cancel(vhdup__pipeline *pl) {
     return;
   fail(pl, VHDUP_ECANCELED, "canceled");
   pump(pl);
+}
+
+void *vhdup__pipeline_data(const vhdup__pipeline *pl) {
+  return pl->done_data;
 }
 
 void vhdup__pipeline_get_stats(const vhdup__pipeline *pl, vhdup__pipeline_stats *st) {

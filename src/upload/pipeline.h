@@ -80,6 +80,9 @@ int vhdup__pipeline_start(vhdup__pipeline *p, vhdup__pipeline_done_cb cb, void *
  * then done_cb fires with VHDUP_ECANCELED. Safe from any vhdup callback. */
 void vhdup__pipeline_cancel(vhdup__pipeline *p);
 
+/* The data given to vhdup__pipeline_start(). */
+void *vhdup__pipeline_data(const vhdup__pipeline *p);
+
 void vhdup__pipeline_get_stats(const vhdup__pipeline *p, vhdup__pipeline_stats *st);
 
 /* Frees a pipeline whose done_cb has fired (or that never started). Its

@@ -69,6 +69,7 @@ struct vhdup__sink {
   const vhdup__sink_ops *ops;
   vhdup__sink_info info;
   unsigned max_in_flight; /* the most writes it takes at once */
+  void *data;             /* the owner's */
 };
 
 #endif
