@@ -1,9 +1,11 @@
 /* Fuzzes the VHD reader: the first 4 bytes (big-endian) give the child's
  * length, the child follows, and whatever remains is offered as the parent
  * for any path a differencing disk asks for, so whole chains are fuzzed.
- * When the length's top bit is set, the harness first repairs the
+ * The length's top bits are flags: bit 31 makes the harness repair the
  * checksums of both images' footers (end and copy at 0) and dynamic
- * headers, so mutations get past the checksums into the structure. */
+ * headers first, so mutations get past the checksums into the structure;
+ * bit 30 names the child "fuzz.img" (so raw is allowed); bit 29 passes a
+ * parent override; bits 28-27 pick max_len (64 KiB, 512, 4 KiB, none). */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -48,16 +50,18 @@ static void fix_checksums(uint8_t *img, size_t len) {
     vhdup__put_be32(img + h + 36, vhdup__vhd_checksum(img + h, 1024, 36));
 }
 
-static void run(const uint8_t *data, size_t size, size_t clen) {
+static void run(const uint8_t *data, size_t size, size_t clen, uint32_t flags) {
+  static const uint64_t max_lens[] = {64 * 1024, 512, 4096, 0};
+  uint64_t max_len = max_lens[(flags >> 27) & 3];
   parent_buf pb = {data + clen, size - clen};
   vhdup__parent_io pio = {&pb, open_parent, close_parent};
-  vhdup__open_opts opts = {VHDUP__FMT_AUTO, &pio, NULL, "dir"};
+  vhdup__open_opts opts = {VHDUP__FMT_AUTO, &pio, (flags & (1u << 29)) ? "over.vhd" : NULL, "dir"};
   vhdup__src src;
-  vhdup__src_from_buffer(&src, "fuzz.vhd", data, clen);
+  vhdup__src_from_buffer(&src, (flags & (1u << 30)) ? "fuzz.img" : "fuzz.vhd", data, clen);
   vhdup__disk *d = NULL;
   vhdup__err err;
   if (vhdup__disk_open(&src, &opts, &d, &err) != 0) {
-    if (d != NULL || strstr(err.msg, "fuzz.vhd") == NULL)
+    if (d != NULL || strstr(err.msg, src.name) == NULL)
       __builtin_trap();
     return;
   }
@@ -68,14 +72,14 @@ static void run(const uint8_t *data, size_t size, size_t clen) {
   for (size_t i = 0; vhdup__disk_warning(d, i) != NULL; i++)
     (void)strlen(vhdup__disk_warning(d, i));
   vhdup__extent_iter *it = NULL;
-  if (vhdup__extent_iter_new(d, 64 * 1024, &it) == 0) {
+  if (vhdup__extent_iter_new(d, max_len, &it) == 0) {
     vhdup__extent e;
     uint64_t next = 0;
     int rc;
     /* Bounded so a huge sparse virtual size cannot stall the fuzzer. */
     for (unsigned n = 0; n < 4096 && (rc = vhdup__extent_next(it, &e, &err)) == 1; n++) {
       if (e.virtual_offset != next || e.length == 0 || e.length % 512 != 0 ||
-          e.length > 64 * 1024 || e.virtual_offset + e.length > info.virtual_size)
+          (max_len != 0 && e.length > max_len) || e.virtual_offset + e.length > info.virtual_size)
         __builtin_trap();
       next += e.length;
       if (e.src != NULL) {
@@ -95,13 +99,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size < 4)
     return 0;
   uint32_t word = vhdup__be32(data);
-  size_t clen = word & 0x7fffffffu;
+  size_t clen = word & 0x07ffffffu;
   data += 4;
   size -= 4;
   if (clen > size)
     clen = size;
   if (!(word & 0x80000000u)) {
-    run(data, size, clen);
+    run(data, size, clen, word);
     return 0;
   }
   uint8_t *copy = malloc(size ? size : 1);
@@ -110,7 +114,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   memcpy(copy, data, size);
   fix_checksums(copy, clen);
   fix_checksums(copy + clen, size - clen);
-  run(copy, size, clen);
+  run(copy, size, clen, word);
   free(copy);
   return 0;
 }

@@ -128,6 +128,9 @@ def main():
     for name in ("fixed", "dyn-4k-out-of-order", "dyn-partial-bitmap", "diff-chain"):
         data = seeds[name]
         seeds[name + "-fixsum"] = bytes([data[0] | 0x80]) + data[1:]
+    seeds["raw-img"] = bytes([0x40]) + seeds["raw-no-footer"][1:]
+    seeds["diff-chain-override-512"] = bytes([0x80 | 0x20 | 0x08]) + seeds["diff-chain"][1:]
+    seeds["dyn-4k-nolimit"] = bytes([0x80 | 0x18]) + seeds["dyn-4k-out-of-order"][1:]
     for name, data in seeds.items():
         assert len(data) < 65536, name
         with open(os.path.join(out, name), "wb") as f:
