@@ -103,6 +103,7 @@ struct vhdup__http {
   int torn_down;
   vhdup__http_close_cb close_cb;
   vhdup__http_stats stats;
+  void *data;
 };
 
 static unsigned global_refs;
@@ -1021,4 +1022,12 @@ const char *vhdup__http_header_get(const vhdup__http_resp *r, const char *name) 
     if (strcasecmp(r->headers[i].name, name) == 0)
       return r->headers[i].value;
   return NULL;
+}
+
+void vhdup__http_set_data(vhdup__http *h, void *data) {
+  h->data = data;
+}
+
+void *vhdup__http_get_data(const vhdup__http *h) {
+  return h->data;
 }

@@ -22,10 +22,12 @@
  * CURLOPT_NOSIGNAL. Proxies come from the usual environment variables
  * (http_proxy, https_proxy, no_proxy), as libcurl does by default.
  *
- * libcurl may resend a request once by itself when a kept-alive connection
- * turns out to be dead before any byte of the answer arrived (rewinding the
- * body through a seek callback). Callers should only send requests that are
- * safe to repeat that way; Put Page is. */
+ * libcurl resends a request by itself (up to 5 times) when the kept-alive
+ * connection it went out on dies before any byte of the answer arrived,
+ * rewinding the body through a seek callback; a failure on a fresh
+ * connection is reported. This hides servers that close idle connections
+ * (as Azure's load balancers do), but means a request may reach the server
+ * more than once: send only requests that are safe to repeat; Put Page is. */
 #ifndef VHDUP_NET_HTTP_H
 #define VHDUP_NET_HTTP_H
 
@@ -168,6 +170,10 @@ void vhdup__http_cancel(vhdup__http_xfer *x);
 void vhdup__http_close(vhdup__http *h, vhdup__http_close_cb close_cb);
 
 void vhdup__http_get_stats(const vhdup__http *h, vhdup__http_stats *out);
+
+/* The owner's pointer, for callbacks that get only the engine (close_cb). */
+void vhdup__http_set_data(vhdup__http *h, void *data);
+void *vhdup__http_get_data(const vhdup__http *h);
 
 /* Value of the first header called name (ASCII case-insensitive), or NULL. */
 const char *vhdup__http_header_get(const vhdup__http_resp *r, const char *name);
