@@ -162,7 +162,8 @@ typedef struct vhdup__disk_info {
   uint32_t block_size; /* dynamic/differencing */
   uint32_t max_table_entries;
   uint32_t blocks_allocated; /* BAT entries in use (this layer) */
-  uint64_t bytes_allocated;  /* blocks_allocated * block_size, clipped to virtual size */
+  uint64_t bytes_allocated;  /* blocks_allocated * block_size, clipped to virtual size;
+                                fixed and raw: the virtual size */
   unsigned chain_depth;      /* 1 for no parent */
   int footer_recovered;      /* the footer at the end was bad; the copy at 0 was used */
   vhdup__footer footer;
@@ -204,7 +205,9 @@ typedef struct vhdup__extent_iter vhdup__extent_iter;
 int vhdup__extent_iter_new(const vhdup__disk *d, uint64_t max_len, vhdup__extent_iter **out)
     __attribute__((warn_unused_result));
 /* Returns 1 with *e filled, 0 at the end, or a negative error (a bitmap read
- * failed: err says which file and offset). */
+ * failed: err says which file and offset). A read failing while an extent
+ * is being extended just ends that extent; the next call reports it.
+ * vhdup__extent_iter_new returns 0 or VHDUP_ENOMEM. */
 int vhdup__extent_next(vhdup__extent_iter *it, vhdup__extent *e, vhdup__err *err);
 void vhdup__extent_iter_free(vhdup__extent_iter *it);
 
