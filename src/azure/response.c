@@ -320,6 +320,8 @@ int vhdup__az_page_list_parse(const char *body, size_t len, size_t max_body, vhd
   xml x = {body, body, body + len};
   xml_tok t;
   int depth = 0, seen_root = 0, in_range = 0, field = 0; /* field: 1 Start, 2 End, 3 Marker */
+  const char *open_s[32];
+  size_t open_n[32];
   vhdup__az_page_range r = {0};
   int has_start = 0, has_end = 0, have_prev = 0;
   uint64_t prev_end = 0;
@@ -377,11 +379,15 @@ int vhdup__az_page_list_parse(const char *body, size_t len, size_t max_body, vhd
           field = 0;
         continue;
       }
-      if (++depth > 32)
+      if (depth >= 32)
         return vhdup__errf(err, VHDUP_EFORMAT, "page list: nesting too deep at byte %zu", at);
+      open_s[depth] = t.s;
+      open_n[depth] = t.n;
+      depth++;
     } else if (tok == X_CLOSE) {
-      if (depth == 0)
-        return vhdup__errf(err, VHDUP_EFORMAT, "page list: unbalanced close tag at byte %zu", at);
+      if (depth == 0 || open_n[depth - 1] != t.n || memcmp(open_s[depth - 1], t.s, t.n) != 0)
+        return vhdup__errf(err, VHDUP_EFORMAT,
+                           "page list: close tag does not match the open element at byte %zu", at);
       if (depth == 3 && in_range && (field == 1 || field == 2)) {
         uint64_t v;
         if (parse_u64(num, &v) != 0)

@@ -837,7 +837,10 @@ static void test_page_list_hostile(void **state) {
   expect_page_list_error("", VHDUP_EFORMAT, "no <PageList>");
   expect_page_list_error("<PageList/><PageList/>", VHDUP_EFORMAT, "one <PageList>");
   expect_page_list_error("<PageList></PageList>junk", VHDUP_EFORMAT, "outside the root");
-  expect_page_list_error("</PageList>", VHDUP_EFORMAT, "unbalanced");
+  expect_page_list_error("</PageList>", VHDUP_EFORMAT, "does not match");
+  expect_page_list_error("<PageList><PageRange><Start>0</End><End>511</Start></PageRange>"
+                         "</PageList>",
+                         VHDUP_EFORMAT, "does not match");
   expect_page_list_error("<PageList>" PR("0", "5&#49;1&#x20;&#0;") "</PageList>", VHDUP_EFORMAT,
                          "not a decimal");
   expect_page_list_error("<PageList>" PR("0", "511&bogus;") "</PageList>", VHDUP_EFORMAT,
