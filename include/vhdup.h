@@ -153,6 +153,9 @@ void vhdup_job_get_stats(const vhdup_job *job, vhdup_job_stats *st);
  * error code and request id), or "" . Never contains secrets. */
 const char *vhdup_job_message(const vhdup_job *job);
 
+/* The options' data pointer. */
+void *vhdup_job_get_data(const vhdup_job *job);
+
 /* The destination with any SAS signature shown as sig=REDACTED. */
 const char *vhdup_job_destination(const vhdup_job *job);
 

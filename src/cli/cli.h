@@ -17,6 +17,7 @@
  * exit code. */
 #define VHDUP__CLI_COMMANDS(XX)                                                                    \
   XX(inspect, "show a disk image's format, sizes, allocation, parent chain and Azure fit")         \
+  XX(upload, "upload a disk into an Azure page blob as a fixed VHD, sending only its data")        \
   XX(expand, "write the fixed VHD an upload would create, as a sparse local file")
 
 #define VHDUP__CLI_DECLARE(name, summary)                                                          \

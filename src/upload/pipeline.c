@@ -322,8 +322,8 @@ static void write_done(vhdup__sink_write *sw, const vhdup__sink_result *r) {
     pl->st.retries++;
     schedule_retry(pl, w, backoff_ms(pl, w->attempts, r->retry_after_ms));
   } else {
-    fail(pl, r->error, "writing bytes %llu-%llu%s: %s",
-         (unsigned long long)sw->offset, (unsigned long long)(sw->offset + sw->length - 1),
+    fail(pl, r->error, "writing bytes %llu-%llu%s: %s", (unsigned long long)sw->offset,
+         (unsigned long long)(sw->offset + sw->length - 1),
          r->retryable ? " (gave up after retries)" : "", r->message ? r->message : "failed");
     write_put(pl, w);
   }
@@ -358,8 +358,8 @@ static void piece_release(vhdup__pipeline *pl, piece *p) {
 static void scan_work(uv_work_t *req) {
   piece *p = req->data;
   vhdup__pipeline *pl = p->pl;
-  p->n_runs = vhdup__scan_runs(p->buf, p->len, pl->o.merge_gap, VHDUP__PIECE_MAX, p->runs,
-                               pl->max_runs);
+  p->n_runs =
+      vhdup__scan_runs(p->buf, p->len, pl->o.merge_gap, VHDUP__PIECE_MAX, p->runs, pl->max_runs);
   if (p->md5s != NULL) {
     for (size_t i = 0; i < p->n_runs; i++)
       (void)vhdup__md5_digest(p->buf + p->runs[i].offset, p->runs[i].length, p->md5s[i]);

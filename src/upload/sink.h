@@ -40,10 +40,10 @@ struct vhdup__sink_write {
 
 /* What prepare found and decided. */
 typedef struct vhdup__sink_info {
-  int existed;               /* the destination was there before */
-  uint64_t size;             /* its size now */
-  int can_set_properties;    /* whole-blob Content-MD5 can be set */
-  uint64_t cleared_bytes;    /* stale data cleared before writing */
+  int existed;            /* the destination was there before */
+  uint64_t size;          /* its size now */
+  int can_set_properties; /* whole-blob Content-MD5 can be set */
+  uint64_t cleared_bytes; /* stale data cleared before writing */
 } vhdup__sink_info;
 
 typedef void (*vhdup__sink_cb)(vhdup__sink *s, const vhdup__sink_result *r, void *data);

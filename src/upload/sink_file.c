@@ -40,8 +40,7 @@ static void truncated(uv_fs_t *req) {
   int rc = (int)req->result;
   uv_fs_req_cleanup(req);
   if (rc < 0)
-    snprintf(fs->message, sizeof(fs->message), "%s: cannot set size: %s", fs->tmp,
-             uv_strerror(rc));
+    snprintf(fs->message, sizeof(fs->message), "%s: cannot set size: %s", fs->tmp, uv_strerror(rc));
   fs->base.info.size = fs->size;
   step_done(fs, rc < 0 ? rc : 0);
 }

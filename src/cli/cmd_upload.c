@@ -1,0 +1,385 @@
+/* vhdup upload: one disk into one page blob, on a libuv loop of its own,
+ * through the public API (include/vhdup.h) and nothing else. */
+#include "cli/cli.h"
+#include "cli/progress.h"
+
+#include "vhdup.h"
+
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+const char vhdup__cmd_upload_help[] =
+    "Usage: vhdup upload SOURCE DEST [options]\n"
+    "\n"
+    "Uploads SOURCE (a VHD: fixed, dynamic or differencing; or a raw image) into\n"
+    "the page blob DEST so that the blob is a valid *fixed* VHD, the only kind\n"
+    "Azure runs VMs from. Only allocated, non-zero data is sent, with Put Page\n"
+    "at its offsets, many requests at once; the 512-byte fixed footer is written\n"
+    "last, so an interrupted upload never looks complete. SOURCE is validated\n"
+    "completely before anything is created on the server.\n"
+    "\n"
+    "DEST is a blob URL, with a SAS:\n"
+    "  'https://ACCOUNT.blob.core.windows.net/CONTAINER/disk.vhd?sv=...&sig=...'\n"
+    "or without one (then a credential comes from the options or the\n"
+    "environment), or CONTAINER/BLOB with --connection-string.\n"
+    "Credentials, first found wins: a SAS in the URL; --sas-token-file;\n"
+    "--connection-string; --account-key-file; AZURE_STORAGE_CONNECTION_STRING;\n"
+    "AZURE_STORAGE_ACCOUNT with AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN.\n"
+    "\n"
+    "The blob is created at the virtual size rounded up to a whole MiB (Azure\n"
+    "needs whole MiB for VM disks) + 512 bytes. An existing blob is refused\n"
+    "unless --overwrite (its size must match; stale pages are cleared, so the\n"
+    "result is exactly the disk) or --resume. A managed disk is filled the\n"
+    "same way: `az disk create --upload-type Upload --upload-size-bytes N`\n"
+    "(vhdup inspect prints N), `az disk grant-access --access-level Write`,\n"
+    "then `vhdup upload disk.vhd 'SAS-URL' --overwrite`.\n"
+    "\n"
+    "Options:\n"
+    "  -c, --connections N     requests in flight at once (default 16)\n"
+    "  -m, --memory SIZE       read buffers, e.g. 64M (default 64M; >= 8M); memory\n"
+    "                          use stays near this, whatever the disk size\n"
+    "      --no-md5            no Content-MD5 on each request\n"
+    "      --crc64             x-ms-content-crc64 instead of Content-MD5\n"
+    "      --no-disk-md5       do not compute the whole-disk MD5 (the blob's\n"
+    "                          Content-MD5); saves CPU on huge, sparse disks\n"
+    "      --no-resize         keep the exact virtual size (no MiB rounding)\n"
+    "      --overwrite         write into an existing blob of the right size\n"
+    "      --verify[=WHAT]     after the upload, check the blob: ranges (default:\n"
+    "                          page ranges match what was sent) or content\n"
+    "      --format FMT        auto (default), vhd or raw\n"
+    "      --parent PATH       the first parent of a differencing disk\n"
+    "      --connection-string STR   (prefer AZURE_STORAGE_CONNECTION_STRING:\n"
+    "                          a command line is visible to other users)\n"
+    "      --account-key-file PATH   file holding the account's base64 key\n"
+    "      --sas-token-file PATH     file holding a SAS query (sv=...&sig=...)\n"
+    "      --allow-http        allow plain http:// to a non-loopback host\n"
+    "      --ca-file PATH      CA bundle for TLS verification\n"
+    "      --service-version V x-ms-version to send (default 2021-08-06)\n"
+    "      --retries N         tries per request (default 8)\n"
+    "      --merge-gap SIZE    zero gap still sent inside one request (default 64K)\n"
+    "      --progress MODE     auto (bar on a terminal), bar, json (lines on\n"
+    "                          stdout), none\n"
+    "  -q, --quiet             no progress, notes or summary; errors only\n"
+    "  -v, --verbose           HTTP trace on stderr (signatures redacted)\n"
+    "  -h, --help              this help\n"
+    "\n"
+    "Examples:\n"
+    "  vhdup upload disk.vhd \"https://acct.blob.core.windows.net/vhds/disk.vhd?$SAS\"\n"
+    "  AZURE_STORAGE_CONNECTION_STRING=UseDevelopmentStorage=true \\\n"
+    "    vhdup upload disk.vhd http://127.0.0.1:10000/devstoreaccount1/vhds/disk.vhd\n";
+
+typedef struct upload_run {
+  uv_loop_t loop;
+  uv_signal_t sigint, sigterm;
+  vhdup_engine *engine;
+  vhdup_job *job;
+  vhdup__progress progress;
+  int status;
+  int interrupted;
+  const char *source;
+} upload_run;
+
+static char *read_secret_file(const char *path, const char *what) {
+  FILE *f = fopen(path, "r");
+  if (f == NULL) {
+    fprintf(stderr, "vhdup: %s: cannot read %s: %s\n", path, what, strerror(errno));
+    return NULL;
+  }
+  char buf[8192];
+  size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+    buf[--n] = '\0';
+  if (n == 0) {
+    fprintf(stderr, "vhdup: %s: the %s file is empty\n", path, what);
+    return NULL;
+  }
+  char *s = strdup(buf);
+  memset(buf, 0, sizeof(buf));
+  return s;
+}
+
+static void on_notice(vhdup_job *job, const char *message, void *data) {
+  upload_run *r = data;
+  (void)job;
+  vhdup__progress_note(&r->progress, message);
+}
+
+static void on_signal(uv_signal_t *h, int signum) {
+  upload_run *r = h->data;
+  (void)signum;
+  if (!r->interrupted) {
+    r->interrupted = 1;
+    vhdup__progress_note(&r->progress, "interrupted: stopping (requests in flight are abandoned)");
+    vhdup_job_cancel(r->job);
+  }
+}
+
+static void close_signals(upload_run *r) {
+  uv_close((uv_handle_t *)&r->sigint, NULL);
+  uv_close((uv_handle_t *)&r->sigterm, NULL);
+}
+
+static void engine_closed(vhdup_engine *e) {
+  (void)e;
+}
+
+static void job_closed(vhdup_job *job) {
+  upload_run *r = vhdup_job_get_data(job);
+  vhdup_engine_close(r->engine, engine_closed);
+}
+
+static void on_done(vhdup_job *job, int status, void *data) {
+  upload_run *r = data;
+  r->status = status;
+  vhdup__progress_finish(&r->progress, job, status, r->source);
+  vhdup__progress_close(&r->progress);
+  close_signals(r);
+  vhdup_job_close(job, job_closed);
+}
+
+static int parse_size(const char *s, uint64_t *out) {
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (errno != 0 || end == s)
+    return -1;
+  uint64_t mult = 1;
+  if (*end == 'K' || *end == 'k')
+    mult = 1024, end++;
+  else if (*end == 'M' || *end == 'm')
+    mult = 1024 * 1024, end++;
+  else if (*end == 'G' || *end == 'g')
+    mult = 1024ull * 1024 * 1024, end++;
+  if (*end == 'i' || *end == 'B')
+    end++;
+  if (*end == 'B')
+    end++;
+  if (*end != '\0' || v > UINT64_MAX / mult)
+    return -1;
+  *out = v * mult;
+  return 0;
+}
+
+static int parse_uint(const char *s, unsigned min, unsigned max, unsigned *out) {
+  char *end;
+  errno = 0;
+  unsigned long v = strtoul(s, &end, 10);
+  if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
+    return -1;
+  *out = (unsigned)v;
+  return 0;
+}
+
+enum {
+  OPT_NO_MD5 = 256,
+  OPT_CRC64,
+  OPT_NO_DISK_MD5,
+  OPT_NO_RESIZE,
+  OPT_OVERWRITE,
+  OPT_VERIFY,
+  OPT_FORMAT,
+  OPT_PARENT,
+  OPT_CONNSTR,
+  OPT_KEYFILE,
+  OPT_SASFILE,
+  OPT_ALLOW_HTTP,
+  OPT_CA_FILE,
+  OPT_VERSION,
+  OPT_RETRIES,
+  OPT_MERGE_GAP,
+  OPT_PROGRESS,
+};
+
+int vhdup__cmd_upload(int argc, char **argv) {
+  static const struct option longopts[] = {
+      {"connections", required_argument, NULL, 'c'},
+      {"memory", required_argument, NULL, 'm'},
+      {"no-md5", no_argument, NULL, OPT_NO_MD5},
+      {"crc64", no_argument, NULL, OPT_CRC64},
+      {"no-disk-md5", no_argument, NULL, OPT_NO_DISK_MD5},
+      {"no-resize", no_argument, NULL, OPT_NO_RESIZE},
+      {"overwrite", no_argument, NULL, OPT_OVERWRITE},
+      {"verify", optional_argument, NULL, OPT_VERIFY},
+      {"format", required_argument, NULL, OPT_FORMAT},
+      {"parent", required_argument, NULL, OPT_PARENT},
+      {"connection-string", required_argument, NULL, OPT_CONNSTR},
+      {"account-key-file", required_argument, NULL, OPT_KEYFILE},
+      {"sas-token-file", required_argument, NULL, OPT_SASFILE},
+      {"allow-http", no_argument, NULL, OPT_ALLOW_HTTP},
+      {"ca-file", required_argument, NULL, OPT_CA_FILE},
+      {"service-version", required_argument, NULL, OPT_VERSION},
+      {"retries", required_argument, NULL, OPT_RETRIES},
+      {"merge-gap", required_argument, NULL, OPT_MERGE_GAP},
+      {"progress", required_argument, NULL, OPT_PROGRESS},
+      {"quiet", no_argument, NULL, 'q'},
+      {"verbose", no_argument, NULL, 'v'},
+      {NULL, 0, NULL, 0},
+  };
+  vhdup_engine_options eo;
+  vhdup_job_options jo;
+  vhdup_engine_options_init(&eo);
+  vhdup_job_options_init(&jo);
+  upload_run r;
+  memset(&r, 0, sizeof(r));
+  int mode = VHDUP__PROGRESS_AUTO;
+  int quiet = 0;
+  char *key = NULL, *sas = NULL;
+  const char *key_file = NULL, *sas_file = NULL;
+  uint64_t size;
+  int opt;
+
+  opterr = 0;
+  optind = 1;
+  while ((opt = getopt_long(argc, argv, ":c:m:qv", longopts, NULL)) != -1) {
+    switch (opt) {
+    case 'c':
+      if (parse_uint(optarg, 1, 1024, &eo.connections) != 0)
+        return vhdup__cli_usage_error("upload", "--connections takes 1 to 1024, not '%s'", optarg);
+      break;
+    case 'm':
+      if (parse_size(optarg, &size) != 0 || size < 8u * 1024 * 1024 || size > (1ull << 40))
+        return vhdup__cli_usage_error("upload", "--memory takes a size from 8M, not '%s'", optarg);
+      eo.memory = (size_t)size;
+      break;
+    case OPT_NO_MD5:
+      jo.md5 = 0;
+      break;
+    case OPT_CRC64:
+      jo.crc64 = 1;
+      jo.md5 = 0;
+      break;
+    case OPT_NO_DISK_MD5:
+      jo.disk_md5 = 0;
+      break;
+    case OPT_NO_RESIZE:
+      jo.resize = 0;
+      break;
+    case OPT_OVERWRITE:
+      jo.overwrite = 1;
+      break;
+    case OPT_VERIFY:
+      if (optarg == NULL || strcmp(optarg, "ranges") == 0)
+        jo.verify = VHDUP_VERIFY_RANGES;
+      else if (strcmp(optarg, "content") == 0)
+        jo.verify = VHDUP_VERIFY_CONTENT;
+      else
+        return vhdup__cli_usage_error("upload", "--verify takes ranges or content, not '%s'",
+                                      optarg);
+      break;
+    case OPT_FORMAT:
+      if (strcmp(optarg, "auto") == 0)
+        jo.format = VHDUP_FORMAT_AUTO;
+      else if (strcmp(optarg, "vhd") == 0)
+        jo.format = VHDUP_FORMAT_VHD;
+      else if (strcmp(optarg, "raw") == 0)
+        jo.format = VHDUP_FORMAT_RAW;
+      else
+        return vhdup__cli_usage_error("upload", "--format takes auto, vhd or raw, not '%s'",
+                                      optarg);
+      break;
+    case OPT_PARENT:
+      jo.parent = optarg;
+      break;
+    case OPT_CONNSTR:
+      jo.connection_string = optarg;
+      break;
+    case OPT_KEYFILE:
+      key_file = optarg;
+      break;
+    case OPT_SASFILE:
+      sas_file = optarg;
+      break;
+    case OPT_ALLOW_HTTP:
+      jo.allow_http = 1;
+      break;
+    case OPT_CA_FILE:
+      eo.ca_file = optarg;
+      break;
+    case OPT_VERSION:
+      jo.service_version = optarg;
+      break;
+    case OPT_RETRIES:
+      if (parse_uint(optarg, 1, 100, &jo.max_attempts) != 0)
+        return vhdup__cli_usage_error("upload", "--retries takes 1 to 100, not '%s'", optarg);
+      break;
+    case OPT_MERGE_GAP:
+      if (parse_size(optarg, &size) != 0 || size % 512 != 0 || size > 4u * 1024 * 1024)
+        return vhdup__cli_usage_error(
+            "upload", "--merge-gap takes a multiple of 512 up to 4M, not '%s'", optarg);
+      jo.merge_gap = (size_t)size;
+      break;
+    case OPT_PROGRESS:
+      if (vhdup__progress_parse_mode(optarg, &mode) != 0)
+        return vhdup__cli_usage_error("upload", "--progress takes auto, bar, json or none");
+      break;
+    case 'q':
+      quiet = 1;
+      break;
+    case 'v':
+      eo.verbose = 1;
+      break;
+    default:
+      return vhdup__cli_bad_option("upload", opt, argv);
+    }
+  }
+  if (argc - optind != 2)
+    return vhdup__cli_usage_error("upload", "needs SOURCE and DEST");
+  jo.source = argv[optind];
+  jo.destination = argv[optind + 1];
+  if (key_file != NULL && (key = read_secret_file(key_file, "account key")) == NULL)
+    return VHDUP_EXIT_INPUT;
+  if (sas_file != NULL && (sas = read_secret_file(sas_file, "SAS token")) == NULL) {
+    free(key);
+    return VHDUP_EXIT_INPUT;
+  }
+  jo.account_key = key;
+  jo.sas_token = sas;
+  jo.notice_cb = on_notice;
+  jo.data = &r;
+  r.source = jo.source;
+
+  int rc = uv_loop_init(&r.loop);
+  if (rc == 0)
+    rc = vhdup_engine_new(&r.loop, &eo, &r.engine);
+  if (rc == 0)
+    rc = vhdup_job_new(r.engine, &jo, &r.job);
+  if (key != NULL) {
+    memset(key, 0, strlen(key));
+    free(key);
+  }
+  if (sas != NULL) {
+    memset(sas, 0, strlen(sas));
+    free(sas);
+  }
+  if (rc != 0) {
+    fprintf(stderr, "vhdup: upload: %s\n", vhdup_strerror(rc));
+    return vhdup__exit_code(rc);
+  }
+  vhdup__progress_init(&r.progress, &r.loop, r.job, quiet ? VHDUP__PROGRESS_NONE : mode, quiet);
+  uv_signal_init(&r.loop, &r.sigint);
+  uv_signal_init(&r.loop, &r.sigterm);
+  r.sigint.data = r.sigterm.data = &r;
+  uv_signal_start(&r.sigint, on_signal, SIGINT);
+  uv_signal_start(&r.sigterm, on_signal, SIGTERM);
+
+  rc = vhdup_job_start(r.job, on_done);
+  if (rc != 0) {
+    r.status = rc;
+    fprintf(stderr, "vhdup: %s\n", vhdup_job_message(r.job));
+    vhdup__progress_close(&r.progress);
+    close_signals(&r);
+    vhdup_job_close(r.job, job_closed);
+  } else {
+    vhdup__progress_start(&r.progress);
+  }
+  uv_run(&r.loop, UV_RUN_DEFAULT);
+  if (uv_loop_close(&r.loop) != 0)
+    fprintf(stderr, "vhdup: internal error: handles left open on the loop\n");
+  if (r.interrupted && r.status == VHDUP_ECANCELED)
+    return VHDUP_EXIT_INTERRUPTED;
+  return vhdup__exit_code(r.status);
+}

@@ -1,0 +1,433 @@
+/* The public engine and job API: a job opens and validates its source,
+ * decides the blob's size and footer, picks a sink (Azure or a local file)
+ * and runs a pipeline into it. */
+#include "vhdup.h"
+
+#include "azure/azure.h"
+#include "upload/file_src.h"
+#include "upload/job_int.h"
+#include "upload/pipeline.h"
+#include "upload/sink_file.h"
+#include "util/alloc.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#define MIB (1024ull * 1024)
+
+void vhdup_engine_options_init(vhdup_engine_options *o) {
+  memset(o, 0, sizeof(*o));
+  o->connections = 16;
+  o->memory = 64 * MIB;
+  o->connect_timeout_s = 30;
+  o->stall_timeout_s = 60;
+}
+
+int vhdup_engine_new(uv_loop_t *loop, const vhdup_engine_options *o, vhdup_engine **out) {
+  *out = NULL;
+  if (loop == NULL || o == NULL || o->connections == 0 || o->connections > 1024 ||
+      o->memory < 8 * MIB)
+    return VHDUP_EINVAL;
+  vhdup_engine *e = vhdup__calloc(1, sizeof(*e));
+  if (e == NULL)
+    return VHDUP_ENOMEM;
+  e->loop = loop;
+  e->o = *o;
+  e->o.ca_file = NULL;
+  if (o->ca_file != NULL && (e->o.ca_file = e->ca_file = vhdup__strdup(o->ca_file)) == NULL) {
+    vhdup__free(e);
+    return VHDUP_ENOMEM;
+  }
+  *out = e;
+  return 0;
+}
+
+int vhdup__engine_http(vhdup_engine *e, vhdup__http **out) {
+  if (e->http == NULL) {
+    vhdup__http_opts ho;
+    memset(&ho, 0, sizeof(ho));
+    ho.max_connections = e->o.connections;
+    ho.connect_timeout_ms = (long)e->o.connect_timeout_s * 1000;
+    /* A stalled peer: under 1 KiB/s for the stall timeout. */
+    ho.low_speed_limit_bps = 1024;
+    ho.low_speed_time_s = (long)e->o.stall_timeout_s;
+    ho.ca_file = e->o.ca_file;
+    ho.verbose = e->o.verbose;
+    ho.max_response_body = 4u * 1024 * 1024;
+    ho.user_agent = "vhdup/" VHDUP_VERSION_STRING;
+    int rc = vhdup__http_new(e->loop, &ho, &e->http);
+    if (rc != 0)
+      return rc;
+    vhdup__http_set_data(e->http, e);
+  }
+  *out = e->http;
+  return 0;
+}
+
+static void engine_maybe_closed(vhdup_engine *e) {
+  if (!e->closing || e->jobs != NULL || e->pending_closes > 0)
+    return;
+  if (e->close_cb != NULL)
+    e->close_cb(e);
+  vhdup__free(e->ca_file);
+  vhdup__free(e);
+}
+
+static void http_closed(vhdup__http *h) {
+  vhdup_engine *e = vhdup__http_get_data(h);
+  e->pending_closes--;
+  e->http = NULL;
+  engine_maybe_closed(e);
+}
+
+void vhdup__engine_job_gone(vhdup_engine *e) {
+  if (e->closing && e->jobs == NULL && e->http != NULL && !e->http_closing) {
+    e->http_closing = 1;
+    e->pending_closes++;
+    vhdup__http_close(e->http, http_closed);
+  }
+  engine_maybe_closed(e);
+}
+
+void vhdup_engine_close(vhdup_engine *e, void (*close_cb)(vhdup_engine *e)) {
+  if (e->closing)
+    return;
+  e->closing = 1;
+  e->close_cb = close_cb;
+  for (vhdup_job *j = e->jobs; j != NULL; j = j->next)
+    vhdup_job_cancel(j);
+  vhdup__engine_job_gone(e);
+}
+
+void vhdup_job_options_init(vhdup_job_options *o) {
+  memset(o, 0, sizeof(*o));
+  o->md5 = 1;
+  o->disk_md5 = 1;
+  o->resize = 1;
+  o->use_environment = 1;
+  o->merge_gap = 64 * 1024;
+  o->max_attempts = 8;
+}
+
+static int dup_opt(const char *in, char **keep, const char **field) {
+  if (in == NULL) {
+    *field = NULL;
+    return 0;
+  }
+  *keep = vhdup__strdup(in);
+  *field = *keep;
+  return *keep == NULL ? VHDUP_ENOMEM : 0;
+}
+
+int vhdup_job_new(vhdup_engine *e, const vhdup_job_options *o, vhdup_job **out) {
+  *out = NULL;
+  if (e == NULL || o == NULL || o->source == NULL || o->destination == NULL ||
+      o->max_attempts == 0 || o->merge_gap % 512 != 0)
+    return VHDUP_EINVAL;
+  if (e->closing)
+    return VHDUP_ECANCELED;
+  vhdup_job *j = vhdup__calloc(1, sizeof(*j));
+  if (j == NULL)
+    return VHDUP_ENOMEM;
+  j->e = e;
+  j->o = *o;
+  int rc = 0;
+  for (int i = 0; i < JOB_STRINGS; i++) {
+    const char **field = NULL;
+    switch (i) {
+    case 0:
+      field = &j->o.source;
+      break;
+    case 1:
+      field = &j->o.parent;
+      break;
+    case 2:
+      field = &j->o.destination;
+      break;
+    case 3:
+      field = &j->o.connection_string;
+      break;
+    case 4:
+      field = &j->o.account_key;
+      break;
+    case 5:
+      field = &j->o.sas_token;
+      break;
+    case 6:
+      field = &j->o.journal;
+      break;
+    case 7:
+      field = &j->o.service_version;
+      break;
+    }
+    rc = dup_opt(*field, &j->strings[i], field);
+    if (rc != 0)
+      break;
+  }
+  if (rc == 0) {
+    j->dest_shown =
+        j->o.to_file ? vhdup__strdup(j->o.destination) : vhdup__az_redact_url(j->o.destination);
+    rc = j->dest_shown == NULL ? VHDUP_ENOMEM : 0;
+  }
+  if (rc != 0) {
+    for (int i = 0; i < JOB_STRINGS; i++)
+      vhdup__free(j->strings[i]);
+    vhdup__free(j->dest_shown);
+    vhdup__free(j);
+    return rc;
+  }
+  j->next = e->jobs;
+  if (e->jobs != NULL)
+    e->jobs->prev = j;
+  e->jobs = j;
+  *out = j;
+  return 0;
+}
+
+static void notice(vhdup_job *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void notice(vhdup_job *j, const char *fmt, ...) {
+  if (j->o.notice_cb == NULL)
+    return;
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  va_end(ap);
+  j->o.notice_cb(j, msg, j->o.data);
+}
+
+static void close_step(vhdup_job *j);
+
+static int set_error(vhdup_job *j, int code, const char *msg) {
+  snprintf(j->message, sizeof(j->message), "%s", msg != NULL ? msg : vhdup_strerror(code));
+  return code;
+}
+
+static void pipeline_done(vhdup__pipeline *pl, int status, const char *message, void *data) {
+  vhdup_job *j = data;
+  (void)pl;
+  j->seconds = (double)(uv_hrtime() - j->start_ns) / 1e9;
+  j->done = 1;
+  if (status != 0)
+    set_error(j, status, message);
+  if (j->done_cb != NULL)
+    j->done_cb(j, status, j->o.data);
+  if (j->closing)
+    close_step(j);
+}
+
+/* Walks the plan once before starting, so progress has a denominator and
+ * every bitmap is read (and checked) before anything is created. */
+static int count_data(vhdup_job *j, vhdup__err *err) {
+  vhdup__extent_iter *it;
+  int rc = vhdup__extent_iter_new(j->disk, 0, &it);
+  if (rc != 0)
+    return vhdup__errf(err, rc, "out of memory");
+  vhdup__extent ext;
+  j->data_bytes = 0;
+  while ((rc = vhdup__extent_next(it, &ext, err)) > 0)
+    if (ext.src != NULL)
+      j->data_bytes += ext.length;
+  vhdup__extent_iter_free(it);
+  return rc;
+}
+
+/* The footer's timestamp counts seconds from 2000-01-01 00:00:00 UTC. */
+static uint32_t vhd_now(void) {
+  time_t t = time(NULL);
+  return t > 946684800 ? (uint32_t)(t - 946684800) : 0;
+}
+
+int vhdup_job_start(vhdup_job *j, vhdup_job_cb done_cb) {
+  if (j->started)
+    return VHDUP_EBUSY;
+  j->started = 1;
+  j->done_cb = done_cb;
+  j->start_ns = uv_hrtime();
+  vhdup__err err;
+  vhdup__err_clear(&err);
+  vhdup__fmt fmt = j->o.format == VHDUP_FORMAT_VHD   ? VHDUP__FMT_VHD
+                   : j->o.format == VHDUP_FORMAT_RAW ? VHDUP__FMT_RAW
+                                                     : VHDUP__FMT_AUTO;
+  int rc = vhdup__disk_open_path(j->o.source, fmt, j->o.parent, &j->file, &j->disk, &err);
+  if (rc != 0)
+    return set_error(j, rc, err.msg);
+  for (size_t i = 0; vhdup__disk_warning(j->disk, i) != NULL; i++)
+    notice(j, "warning: %s", vhdup__disk_warning(j->disk, i));
+
+  vhdup__disk_info info;
+  vhdup__disk_get_info(j->disk, &info);
+  uint64_t vsize = info.virtual_size;
+  if (j->o.resize && vsize % MIB != 0) {
+    uint64_t rounded = (vsize + MIB - 1) / MIB * MIB;
+    notice(j,
+           "note: virtual size %llu is not a whole number of MiB; rounding up to %llu "
+           "(Azure requires whole MiB for disks; the tail is zeros; --no-resize keeps it exact)",
+           (unsigned long long)vsize, (unsigned long long)rounded);
+    vsize = rounded;
+  }
+  if (vsize > VHDUP__MAX_VIRTUAL_SIZE) {
+    snprintf(err.msg, sizeof(err.msg), "%s: virtual size %llu exceeds the page blob limit of 8 TiB",
+             j->o.source, (unsigned long long)vsize);
+    return set_error(j, VHDUP_ELIMIT, err.msg);
+  }
+  j->blob_size = vsize + VHDUP__FOOTER_SIZE;
+  rc = count_data(j, &err);
+  if (rc != 0)
+    return set_error(j, rc, err.msg);
+
+  vhdup__footer f;
+  vhdup__fixed_footer(info.is_raw ? NULL : &info.footer, vsize, &f);
+  if (info.is_raw) {
+    f.timestamp = vhd_now();
+    if (uv_random(NULL, NULL, f.uuid, sizeof(f.uuid), 0, NULL) != 0)
+      memset(f.uuid, 0x5a, sizeof(f.uuid));
+    f.uuid[6] = (uint8_t)((f.uuid[6] & 0x0f) | 0x40); /* version 4 */
+    f.uuid[8] = (uint8_t)((f.uuid[8] & 0x3f) | 0x80);
+  }
+
+  vhdup__pipeline_opts po;
+  vhdup__pipeline_opts_init(&po);
+  po.memory = j->e->o.memory;
+  po.connections = j->e->o.connections;
+  po.merge_gap = j->o.merge_gap;
+  po.max_attempts = j->o.max_attempts;
+  po.blob_size = j->blob_size;
+  vhdup__footer_encode(&f, po.footer);
+
+  if (j->o.to_file) {
+    po.md5 = 0;
+    po.crc64 = 0;
+    po.disk_md5 = 0;
+    rc = vhdup__file_sink_new(j->e->loop, j->o.destination, j->o.overwrite, &j->sink, &err);
+  } else {
+    po.md5 = j->o.md5;
+    po.crc64 = j->o.crc64;
+    po.disk_md5 = j->o.disk_md5;
+    rc = vhdup__azure_sink_new(j, &j->sink, &err);
+  }
+  if (rc != 0)
+    return set_error(j, rc, err.msg);
+  if (po.connections > j->sink->max_in_flight && j->sink->max_in_flight > 0)
+    po.connections = j->sink->max_in_flight;
+  rc = vhdup__pipeline_new(j->e->loop, j->disk, j->sink, &po, &j->pl);
+  if (rc != 0)
+    return set_error(j, rc, NULL);
+  rc = vhdup__pipeline_start(j->pl, pipeline_done, j);
+  if (rc != 0)
+    return set_error(j, rc, NULL);
+  return 0;
+}
+
+void vhdup_job_cancel(vhdup_job *j) {
+  if (j->pl != NULL && !j->done)
+    vhdup__pipeline_cancel(j->pl);
+}
+
+void vhdup_job_get_stats(const vhdup_job *j, vhdup_job_stats *st) {
+  memset(st, 0, sizeof(*st));
+  st->phase = VHDUP_PHASE_OPEN;
+  st->blob_size = j->blob_size;
+  st->bytes_allocated = j->data_bytes;
+  if (j->disk != NULL) {
+    vhdup__disk_info info;
+    vhdup__disk_get_info(j->disk, &info);
+    st->virtual_size = info.virtual_size;
+  }
+  if (j->pl != NULL) {
+    vhdup__pipeline_stats ps;
+    vhdup__pipeline_get_stats(j->pl, &ps);
+    static const vhdup_phase map[] = {VHDUP_PHASE_PREPARE, VHDUP_PHASE_DATA, VHDUP_PHASE_FOOTER,
+                                      VHDUP_PHASE_FINISH, VHDUP_PHASE_DONE};
+    st->phase = map[ps.phase];
+    st->bytes_planned = ps.bytes_planned;
+    st->bytes_sent = ps.bytes_sent;
+    st->bytes_skipped = ps.bytes_skipped;
+    st->requests = ps.requests;
+    st->retries = ps.retries;
+    st->in_flight = ps.in_flight;
+    st->has_disk_md5 = ps.has_disk_md5;
+    memcpy(st->disk_md5, ps.disk_md5, sizeof(st->disk_md5));
+  }
+  st->seconds =
+      j->done ? j->seconds : (j->start_ns ? (double)(uv_hrtime() - j->start_ns) / 1e9 : 0.0);
+}
+
+const char *vhdup_job_message(const vhdup_job *j) {
+  return j->message;
+}
+
+void *vhdup_job_get_data(const vhdup_job *j) {
+  return j->o.data;
+}
+
+const char *vhdup_job_destination(const vhdup_job *j) {
+  return j->dest_shown;
+}
+
+static void job_free(vhdup_job *j) {
+  vhdup_engine *e = j->e;
+  if (j->prev != NULL)
+    j->prev->next = j->next;
+  else
+    e->jobs = j->next;
+  if (j->next != NULL)
+    j->next->prev = j->prev;
+  if (j->disk != NULL)
+    vhdup__disk_free(j->disk);
+  vhdup__file_close(j->file);
+  if (j->close_cb != NULL)
+    j->close_cb(j);
+  for (int i = 0; i < JOB_STRINGS; i++)
+    vhdup__free(j->strings[i]);
+  vhdup__free(j->dest_shown);
+  vhdup__free(j);
+  vhdup__engine_job_gone(e);
+}
+
+static void close_step(vhdup_job *j);
+
+static void sink_closed(vhdup__sink *s) {
+  vhdup_job *j = s->data;
+  close_step(j);
+}
+
+static void pipeline_closed(vhdup__pipeline *pl) {
+  vhdup_job *j = vhdup__pipeline_data(pl);
+  j->pl = NULL;
+  close_step(j);
+}
+
+/* Tears down in order: the pipeline must be done (cancel it if not), then
+ * closed, then the sink, then the job itself. Each asynchronous step comes
+ * back here. */
+static void close_step(vhdup_job *j) {
+  if (j->pl != NULL) {
+    if (!j->done) {
+      vhdup__pipeline_cancel(j->pl); /* pipeline_done comes back here */
+      return;
+    }
+    if (!j->pl_closing) {
+      j->pl_closing = 1;
+      vhdup__pipeline_close(j->pl, pipeline_closed);
+    }
+    return;
+  }
+  if (j->sink != NULL) {
+    vhdup__sink *s = j->sink;
+    j->sink = NULL;
+    s->data = j;
+    s->ops->close(s, sink_closed);
+    return;
+  }
+  job_free(j);
+}
+
+void vhdup_job_close(vhdup_job *j, void (*close_cb)(vhdup_job *job)) {
+  if (j->closing)
+    return;
+  j->closing = 1;
+  j->close_cb = close_cb;
+  close_step(j);
+}

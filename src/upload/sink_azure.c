@@ -1,0 +1,564 @@
+/* An Azure page blob as the destination: the requests are described by
+ * src/azure and sent by src/net on the engine's HTTP client. */
+#include "azure/azure.h"
+#include "net/http.h"
+#include "upload/job_int.h"
+#include "util/alloc.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_HEADERS 24
+#define RANGES_BATCH 256
+
+typedef struct az_sink az_sink;
+
+/* One request of the sink: a page write, or a step of prepare/finish. */
+typedef struct az_op {
+  az_sink *s;
+  struct az_op *prev, *next;
+  vhdup__az_request req;
+  vhdup__http_header hdrs[MAX_HEADERS];
+  vhdup__http_xfer *x;
+  vhdup__sink_write *w; /* NULL for control requests */
+  const void *body;
+  void (*done)(struct az_op *op, const vhdup__http_resp *r);
+} az_op;
+
+struct az_sink {
+  vhdup__sink base;
+  vhdup_job *j;
+  vhdup__http *http;
+  vhdup__az_blob blob;
+  az_op *ops; /* in flight, for abort */
+  unsigned n_ops;
+  int closing;
+  void (*close_cb)(vhdup__sink *s);
+
+  /* prepare and finish */
+  uint64_t size;
+  vhdup__sink_cb cb;
+  void *cb_data;
+  char marker[VHDUP__AZ_MARKER_MAX + 1];
+  vhdup__az_page_range ranges[RANGES_BATCH];
+  size_t n_ranges, next_range;
+  int listing_done;
+  int created_by_us;
+  char msg[VHDUP__ERRMSG_MAX];
+};
+
+static void sink_maybe_closed(az_sink *s);
+
+static void op_free(az_op *op) {
+  az_sink *s = op->s;
+  if (op->prev != NULL)
+    op->prev->next = op->next;
+  else
+    s->ops = op->next;
+  if (op->next != NULL)
+    op->next->prev = op->prev;
+  s->n_ops--;
+  vhdup__az_request_free(&op->req);
+  vhdup__free(op);
+}
+
+static void http_done(vhdup__http_xfer *x, const vhdup__http_resp *r, void *data) {
+  az_op *op = data;
+  az_sink *s = op->s;
+  (void)x;
+  op->x = NULL;
+  op->done(op, r);
+  op_free(op);
+  sink_maybe_closed(s);
+}
+
+/* Sends op->req with body; on failure to start, returns the error. */
+static int op_send(az_op *op, const void *body) {
+  az_sink *s = op->s;
+  if (op->req.nheaders > MAX_HEADERS)
+    return VHDUP_ELIMIT;
+  for (size_t i = 0; i < op->req.nheaders; i++) {
+    op->hdrs[i].name = op->req.headers[i].name;
+    op->hdrs[i].value = op->req.headers[i].value;
+  }
+  vhdup__http_req hr = {
+      .method = op->req.method,
+      .url = op->req.url,
+      .headers = op->hdrs,
+      .n_headers = op->req.nheaders,
+      .body = body,
+      .body_len = op->req.content_length,
+  };
+  op->body = body;
+  return vhdup__http_submit(s->http, &hr, http_done, op, &op->x);
+}
+
+static az_op *op_new(az_sink *s, void (*done)(az_op *, const vhdup__http_resp *)) {
+  az_op *op = vhdup__calloc(1, sizeof(*op));
+  if (op == NULL)
+    return NULL;
+  op->s = s;
+  op->done = done;
+  op->next = s->ops;
+  if (s->ops != NULL)
+    s->ops->prev = op;
+  s->ops = op;
+  s->n_ops++;
+  return op;
+}
+
+/* Turns an answer into a sink result: success, or a classified error with
+ * a message that names Azure's code, message and request id. */
+static void classify(az_sink *s, const vhdup__http_resp *r, vhdup__sink_result *out) {
+  memset(out, 0, sizeof(*out));
+  out->http_status = r->status;
+  if (r->error != 0) {
+    out->error = r->error;
+    out->retryable = r->retryable;
+    snprintf(s->msg, sizeof(s->msg), "%s", r->error_detail);
+    out->message = s->msg;
+    return;
+  }
+  if (r->status >= 200 && r->status < 300)
+    return;
+  vhdup__az_header h[64];
+  size_t n = r->n_headers < 64 ? r->n_headers : 64;
+  for (size_t i = 0; i < n; i++) {
+    h[i].name = (char *)r->headers[i].name;
+    h[i].value = (char *)r->headers[i].value;
+  }
+  vhdup__az_error_info e;
+  vhdup__az_error_parse((int)r->status, h, n, r->body, r->body_len, &e);
+  vhdup__az_error_format(&e, s->msg, sizeof(s->msg));
+  out->message = s->msg;
+  out->error = vhdup__az_status_errno((int)r->status, e.code);
+  vhdup__az_class c = vhdup__az_classify((int)r->status, e.code);
+  out->retryable = c == VHDUP__AZ_RETRY;
+  long ra = vhdup__az_retry_after(h, n);
+  if (ra > 0)
+    out->retry_after_ms = (uint64_t)ra * 1000;
+}
+
+static void prepare_result(az_sink *s, int error, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void prepare_result(az_sink *s, int error, const char *fmt, ...) {
+  vhdup__sink_result r = {.error = error};
+  if (error != 0 && fmt != NULL) {
+    char tmp[VHDUP__ERRMSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    va_end(ap);
+    snprintf(s->msg, sizeof(s->msg), "%s", tmp);
+    r.message = s->msg;
+  }
+  s->cb(&s->base, &r, s->cb_data);
+}
+
+/* ---- prepare: HEAD, then create, or check size and clear stale ranges ---- */
+
+static void start_list(az_sink *s);
+
+static void clear_done(az_op *op, const vhdup__http_resp *r) {
+  az_sink *s = op->s;
+  vhdup__sink_result res;
+  classify(s, r, &res);
+  if (res.error != 0) {
+    prepare_result(s, res.error, "clearing stale pages of the existing blob: %s", res.message);
+    return;
+  }
+  const vhdup__az_page_range *pr = &s->ranges[s->next_range - 1];
+  s->base.info.cleared_bytes += pr->end + 1 - pr->start;
+  start_list(s);
+}
+
+static void next_clear(az_sink *s) {
+  if (s->closing) {
+    prepare_result(s, VHDUP_ECANCELED, "canceled");
+    return;
+  }
+  if (s->next_range >= s->n_ranges) {
+    if (s->listing_done) {
+      prepare_result(s, 0, NULL);
+      return;
+    }
+    start_list(s);
+    return;
+  }
+  const vhdup__az_page_range *pr = &s->ranges[s->next_range++];
+  vhdup__err err;
+  az_op *op = op_new(s, clear_done);
+  if (op == NULL) {
+    prepare_result(s, VHDUP_ENOMEM, "out of memory");
+    return;
+  }
+  int rc =
+      vhdup__az_req_clear_pages(&s->blob, pr->start, pr->end + 1 - pr->start, NULL, &op->req, &err);
+  if (rc == 0)
+    rc = op_send(op, NULL);
+  if (rc != 0) {
+    op_free(op);
+    prepare_result(s, rc, "clearing stale pages: %s", vhdup_strerror(rc));
+  }
+}
+
+static void list_done(az_op *op, const vhdup__http_resp *r) {
+  az_sink *s = op->s;
+  vhdup__sink_result res;
+  classify(s, r, &res);
+  if (res.error != 0) {
+    prepare_result(s, res.error, "listing the existing blob's pages: %s", res.message);
+    return;
+  }
+  vhdup__err err;
+  vhdup__err_clear(&err);
+  int rc = vhdup__az_page_list_parse_array(r->body, r->body_len, 0, s->ranges, RANGES_BATCH,
+                                           &s->n_ranges, s->marker, sizeof(s->marker), &err);
+  if (rc != 0 || r->body_truncated) {
+    prepare_result(s, rc ? rc : VHDUP_ELIMIT, "listing the existing blob's pages: %s",
+                   err.msg[0] ? err.msg : "answer too large");
+    return;
+  }
+  s->next_range = 0;
+  s->listing_done = s->marker[0] == '\0';
+  next_clear(s);
+}
+
+/* Lists the blob's ranges a batch at a time (from the start again after each
+ * batch is cleared: cleared ranges no longer appear) and clears them. */
+static void start_list(az_sink *s) {
+  if (s->next_range < s->n_ranges) {
+    next_clear(s);
+    return;
+  }
+  az_op *op = op_new(s, list_done);
+  if (op == NULL) {
+    prepare_result(s, VHDUP_ENOMEM, "out of memory");
+    return;
+  }
+  vhdup__err err;
+  vhdup__err_clear(&err);
+  int marker_ok = vhdup__az_blob_version_at_least(&s->blob, VHDUP__AZ_VERSION_MARKER);
+  int rc = vhdup__az_req_get_page_ranges(&s->blob, 0, 0, NULL, marker_ok ? RANGES_BATCH : 0, NULL,
+                                         &op->req, &err);
+  if (rc == 0)
+    rc = op_send(op, NULL);
+  if (rc != 0) {
+    op_free(op);
+    prepare_result(s, rc, "listing pages: %s", err.msg[0] ? err.msg : vhdup_strerror(rc));
+  }
+}
+
+static void create_done(az_op *op, const vhdup__http_resp *r) {
+  az_sink *s = op->s;
+  vhdup__sink_result res;
+  classify(s, r, &res);
+  if (res.error == 0) {
+    s->created_by_us = 1;
+    s->base.info.size = s->size;
+    prepare_result(s, 0, NULL);
+    return;
+  }
+  if (res.error == VHDUP_ENOTFOUND)
+    prepare_result(s, res.error, "creating the blob: %s (does the container exist?)", res.message);
+  else if (res.error == VHDUP_EEXIST)
+    prepare_result(s, res.error,
+                   "the destination appeared while starting (%s); use --overwrite or --resume",
+                   res.message);
+  else
+    prepare_result(s, res.error, "creating the blob: %s", res.message);
+}
+
+static void start_create(az_sink *s) {
+  az_op *op = op_new(s, create_done);
+  if (op == NULL) {
+    prepare_result(s, VHDUP_ENOMEM, "out of memory");
+    return;
+  }
+  vhdup__err err;
+  vhdup__err_clear(&err);
+  int rc = vhdup__az_req_create_page_blob(&s->blob, s->size, 1, NULL, &op->req, &err);
+  if (rc == 0)
+    rc = op_send(op, NULL);
+  if (rc != 0) {
+    op_free(op);
+    prepare_result(s, rc, "creating the blob: %s", err.msg[0] ? err.msg : vhdup_strerror(rc));
+  }
+}
+
+static void head_done(az_op *op, const vhdup__http_resp *r) {
+  az_sink *s = op->s;
+  vhdup_job *j = s->j;
+  vhdup__sink_result res;
+  classify(s, r, &res);
+  if (res.error == VHDUP_ENOTFOUND) {
+    if (j->o.resume) {
+      prepare_result(s, VHDUP_ENOTFOUND, "nothing to resume: %s does not exist", j->dest_shown);
+      return;
+    }
+    start_create(s);
+    return;
+  }
+  if (res.error != 0) {
+    if (res.error == VHDUP_EAUTH)
+      prepare_result(s, res.error,
+                     "%s: %s (check the key or the SAS: is it valid, unexpired, "
+                     "with read and write permission?)",
+                     j->dest_shown, res.message);
+    else
+      prepare_result(s, res.error, "%s: %s", j->dest_shown, res.message);
+    return;
+  }
+  s->base.info.existed = 1;
+  const char *type = vhdup__http_header_get(r, "x-ms-blob-type");
+  const char *len = vhdup__http_header_get(r, "Content-Length");
+  uint64_t size = len != NULL ? strtoull(len, NULL, 10) : 0;
+  s->base.info.size = size;
+  if (type != NULL && strcmp(type, "PageBlob") != 0) {
+    prepare_result(s, VHDUP_EEXIST, "%s exists and is a %s, not a page blob; delete it first",
+                   j->dest_shown, type);
+    return;
+  }
+  if (!j->o.overwrite && !j->o.resume) {
+    prepare_result(s, VHDUP_EEXIST,
+                   "%s already exists (%llu bytes); use --overwrite to replace its content, or "
+                   "--resume to continue an interrupted upload",
+                   j->dest_shown, (unsigned long long)size);
+    return;
+  }
+  if (size != s->size) {
+    prepare_result(s, VHDUP_ESIZE,
+                   "%s is %llu bytes but this disk needs exactly %llu (virtual size %llu + 512 "
+                   "footer); for a managed disk create it with `az disk create "
+                   "--upload-type Upload --upload-size-bytes %llu`",
+                   j->dest_shown, (unsigned long long)size, (unsigned long long)s->size,
+                   (unsigned long long)(s->size - 512), (unsigned long long)s->size);
+    return;
+  }
+  if (j->o.resume) {
+    prepare_result(s, 0, NULL);
+    return;
+  }
+  s->n_ranges = s->next_range = 0;
+  start_list(s);
+}
+
+static void az_prepare(vhdup__sink *base, uint64_t size, vhdup__sink_cb cb, void *data) {
+  az_sink *s = (az_sink *)base;
+  s->size = size;
+  s->cb = cb;
+  s->cb_data = data;
+  az_op *op = op_new(s, head_done);
+  vhdup__err err;
+  vhdup__err_clear(&err);
+  int rc = op == NULL ? VHDUP_ENOMEM : vhdup__az_req_get_properties(&s->blob, NULL, &op->req, &err);
+  if (rc == 0)
+    rc = op_send(op, NULL);
+  if (rc != 0) {
+    if (op != NULL)
+      op_free(op);
+    prepare_result(s, rc, "%s", err.msg[0] ? err.msg : vhdup_strerror(rc));
+  }
+}
+
+/* ---- writes ---- */
+
+static void write_done(az_op *op, const vhdup__http_resp *r) {
+  vhdup__sink_result res;
+  classify(op->s, r, &res);
+  op->w->cb(op->w, &res);
+}
+
+static int az_write(vhdup__sink *base, vhdup__sink_write *w) {
+  az_sink *s = (az_sink *)base;
+  az_op *op = op_new(s, write_done);
+  if (op == NULL)
+    return VHDUP_ENOMEM;
+  op->w = w;
+  vhdup__az_sum sum = {.kind = VHDUP__AZ_SUM_NONE};
+  if (w->has_md5) {
+    sum.kind = VHDUP__AZ_SUM_MD5;
+    memcpy(sum.md5, w->md5, 16);
+  } else if (w->has_crc64) {
+    sum.kind = VHDUP__AZ_SUM_CRC64;
+    sum.crc64 = w->crc64;
+  }
+  vhdup__err err;
+  int rc = vhdup__az_req_put_page(&s->blob, w->offset, w->length, &sum, NULL, &op->req, &err);
+  if (rc == 0)
+    rc = op_send(op, w->data);
+  if (rc != 0)
+    op_free(op);
+  return rc;
+}
+
+/* ---- finish: the whole-blob MD5 as Content-MD5 ---- */
+
+static void props_done(az_op *op, const vhdup__http_resp *r) {
+  az_sink *s = op->s;
+  vhdup__sink_result res;
+  classify(s, r, &res);
+  if (res.error != 0 && !s->created_by_us && res.http_status >= 400 && res.http_status < 500) {
+    /* A destination we did not create (a managed disk's upload SAS) may
+     * refuse properties; the data is complete, so this is not a failure. */
+    if (s->j->o.notice_cb != NULL)
+      s->j->o.notice_cb(s->j,
+                        "note: the destination does not accept blob properties; the "
+                        "whole-disk MD5 was not stored",
+                        s->j->o.data);
+    memset(&res, 0, sizeof(res));
+  }
+  s->cb(&s->base, &res, s->cb_data);
+}
+
+static void az_finish(vhdup__sink *base, const uint8_t *disk_md5, vhdup__sink_cb cb, void *data) {
+  az_sink *s = (az_sink *)base;
+  s->cb = cb;
+  s->cb_data = data;
+  if (disk_md5 == NULL || !s->base.info.can_set_properties) {
+    prepare_result(s, 0, NULL);
+    return;
+  }
+  az_op *op = op_new(s, props_done);
+  vhdup__err err;
+  vhdup__err_clear(&err);
+  int rc = op == NULL ? VHDUP_ENOMEM
+                      : vhdup__az_req_set_content_md5(&s->blob, disk_md5, NULL, &op->req, &err);
+  if (rc == 0)
+    rc = op_send(op, NULL);
+  if (rc != 0) {
+    if (op != NULL)
+      op_free(op);
+    prepare_result(s, rc, "setting the blob's MD5: %s", err.msg[0] ? err.msg : vhdup_strerror(rc));
+  }
+}
+
+static void az_abort(vhdup__sink *base) {
+  az_sink *s = (az_sink *)base;
+  for (az_op *op = s->ops; op != NULL; op = op->next)
+    if (op->x != NULL)
+      vhdup__http_cancel(op->x);
+}
+
+static void sink_maybe_closed(az_sink *s) {
+  if (!s->closing || s->n_ops > 0)
+    return;
+  if (s->close_cb != NULL)
+    s->close_cb(&s->base);
+  vhdup__az_blob_free(&s->blob);
+  vhdup__free(s);
+}
+
+static void az_close(vhdup__sink *base, void (*close_cb)(vhdup__sink *s)) {
+  az_sink *s = (az_sink *)base;
+  s->closing = 1;
+  s->close_cb = close_cb;
+  az_abort(base);
+  sink_maybe_closed(s);
+}
+
+static const vhdup__sink_ops az_sink_ops = {
+    .prepare = az_prepare,
+    .write = az_write,
+    .finish = az_finish,
+    .abort = az_abort,
+    .close = az_close,
+};
+
+static const char *env_get(void *ctx, const char *name) {
+  (void)ctx;
+  return getenv(name);
+}
+
+/* Resolves where and as whom: a URL (or container/blob with a connection
+ * string's endpoint) and the first credential given: the URL's SAS, the
+ * options' SAS token, connection string or key, then the environment. */
+static int resolve(vhdup_job *j, vhdup__az_url *url, vhdup__az_cred *cred, vhdup__err *err) {
+  const vhdup_job_options *o = &j->o;
+  unsigned flags = o->allow_http ? VHDUP__AZ_URL_ALLOW_HTTP : 0;
+  int rc = 0;
+  memset(cred, 0, sizeof(*cred));
+  if (o->connection_string != NULL)
+    rc = vhdup__az_connstr_parse(o->connection_string, cred, err);
+  else if (o->sas_token != NULL) {
+    cred->kind = VHDUP__AZ_AUTH_SAS;
+    cred->sas = vhdup__strdup(o->sas_token[0] == '?' ? o->sas_token + 1 : o->sas_token);
+    rc = cred->sas == NULL ? VHDUP_ENOMEM : 0;
+  }
+  if (rc != 0)
+    return rc;
+  int is_url = strstr(o->destination, "://") != NULL;
+  if (is_url) {
+    rc = vhdup__az_url_parse(o->destination, flags, url, err);
+  } else if (cred->blob_endpoint != NULL) {
+    rc = vhdup__az_url_join(cred->blob_endpoint, o->destination, flags, url, err);
+  } else {
+    return vhdup__errf(err, VHDUP_EURL,
+                       "destination '%s' is not a URL; give https://ACCOUNT.blob.core.windows.net/"
+                       "CONTAINER/BLOB, or CONTAINER/BLOB with --connection-string",
+                       o->destination);
+  }
+  if (rc != 0)
+    return rc;
+  if (url->sas != NULL || cred->kind != VHDUP__AZ_AUTH_NONE)
+    return 0;
+  if (o->account_key != NULL)
+    return vhdup__az_cred_shared_key(url->account, o->account_key, cred, err);
+  if (o->use_environment) {
+    rc = vhdup__az_cred_from_env(env_get, NULL, cred, err);
+    if (rc != 0 || cred->kind != VHDUP__AZ_AUTH_NONE)
+      return rc;
+  }
+  return vhdup__errf(err, VHDUP_ECREDENTIAL,
+                     "no credential for %s: add a SAS to the URL, or give --sas-token, "
+                     "--connection-string or --account-key-file, or set "
+                     "AZURE_STORAGE_CONNECTION_STRING (or AZURE_STORAGE_ACCOUNT with "
+                     "AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN)",
+                     j->dest_shown);
+}
+
+int vhdup__azure_sink_new(vhdup_job *j, vhdup__sink **out, vhdup__err *err) {
+  *out = NULL;
+  vhdup__http *http;
+  int rc = vhdup__engine_http(j->e, &http);
+  if (rc != 0)
+    return vhdup__errf(err, rc, "cannot start the HTTP client: %s", vhdup_strerror(rc));
+  vhdup__az_url url;
+  vhdup__az_cred cred;
+  memset(&url, 0, sizeof(url));
+  rc = resolve(j, &url, &cred, err);
+  az_sink *s = NULL;
+  if (rc == 0) {
+    s = vhdup__calloc(1, sizeof(*s));
+    if (s == NULL)
+      rc = vhdup__errf(err, VHDUP_ENOMEM, "out of memory");
+  }
+  if (rc == 0) {
+    vhdup__az_blob_opts bo = {.version = j->o.service_version, .timeout_s = 0};
+    rc = vhdup__az_blob_init(&s->blob, &url, &cred, &bo, err);
+  }
+  vhdup__az_url_free(&url);
+  vhdup__az_cred_free(&cred);
+  if (rc != 0) {
+    vhdup__free(s);
+    return rc;
+  }
+  s->j = j;
+  s->http = http;
+  s->base.ops = &az_sink_ops;
+  s->base.max_in_flight = 0;
+  /* Managed disks' upload endpoints (md-*.blob.storage.azure.net) take no
+   * blob properties (AZURE.md); elsewhere the whole-disk MD5 is stored. */
+  s->base.info.can_set_properties = strncmp(s->blob.url.host, "md-", 3) != 0;
+  if (j->o.crc64 && !vhdup__az_blob_version_at_least(&s->blob, VHDUP__AZ_VERSION_CRC64)) {
+    vhdup__errf(err, VHDUP_EUNSUPPORTED,
+                "--crc64 needs service version %s or later; this destination uses %s",
+                VHDUP__AZ_VERSION_CRC64, s->blob.version);
+    vhdup__az_blob_free(&s->blob);
+    vhdup__free(s);
+    return VHDUP_EUNSUPPORTED;
+  }
+  *out = &s->base;
+  return 0;
+}
