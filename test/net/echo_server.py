@@ -9,7 +9,7 @@ tests written against one run against the other:
                           next requests that are not /_control ones)
   GET  /_control/stats    {"max_inflight":..,"inflight":..,"connections":..,
                            "requests":..}
-  POST /_control/reset    zeroes the stats
+  POST /_control/reset-stats  zeroes the stats
 
 Everything else is a tiny object store keyed by path (query ignored):
   PUT/POST  store the body; 201 with X-Received-Length, X-Body-MD5 (hex) and
@@ -103,7 +103,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             with lock:
                 data = json.dumps(stats).encode()
             return self.reply(200, data, {"Content-Type": "application/json"})
-        if path == "/_control/reset":
+        if path in ("/_control/reset", "/_control/reset-stats"):
             with lock:
                 for k in stats:
                     stats[k] = 0
