@@ -22,6 +22,19 @@ int vhdup__az_account_name_valid(const char *name) {
   return 1;
 }
 
+/* An invalid account name is quoted back only when it cannot be a pasted
+ * secret: short, and no '=', '/', '+' or other base64/SAS characters. */
+static const char *shown_name(const char *name) {
+  size_t n = strlen(name);
+  if (n == 0 || n > 40)
+    return "(not shown)";
+  for (size_t i = 0; i < n; i++)
+    if (!((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= 'A' && name[i] <= 'Z') ||
+          (name[i] >= '0' && name[i] <= '9') || name[i] == '-' || name[i] == '_' || name[i] == '.'))
+      return "(not shown)";
+  return name;
+}
+
 void vhdup__az_cred_free(vhdup__az_cred *c) {
   if (c == NULL)
     return;
@@ -47,8 +60,8 @@ int vhdup__az_cred_shared_key(const char *account, const char *key_b64, vhdup__a
   memset(out, 0, sizeof(*out));
   if (!vhdup__az_account_name_valid(account))
     return vhdup__errf(err, VHDUP_ECREDENTIAL,
-                       "account name '%.64s' is not valid (3-24 lowercase letters and digits)",
-                       account);
+                       "account name '%s' is not valid (3-24 lowercase letters and digits)",
+                       shown_name(account));
   if (decode_key(key_b64, strlen(key_b64), out) != 0) {
     vhdup__az_cred_free(out);
     return vhdup__errf(err, VHDUP_ECREDENTIAL, "account key is not valid base64");
@@ -242,9 +255,9 @@ static int connstr_parse(const char *s, const char *who, vhdup__az_cred *out, vh
       goto oom;
     if (!vhdup__az_account_name_valid(account)) {
       vhdup__errf(err, VHDUP_ECREDENTIAL,
-                  "%s: AccountName '%.64s' is not a valid storage account name (3-24 lowercase "
+                  "%s: AccountName '%s' is not a valid storage account name (3-24 lowercase "
                   "letters and digits)",
-                  who, account);
+                  who, shown_name(account));
       vhdup__free(account);
       return VHDUP_ECREDENTIAL;
     }
@@ -358,9 +371,9 @@ int vhdup__az_cred_from_env(vhdup__az_getenv_fn getenv_fn, void *ctx, vhdup__az_
                          "AZURE_STORAGE_KEY is set but AZURE_STORAGE_ACCOUNT is not");
     if (!vhdup__az_account_name_valid(account))
       return vhdup__errf(err, VHDUP_ECREDENTIAL,
-                         "AZURE_STORAGE_ACCOUNT '%.64s' is not a valid storage account name "
+                         "AZURE_STORAGE_ACCOUNT '%s' is not a valid storage account name "
                          "(3-24 lowercase letters and digits)",
-                         account);
+                         shown_name(account));
     if (vhdup__az_cred_shared_key(account, key, out, NULL) != 0)
       return vhdup__errf(err, VHDUP_ECREDENTIAL, "AZURE_STORAGE_KEY is not valid base64");
     return 0;
@@ -373,9 +386,9 @@ int vhdup__az_cred_from_env(vhdup__az_getenv_fn getenv_fn, void *ctx, vhdup__az_
                          "AZURE_STORAGE_SAS_TOKEN has no sig field (not a SAS token)");
     if (account != NULL && !vhdup__az_account_name_valid(account))
       return vhdup__errf(err, VHDUP_ECREDENTIAL,
-                         "AZURE_STORAGE_ACCOUNT '%.64s' is not a valid storage account name "
+                         "AZURE_STORAGE_ACCOUNT '%s' is not a valid storage account name "
                          "(3-24 lowercase letters and digits)",
-                         account);
+                         shown_name(account));
     out->kind = VHDUP__AZ_AUTH_SAS;
     out->sas = vhdup__strdup(sas);
     out->account = account != NULL ? vhdup__strdup(account) : NULL;

@@ -23,8 +23,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
   vhdup__err err;
   vhdup__az_cred cred;
-  if (vhdup__az_connstr_parse(s, &cred, &err) == 0)
+  if (vhdup__az_connstr_parse(s, &cred, &err) == 0) {
+    /* Carry the parsed credential through to a signed request. */
+    vhdup__az_url url;
+    if (vhdup__az_url_join(cred.blob_endpoint, "c/b", VHDUP__AZ_URL_ALLOW_HTTP, &url, &err) == 0) {
+      vhdup__az_blob b;
+      if (vhdup__az_blob_init(&b, &url, &cred, NULL, &err) == 0) {
+        vhdup__az_request r;
+        (void)vhdup__az_req_create_page_blob(&b, 1 << 20, 1, NULL, &r, &err);
+        vhdup__az_request_free(&r);
+        vhdup__az_blob_free(&b);
+      }
+      vhdup__az_url_free(&url);
+    }
     vhdup__az_cred_free(&cred);
+  }
 
   vhdup__az_url url;
   if (vhdup__az_url_parse(s, 0, &url, &err) == 0) {

@@ -241,7 +241,9 @@ static void test_connstr_errors(void **state) {
                        "duplicate key 'AccountName'");
   expect_connstr_error("AccountName=abc;AccountKey=", "AccountKey is empty");
   expect_connstr_error("=x;AccountName=abc", "segment 1 has an empty key");
-  expect_connstr_error("AccountName=ABC_def;AccountKey=" SECRET_KEY, "not a valid storage account");
+  expect_connstr_error("AccountName=ABC_def;AccountKey=" SECRET_KEY,
+                       "AccountName 'ABC_def' is not a valid storage account");
+  expect_connstr_error("AccountName=AccountKey=" SECRET_KEY, "AccountName '(not shown)'");
   expect_connstr_error("AccountKey=" SECRET_KEY, "AccountKey needs AccountName");
   expect_connstr_error("AccountName=abc", "neither AccountKey nor SharedAccessSignature");
   expect_connstr_error("AccountName=abc;AccountKey=" SECRET_KEY
