@@ -711,6 +711,7 @@ void ts_ops_handle(ts_server *srv, ts_request *r, ts_fault_kind fault, ts_respon
   resp->trickle = fault == TS_FAULT_TRICKLE;
   char why[4096];
   if (ts_faults_expired(&srv->faults)) {
+    srv->stats.faults_injected++;
     ts_resp_error(srv, resp, 403, "AuthenticationFailed",
                   "Server failed to authenticate the request. Signed expiry time has passed.");
   } else if (ts_auth_check(&srv->cfg, r, why, sizeof(why)) != TS_AUTH_OK) {

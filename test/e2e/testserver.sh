@@ -1,0 +1,369 @@
+#!/usr/bin/env bash
+# vhdup-testserver itself: the page-blob rules it enforces, Shared Key and SAS
+# checks, every fault kind, the stats/control API and managed-disk mode,
+# driven with curl and a Shared Key signer written in bash + openssl.
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/lib_server.sh"
+
+ACCT=devstoreaccount1
+KEYHEX=$(printf '%s' "$AZURITE_KEY" | base64 -d | od -An -tx1 -v | tr -d ' \n')
+SIGN_KEYHEX=$KEYHEX
+MiB=$((1024 * 1024))
+
+# sk VERB PATH [QUERY] [BODYFILE] [HEADER...]: signed curl request against
+# $TS_URL. Prints the HTTP status; body in $T/body, headers in $T/hdrs, curl's
+# exit code in $T/curlrc. Extra curl options go in the CURL_OPTS array.
+CURL_OPTS=()
+sk() {
+  local verb=$1 path=$2 query=${3:-} body=${4:-}
+  shift 4 || shift $#
+  local hdrs=("$@") date cl="" md5="" ctype="" inm="" range="" h name value
+  date=$(LC_ALL=C date -u '+%a, %d %b %Y %H:%M:%S GMT')
+  hdrs+=("x-ms-date: $date" "x-ms-version: 2021-08-06")
+  if [ -n "$body" ]; then
+    cl=$(stat -c %s "$body")
+    [ "$cl" = 0 ] && cl=""
+    hdrs+=("Content-Type: application/octet-stream")
+  fi
+  local xms=()
+  for h in "${hdrs[@]}"; do
+    name=${h%%:*}
+    value=${h#*: }
+    case "${name,,}" in
+    content-md5) md5=$value ;;
+    content-type) ctype=$value ;;
+    if-none-match) inm=$value ;;
+    range) range=$value ;;
+    x-ms-*) xms+=("${name,,}:$value") ;;
+    esac
+  done
+  {
+    printf '%s\n\n\n%s\n%s\n%s\n\n\n\n%s\n\n%s\n' "$verb" "$cl" "$md5" "$ctype" "$inm" "$range"
+    printf '%s\n' "${xms[@]}" | LC_ALL=C sort -t: -k1,1
+    printf '/%s/%s/%s' "$ACCT" "$ACCT" "$path"
+    if [ -n "$query" ]; then
+      local line
+      tr '&' '\n' <<<"$query" | sed 's/=/:/' | awk -F: -v OFS=: '{ $1 = tolower($1) } 1' |
+        LC_ALL=C sort -t: -k1,1 | while IFS= read -r line; do printf '\n%s' "$line"; done
+    fi
+  } >"$T/sts"
+  local sig
+  sig=$(openssl dgst -sha256 -mac HMAC -macopt "hexkey:$SIGN_KEYHEX" -binary "$T/sts" | base64)
+  local args=(-sS --max-time 30 -o "$T/body" -D "$T/hdrs" -w '%{http_code}'
+    -H "Authorization: SharedKey $ACCT:$sig")
+  # -X HEAD would make curl wait for the body Content-Length announces.
+  if [ "$verb" = HEAD ]; then args+=(-I); else args+=(-X "$verb"); fi
+  for h in "${hdrs[@]}"; do args+=(-H "$h"); done
+  if [ -n "$body" ]; then args+=(--data-binary "@$body"); fi
+  local url="$TS_URL/$path"
+  [ -n "$query" ] && url="$url?$query"
+  local rc=0
+  curl "${args[@]}" "${CURL_OPTS[@]}" "$url" 2>"$T/curlerr" || rc=$?
+  echo "$rc" >"$T/curlrc"
+}
+
+# raw VERB URL [CURL ARGS...]: unsigned request; prints the status, body in
+# $T/body, headers in $T/hdrs, curl's exit code in $T/curlrc.
+raw() {
+  local verb=$1 url=$2 m=(-X "$1")
+  shift 2
+  [ "$verb" = HEAD ] && m=(-I)
+  local rc=0
+  curl -sS --max-time 30 -o "$T/body" -D "$T/hdrs" -w '%{http_code}' "${m[@]}" "$@" "$url" \
+    2>"$T/curlerr" || rc=$?
+  echo "$rc" >"$T/curlrc"
+}
+
+# expect_status WANT GOT [ERROR-CODE] WHAT: checks the status and, if given,
+# the x-ms-error-code header and the XML <Code>.
+expect_status() {
+  local want=$1 got=$2 code=$3 what=$4
+  [ "$got" = "$want" ] || fail "$what: status $got, want $want; $(cat "$T/body" 2>/dev/null)"
+  grep -qi '^x-ms-request-id: ' "$T/hdrs" || fail "$what: no x-ms-request-id"
+  if [ -n "$code" ]; then
+    grep -qi "^x-ms-error-code: $code"$'\r'"\$" "$T/hdrs" || fail "$what: x-ms-error-code is not $code"
+    grep -q "<Code>$code</Code>" "$T/body" || fail "$what: body lacks <Code>$code</Code>"
+  fi
+  pass "$what"
+}
+
+header() { grep -i "^$1: " "$T/hdrs" | head -1 | cut -d' ' -f2- | tr -d '\r'; }
+md5b64() { openssl dgst -md5 -binary "$1" | base64; }
+crc64b64() {
+  python3 - "$1" <<'PY'
+import base64, sys
+t = []
+for i in range(256):
+    c = i
+    for _ in range(8):
+        c = (c >> 1) ^ 0x9A6C9329AC4BC9B5 if c & 1 else c >> 1
+    t.append(c)
+crc = 0xFFFFFFFFFFFFFFFF
+for b in open(sys.argv[1], "rb").read():
+    crc = t[(crc ^ b) & 0xFF] ^ (crc >> 8)
+crc ^= 0xFFFFFFFFFFFFFFFF
+print(base64.b64encode(crc.to_bytes(8, "little")).decode())
+PY
+}
+# put_page BLOB OFFSET FILE [HEADER...]: signed Put Page update with Content-MD5.
+put_page() {
+  local blob=$1 off=$2 file=$3 len
+  shift 3
+  len=$(stat -c %s "$file")
+  sk PUT "c1/$blob" comp=page "$file" "x-ms-page-write: update" \
+    "x-ms-range: bytes=$off-$((off + len - 1))" "Content-MD5: $(md5b64 "$file")" "$@"
+}
+
+# ---------------------------------------------------------------- basics
+start_testserver --key "$AZURITE_KEY" --sas-sig testsig -v
+MAIN_PID=$TS_PID MAIN_PORT=$TS_PORT MAIN_URL=$TS_URL MAIN_STORE=$TS_STORE
+
+expect_status 201 "$(sk PUT c1 restype=container)" "" "create container"
+expect_status 409 "$(sk PUT c1 restype=container)" ContainerAlreadyExists "create container twice"
+SIZE=$((8 * MiB + 512))
+expect_status 201 "$(sk PUT c1/disk.vhd "" "" "x-ms-blob-type: PageBlob" \
+  "x-ms-blob-content-length: $SIZE")" "" "create page blob"
+[ "$(stat -c %s "$TS_STORE/$ACCT/c1/disk.vhd.data")" = "$SIZE" ] || fail ".data length != blob size"
+pass ".data file has the blob's size"
+expect_status 409 "$(sk PUT c1/disk.vhd "" "" "x-ms-blob-type: PageBlob" \
+  "x-ms-blob-content-length: $SIZE" "If-None-Match: *")" BlobAlreadyExists "If-None-Match: * on existing blob"
+expect_status 400 "$(sk PUT c1/odd "" "" "x-ms-blob-type: PageBlob" \
+  "x-ms-blob-content-length: 1000")" InvalidHeaderValue "blob size not a multiple of 512"
+expect_status 400 "$(sk PUT c1/huge "" "" "x-ms-blob-type: PageBlob" \
+  "x-ms-blob-content-length: $(((8 << 40) + 512))")" InvalidHeaderValue "blob over 8 TiB"
+expect_status 404 "$(sk PUT nocontainer/b "" "" "x-ms-blob-type: PageBlob" \
+  "x-ms-blob-content-length: 512")" ContainerNotFound "blob in a missing container"
+
+# ---------------------------------------------------------------- Put Page
+head -c $MiB /dev/urandom >"$T/p1"
+head -c $MiB /dev/urandom >"$T/p2"
+expect_status 201 "$(put_page disk.vhd 0 "$T/p1")" "" "Put Page 1 MiB with Content-MD5"
+[ "$(header Content-MD5)" = "$(md5b64 "$T/p1")" ] || fail "Put Page response lacks Content-MD5 echo"
+cmp <(head -c $MiB "$TS_STORE/$ACCT/c1/disk.vhd.data") "$T/p1" || fail "stored bytes differ"
+pass "stored bytes equal the page written"
+expect_status 201 "$(put_page disk.vhd $((4 * MiB)) "$T/p2" "x-ms-content-crc64: $(crc64b64 "$T/p2")")" \
+  "" "Put Page with MD5 and correct CRC64"
+expect_status 400 "$(put_page disk.vhd 0 "$T/p1" "x-ms-content-crc64: AAAAAAAAAAA=")" \
+  Crc64Mismatch "wrong x-ms-content-crc64"
+expect_status 400 "$(sk PUT c1/disk.vhd comp=page "$T/p1" "x-ms-page-write: update" \
+  "x-ms-range: bytes=0-$((MiB - 1))" "Content-MD5: $(md5b64 "$T/p2")")" Md5Mismatch "wrong Content-MD5"
+expect_status 400 "$(sk PUT c1/disk.vhd comp=page "$T/p1" "x-ms-page-write: update" \
+  "x-ms-range: bytes=0-$((MiB - 1))" "Content-MD5: bm90LWJhc2U2NA")" InvalidMd5 "malformed Content-MD5"
+head -c $((4 * MiB + 512)) /dev/urandom >"$T/big"
+expect_status 413 "$(put_page disk.vhd 0 "$T/big")" RequestBodyTooLarge "4 MiB + 512 body (Expect: 100-continue)"
+expect_status 413 "$(put_page disk.vhd 0 "$T/big" "Expect:")" RequestBodyTooLarge "4 MiB + 512 body (no Expect)"
+head -c $((4 * MiB)) /dev/urandom >"$T/four"
+expect_status 201 "$(put_page disk.vhd $((4 * MiB)) "$T/four")" "" "exactly 4 MiB body accepted"
+head -c 1000 /dev/urandom >"$T/odd"
+expect_status 400 "$(put_page disk.vhd 0 "$T/odd")" InvalidHeaderValue "unaligned end (0-999)"
+head -c 512 /dev/urandom >"$T/s512"
+expect_status 400 "$(put_page disk.vhd 100 "$T/s512")" InvalidHeaderValue "unaligned start"
+expect_status 416 "$(put_page disk.vhd "$SIZE" "$T/s512")" InvalidPageRange "range past the blob's end"
+expect_status 400 "$(sk PUT c1/disk.vhd comp=page "$T/s512" "x-ms-page-write: update" \
+  "x-ms-range: bytes=0-1023" "Content-MD5: $(md5b64 "$T/s512")")" InvalidHeaderValue "body shorter than range"
+expect_status 404 "$(put_page nosuch 0 "$T/s512")" BlobNotFound "Put Page to a missing blob"
+
+# ---------------------------------------------------------------- ranges and reads
+# Written so far: [0, 1 MiB) and [4 MiB, 8 MiB). Write the last page, clear a hole.
+expect_status 201 "$(put_page disk.vhd $((SIZE - 512)) "$T/s512")" "" "Put Page of the last page"
+expect_status 201 "$(sk PUT c1/disk.vhd comp=page "" "x-ms-page-write: clear" \
+  "x-ms-range: bytes=$((5 * MiB))-$((6 * MiB - 1))")" "" "clear 1 MiB"
+expect_status 200 "$(sk GET c1/disk.vhd comp=pagelist)" "" "Get Page Ranges"
+want="<PageRange><Start>0</Start><End>$((MiB - 1))</End></PageRange>"
+want+="<PageRange><Start>$((4 * MiB))</Start><End>$((5 * MiB - 1))</End></PageRange>"
+want+="<PageRange><Start>$((6 * MiB))</Start><End>$((8 * MiB + 511))</End></PageRange>"
+grep -qF "<PageList>$want</PageList>" "$T/body" || fail "page ranges: $(cat "$T/body")"
+pass "page ranges merged, split by clear, adjacent last page joined"
+expect_status 200 "$(sk GET c1/disk.vhd comp=pagelist "" "x-ms-range: bytes=$((MiB / 2))-$((4 * MiB + 1023))")" \
+  "" "Get Page Ranges with x-ms-range"
+grep -qF "<Start>$((MiB / 2))</Start><End>$((MiB - 1))</End></PageRange><PageRange><Start>$((4 * MiB))</Start><End>$((4 * MiB + 1023))</End>" \
+  "$T/body" || fail "clipped ranges: $(cat "$T/body")"
+pass "page ranges clipped to x-ms-range"
+expect_status 200 "$(sk GET c1/disk.vhd "comp=pagelist&maxresults=2")" "" "Get Page Ranges maxresults=2"
+marker=$(sed -n 's/.*<NextMarker>\([^<]*\)<\/NextMarker>.*/\1/p' "$T/body")
+[ -n "$marker" ] && [ "$(grep -o '<PageRange>' "$T/body" | wc -l)" = 2 ] || fail "paging: $(cat "$T/body")"
+expect_status 200 "$(sk GET c1/disk.vhd "comp=pagelist&marker=$marker&maxresults=2")" "" "Get Page Ranges next page"
+grep -qF "<PageList><PageRange><Start>$((6 * MiB))</Start>" "$T/body" && ! grep -q NextMarker "$T/body" ||
+  fail "second page: $(cat "$T/body")"
+pass "marker/maxresults paging"
+# Expected content of the whole blob, built independently.
+python3 - "$T" "$SIZE" "$MiB" <<'PY'
+import sys
+t, size, mib = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+d = bytearray(size)
+d[0:mib] = open(t + "/p1", "rb").read()
+d[4 * mib:8 * mib] = open(t + "/four", "rb").read()
+d[5 * mib:6 * mib] = bytes(mib)
+d[size - 512:] = open(t + "/s512", "rb").read()
+open(t + "/expect", "wb").write(d)
+PY
+cmp "$T/expect" "$TS_STORE/$ACCT/c1/disk.vhd.data" || fail ".data differs from expected blob"
+pass ".data equals the expected blob byte for byte"
+expect_status 200 "$(sk GET c1/disk.vhd)" "" "Get Blob"
+cmp "$T/expect" "$T/body" || fail "Get Blob bytes differ"
+expect_status 206 "$(sk GET c1/disk.vhd "" "" "x-ms-range: bytes=$((4 * MiB))-$((6 * MiB - 1))")" "" "Get Blob range"
+cmp <(tail -c +$((4 * MiB + 1)) "$T/expect" | head -c $((2 * MiB))) "$T/body" || fail "ranged bytes differ"
+pass "Get Blob bytes equal, whole and ranged"
+expect_status 200 "$(sk HEAD c1/disk.vhd)" "" "Get Blob Properties"
+[ "$(header Content-Length)" = "$SIZE" ] && [ "$(header x-ms-blob-type)" = PageBlob ] &&
+  [ -n "$(header ETag)" ] || fail "HEAD headers: $(cat "$T/hdrs")"
+WHOLE_MD5=$(md5b64 "$T/expect")
+expect_status 200 "$(sk PUT c1/disk.vhd comp=properties "" "x-ms-blob-content-md5: $WHOLE_MD5")" "" \
+  "Set Blob Properties MD5"
+sk HEAD c1/disk.vhd >/dev/null
+[ "$(header Content-MD5)" = "$WHOLE_MD5" ] || fail "HEAD lacks the blob MD5"
+pass "HEAD shows Content-MD5 once set"
+expect_status 201 "$(sk PUT c1/small "" "" "x-ms-blob-type: PageBlob" "x-ms-blob-content-length: 2048")" "" "create small blob"
+expect_status 200 "$(sk PUT c1/small comp=properties "" "x-ms-blob-content-length: 4096")" "" "resize blob"
+[ "$(stat -c %s "$TS_STORE/$ACCT/c1/small.data")" = 4096 ] || fail "resize did not grow .data"
+expect_status 400 "$(sk PUT c1/small comp=properties "" "x-ms-blob-content-length: 4000")" InvalidHeaderValue "resize to non-multiple of 512"
+expect_status 202 "$(sk DELETE c1/small)" "" "Delete Blob"
+[ ! -e "$TS_STORE/$ACCT/c1/small.data" ] || fail "deleted blob's file remains"
+expect_status 404 "$(sk HEAD c1/small)" "" "HEAD of deleted blob"
+
+# ---------------------------------------------------------------- auth
+SIGN_KEYHEX=$(head -c 64 /dev/urandom | od -An -tx1 -v | tr -d ' \n')
+expect_status 403 "$(sk GET c1/disk.vhd comp=pagelist)" AuthenticationFailed "wrong key"
+grep -q "string to sign" "$T/body" || fail "403 body lacks the server's string to sign"
+SIGN_KEYHEX=$KEYHEX
+expect_status 403 "$(raw GET "$TS_URL/c1/disk.vhd?comp=pagelist")" AuthenticationFailed "no credentials"
+expect_status 200 "$(raw GET "$TS_URL/c1/disk.vhd?comp=pagelist&sv=2018-03-28&sr=b&sp=rw&sig=testsig")" "" "SAS sig accepted"
+expect_status 201 "$(raw PUT "$TS_URL/c1/disk.vhd?comp=page&sig=testsig" -H 'x-ms-page-write: update' \
+  -H 'x-ms-range: bytes=0-511' -H "Content-MD5: $(md5b64 "$T/s512")" --data-binary "@$T/s512")" "" "Put Page with SAS"
+expect_status 403 "$(raw GET "$TS_URL/c1/disk.vhd?comp=pagelist&sig=nottestsig")" AuthenticationFailed "wrong SAS sig"
+
+# ---------------------------------------------------------------- faults
+ts_reset_stats
+ts_faults "503:1"
+expect_status 503 "$(put_page disk.vhd 0 "$T/s512")" ServerBusy "fault 503"
+[ "$(header Retry-After)" = 1 ] || fail "503 lacks Retry-After: 1"
+expect_status 201 "$(put_page disk.vhd 0 "$T/s512")" "" "503:1 is used up after one Put Page"
+ts_faults "503n:1,500:1,500i:1"
+expect_status 503 "$(put_page disk.vhd 0 "$T/s512")" ServerBusy "fault 503n"
+[ -z "$(header Retry-After)" ] || fail "503n has Retry-After"
+expect_status 500 "$(put_page disk.vhd 0 "$T/s512")" OperationTimedOut "fault 500"
+expect_status 500 "$(put_page disk.vhd 0 "$T/s512")" InternalError "fault 500i"
+expect_status 200 "$(sk GET c1/disk.vhd comp=pagelist)" "" "faults apply to Put Page only"
+ts_faults "reset:1"
+put_page disk.vhd 0 "$T/p1" >/dev/null
+case $(cat "$T/curlrc") in 52 | 55 | 56) pass "fault reset: curl error $(cat "$T/curlrc")" ;;
+*) fail "reset: curl rc $(cat "$T/curlrc"): $(cat "$T/curlerr")" ;; esac
+ts_faults "stall:1"
+CURL_OPTS=(--max-time 2)
+start=$SECONDS
+put_page disk.vhd 0 "$T/s512" >/dev/null
+CURL_OPTS=()
+[ "$(cat "$T/curlrc")" = 28 ] && [ $((SECONDS - start)) -ge 1 ] || fail "stall: curl rc $(cat "$T/curlrc")"
+pass "fault stall: curl --max-time gives up"
+ts_faults "403after:2"
+expect_status 201 "$(put_page disk.vhd 0 "$T/s512")" "" "403after:2 first"
+expect_status 201 "$(put_page disk.vhd 512 "$T/s512")" "" "403after:2 second"
+expect_status 403 "$(put_page disk.vhd 0 "$T/s512")" AuthenticationFailed "403after:2 third Put Page"
+expect_status 403 "$(sk GET c1/disk.vhd comp=pagelist)" AuthenticationFailed "403after: every request refused"
+ts_faults ""
+expect_status 200 "$(sk GET c1/disk.vhd comp=pagelist)" "" "faults cleared"
+s=$(ts_stats)
+python3 - "$s" <<'PY' || fail "stats after faults: $s"
+import json, sys
+s = json.loads(sys.argv[1])
+assert s["faults_injected"] == 8, s  # 6 kinds + two 403after refusals
+assert s["status_counts"]["503"] == 2 and s["status_counts"]["500"] == 2, s
+assert s["inflight"] == 0, s
+PY
+pass "stats count injected faults and statuses"
+seq_for_seed() {
+  ts_faults "seed:$1,rate:0.5,mix:503+500"
+  local i out=""
+  for i in $(seq 1 16); do out+=$(put_page disk.vhd 0 "$T/s512")" "; done
+  echo "$out"
+}
+a=$(seq_for_seed 42)
+b=$(seq_for_seed 42)
+[ "$a" = "$b" ] || fail "seeded mix not reproducible: '$a' vs '$b'"
+grep -q 201 <<<"$a" && grep -Eq '503|500' <<<"$a" || fail "seeded mix at 0.5 lacks variety: $a"
+pass "seeded random mix is reproducible ($a)"
+ts_faults ""
+expect_status 400 "$(raw POST "http://127.0.0.1:$TS_PORT/_control/faults" --data-binary 'bogus:1')" "" \
+  "control refuses a bad fault spec"
+
+# ---------------------------------------------------------------- in-flight counting
+ts_reset_stats
+ts_faults "stall:5"
+pids=()
+for i in 1 2 3 4 5; do
+  curl -s -o /dev/null --max-time 3 -X PUT -H 'x-ms-page-write: update' -H 'x-ms-range: bytes=0-511' \
+    --data-binary "@$T/s512" "$TS_URL/c1/disk.vhd?comp=page&sig=testsig" &
+  pids+=($!)
+done
+sleep 1.5
+[ "$(ts_stat inflight)" = 5 ] || fail "inflight during 5 stalled requests: $(ts_stats)"
+for p in "${pids[@]}"; do wait "$p" || true; done
+sleep 0.2
+[ "$(ts_stat inflight)" = 0 ] && [ "$(ts_stat max_inflight)" = 5 ] || fail "after stalls: $(ts_stats)"
+pass "stats: inflight 5 while stalled, back to 0, max_inflight 5"
+ts_faults ""
+
+# ---------------------------------------------------------------- trickle
+start_testserver --trickle-ms 5 --faults trickle:1
+expect_status 201 "$(raw PUT "$TS_URL/c1?restype=container")" "" "unauthenticated server: create container"
+expect_status 201 "$(raw PUT "$TS_URL/c1/b" -H 'x-ms-blob-type: PageBlob' \
+  -H 'x-ms-blob-content-length: 1024')" "" "unauthenticated server: create blob"
+start=$(date +%s%N)
+expect_status 201 "$(raw PUT "$TS_URL/c1/b?comp=page" -H 'x-ms-page-write: update' \
+  -H 'x-ms-range: bytes=0-511' --data-binary "@$T/s512")" "" "fault trickle still answers"
+ms=$((($(date +%s%N) - start) / 1000000))
+[ "$ms" -ge 800 ] || fail "trickled response took only ${ms}ms"
+pass "trickle: response took ${ms}ms at 5 ms/byte"
+[ "$(ts_stat md5_missing)" = 1 ] || fail "md5_missing: $(ts_stats)"
+pass "stats count Put Pages without MD5"
+stop_testserver
+pass "SIGTERM: exit 0 with uv_loop_close() == 0"
+
+# ---------------------------------------------------------------- --require-md5, --sink
+start_testserver --require-md5
+raw PUT "$TS_URL/c1?restype=container" >/dev/null
+raw PUT "$TS_URL/c1/b" -H 'x-ms-blob-type: PageBlob' -H 'x-ms-blob-content-length: 1024' >/dev/null
+expect_status 400 "$(raw PUT "$TS_URL/c1/b?comp=page" -H 'x-ms-page-write: update' \
+  -H 'x-ms-range: bytes=0-511' --data-binary "@$T/s512")" MissingRequiredHeader "--require-md5 refuses no MD5"
+expect_status 201 "$(raw PUT "$TS_URL/c1/b?comp=page" -H 'x-ms-page-write: update' \
+  -H 'x-ms-range: bytes=0-511' -H "Content-MD5: $(md5b64 "$T/s512")" --data-binary "@$T/s512")" "" \
+  "--require-md5 accepts MD5"
+stop_testserver
+start_testserver --sink
+raw PUT "$TS_URL/c1?restype=container" >/dev/null
+raw PUT "$TS_URL/c1/b" -H 'x-ms-blob-type: PageBlob' -H "x-ms-blob-content-length: $((8 * MiB))" >/dev/null
+expect_status 201 "$(raw PUT "$TS_URL/c1/b?comp=page" -H 'x-ms-page-write: update' -H "x-ms-range: bytes=0-$((4 * MiB - 1))" \
+  -H "Content-MD5: $(md5b64 "$T/four")" --data-binary "@$T/four")" "" "sink accepts Put Page"
+expect_status 400 "$(raw PUT "$TS_URL/c1/b?comp=page" -H 'x-ms-page-write: update' -H "x-ms-range: bytes=0-$((4 * MiB - 1))" \
+  -H "Content-MD5: $(md5b64 "$T/p1")" --data-binary "@$T/four")" Md5Mismatch "sink still verifies MD5"
+[ -z "$(find "$TS_STORE" -name '*.data')" ] || fail "sink stored data"
+[ "$(ts_stat put_page_bytes)" = $((4 * MiB)) ] || fail "sink stats: $(ts_stats)"
+pass "sink counts bytes and stores nothing"
+stop_testserver
+
+# ---------------------------------------------------------------- managed disk
+MD_SIZE=$((MiB + 512))
+start_testserver --managed-disk "disks/d1:$MD_SIZE" --sas-sig mdsig
+MD="$TS_URL/disks/d1"
+[ "$(stat -c %s "$TS_STORE/$ACCT/disks/d1.data")" = "$MD_SIZE" ] || fail "managed disk not pre-created"
+expect_status 200 "$(raw HEAD "$MD?sig=mdsig")" "" "managed disk: HEAD"
+[ "$(header Content-Length)" = "$MD_SIZE" ] || fail "managed disk HEAD size"
+expect_status 403 "$(raw PUT "$MD?sig=mdsig" -H 'x-ms-blob-type: PageBlob' \
+  -H "x-ms-blob-content-length: $MD_SIZE")" AuthorizationPermissionMismatch "managed disk: Put Blob refused"
+expect_status 400 "$(raw PUT "$MD?comp=properties&sig=mdsig" -H "x-ms-blob-content-length: $((2 * MiB))")" \
+  UnsupportedHeader "managed disk: resize refused"
+expect_status 400 "$(raw PUT "$MD?comp=properties&sig=mdsig" -H "x-ms-blob-content-md5: $(md5b64 "$T/s512")")" \
+  UnsupportedHeader "managed disk: Content-MD5 property refused"
+expect_status 400 "$(raw PUT "$MD?comp=metadata&sig=mdsig" -H 'x-ms-meta-a: b')" UnsupportedHeader "managed disk: metadata refused"
+expect_status 403 "$(raw DELETE "$MD?sig=mdsig")" AuthorizationPermissionMismatch "managed disk: delete refused"
+expect_status 201 "$(raw PUT "$MD?comp=page&sig=mdsig" -H 'x-ms-page-write: update' -H "x-ms-range: bytes=$MiB-$((MiB + 511))" \
+  -H "Content-MD5: $(md5b64 "$T/s512")" --data-binary "@$T/s512")" "" "managed disk: Put Page"
+expect_status 200 "$(raw GET "$MD?comp=pagelist&sig=mdsig")" "" "managed disk: Get Page Ranges"
+grep -qF "<Start>$MiB</Start><End>$((MiB + 511))</End>" "$T/body" || fail "managed ranges: $(cat "$T/body")"
+expect_status 206 "$(raw GET "$MD?sig=mdsig" -H "x-ms-range: bytes=$MiB-$((MiB + 511))")" "" "managed disk: Get Blob"
+cmp "$T/body" "$T/s512" || fail "managed disk read-back differs"
+stop_testserver
+
+TS_PID=$MAIN_PID TS_PORT=$MAIN_PORT
+stop_testserver
+echo "all testserver checks passed"
