@@ -108,8 +108,8 @@ char *vhdup__az_redact_url(const char *url);
 void vhdup__az_redact_url_buf(const char *url, char *out, size_t out_size);
 
 /* Percent-decodes s[0..len) into out (out_size >= len + 1). '+' stays '+'
- * (RFC 3986). Returns the decoded length or VHDUP_EFORMAT for a bad escape
- * or an encoded NUL. */
+ * (RFC 3986). Returns the decoded length, VHDUP_ELIMIT when out is too
+ * small, or VHDUP_EFORMAT for a bad escape or an encoded NUL. */
 long vhdup__az_url_decode(const char *s, size_t len, char *out, size_t out_size);
 
 /* ------------------------------------------------------------ credentials */
