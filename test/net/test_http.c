@@ -759,6 +759,59 @@ static void test_cancel(void **state) {
   env_close(&e);
 }
 
+/* Completion callbacks submit the next request and cancel another one. */
+typedef struct chain {
+  env *e;
+  int n, done;
+  result victim;
+  vhdup__http_xfer *victim_x;
+  char url[128];
+} chain;
+
+static void on_chain_done(vhdup__http_xfer *x, const vhdup__http_resp *r, void *data) {
+  chain *c = data;
+  vhdup__http_req rq;
+  (void)x;
+  assert_int_equal(r->error, 0);
+  assert_int_equal(r->status, 200);
+  if (c->n == 1)
+    vhdup__http_cancel(c->victim_x); /* still stalled at the server */
+  if (++c->n == 10) {
+    c->done = 1;
+    return;
+  }
+  memset(&rq, 0, sizeof(rq));
+  rq.method = "GET";
+  rq.url = c->url;
+  assert_int_equal(vhdup__http_submit(c->e->h, &rq, on_chain_done, c, NULL), 0);
+}
+
+static void test_chain_from_callbacks(void **state) {
+  env e;
+  chain c;
+  vhdup__http_req rq;
+  (void)state;
+  memset(&c, 0, sizeof(c));
+  c.e = &e;
+  env_init(&e, NULL);
+  set_faults(&e, "stall:1");
+  snprintf(c.url, sizeof(c.url), "%s/_bytes/100", base_url);
+  memset(&rq, 0, sizeof(rq));
+  rq.method = "GET";
+  rq.url = c.url;
+  assert_int_equal(vhdup__http_submit(e.h, &rq, on_done, &c.victim, &c.victim_x), 0);
+  /* Let the victim reach the server (and take the stall) first. */
+  while (stat_field(&e, "inflight") < 1)
+    ;
+  assert_int_equal(vhdup__http_submit(e.h, &rq, on_chain_done, &c, NULL), 0);
+  run_until(&e, &c.done);
+  run_until(&e, &c.victim.done);
+  assert_int_equal(c.n, 10);
+  assert_int_equal(c.victim.error, VHDUP_ECANCELED);
+  result_free(&c.victim);
+  env_close(&e);
+}
+
 /* Closing from inside a completion callback while others are in flight. */
 typedef struct close_ctx {
   env *e;
@@ -1033,11 +1086,13 @@ static void test_testserver_put_pages(void **state) {
   o.max_connections = CAP;
   env_init(&e, &o);
 
-  ts_do(&e, "PUT", "/c?restype=container&sig=testsig", NULL, 0, NULL, 0, 0, &r);
+  ts_do(&e, "PUT", "/vhds?restype=container&sig=testsig", NULL, 0, NULL, 0, 0, &r);
   run_until(&e, &r.done);
-  assert_true(r.status == 201 || r.status == 409);
+  if (r.status != 201 && r.status != 409)
+    fail_msg("create container: error %d status %ld %s %s", r.error, r.status, r.detail,
+             (char *)r.body);
   result_free(&r);
-  ts_do(&e, "PUT", "/c/disk.vhd?sig=testsig", create, 2, NULL, 0, 0, &r);
+  ts_do(&e, "PUT", "/vhds/disk.vhd?sig=testsig", create, 2, NULL, 0, 0, &r);
   run_until(&e, &r.done);
   assert_int_equal(r.error, 0);
   assert_int_equal(r.status, 201);
@@ -1052,13 +1107,25 @@ static void test_testserver_put_pages(void **state) {
       break;
     fill(image + off, len, i + 1000);
     page_init(&pages[i], image, off, len);
-    ts_do(&e, "PUT", "/c/disk.vhd?comp=page&sig=testsig", pages[i].hdrs, 3, image + off, len, 0,
+    ts_do(&e, "PUT", "/vhds/disk.vhd?comp=page&sig=testsig", pages[i].hdrs, 3, image + off, len, 0,
           &pages[i].res);
     off += len + (i % 3 == 0 ? 512 * 7 : 0); /* leave some gaps of zeros */
   }
   assert_int_equal(i, NPAGES);
   for (i = 0; i < NPAGES; i++)
     run_until(&e, &pages[i].res.done);
+  /* Retry transport failures as the pipeline would: a server may drop a
+   * kept-alive connection while libcurl is already sending on it (a send
+   * error, which libcurl does not resend by itself). */
+  for (i = 0; i < NPAGES; i++) {
+    int tries;
+    for (tries = 0; tries < 3 && pages[i].res.error != 0 && pages[i].res.retryable; tries++) {
+      result_free(&pages[i].res);
+      ts_do(&e, "PUT", "/vhds/disk.vhd?comp=page&sig=testsig", pages[i].hdrs, 3,
+            image + pages[i].off, pages[i].len, 0, &pages[i].res);
+      run_until(&e, &pages[i].res.done);
+    }
+  }
   for (i = 0; i < NPAGES; i++) {
     if (pages[i].res.status != 201)
       fail_msg("page %u: error %d status %ld %s %s", i, pages[i].res.error, pages[i].res.status,
@@ -1071,7 +1138,7 @@ static void test_testserver_put_pages(void **state) {
   vhdup__http_get_stats(e.h, &st);
   assert_true(st.connections_opened < NPAGES / 2);
   assert_true(stat_field_at(&e, ts_base, "max_inflight") <= CAP);
-  assert_int_equal(stat_field_at(&e, ts_base, "put_pages"), NPAGES);
+  assert_true(stat_field_at(&e, ts_base, "put_pages") >= NPAGES);
 
   /* Read the whole blob back in 4 MiB ranges. */
   for (off = 0; off < blob_size; off += 4 * MIB) {
@@ -1079,7 +1146,7 @@ static void test_testserver_put_pages(void **state) {
     const vhdup__http_header h[] = {{"x-ms-range", range}};
     snprintf(range, sizeof(range), "bytes=%llu-%llu", (unsigned long long)off,
              (unsigned long long)(off + 4 * MIB - 1));
-    ts_do(&e, "GET", "/c/disk.vhd?sig=testsig", h, 1, NULL, 0, 0, &r);
+    ts_do(&e, "GET", "/vhds/disk.vhd?sig=testsig", h, 1, NULL, 0, 0, &r);
     run_until(&e, &r.done);
     assert_int_equal(r.status, 206);
     assert_int_equal(r.body_len, 4 * MIB);
@@ -1087,7 +1154,7 @@ static void test_testserver_put_pages(void **state) {
     assert_memory_equal(r.body, image + off, 4 * MIB);
     result_free(&r);
   }
-  ts_do(&e, "HEAD", "/c/disk.vhd?sig=testsig", NULL, 0, NULL, 0, 0, &r);
+  ts_do(&e, "HEAD", "/vhds/disk.vhd?sig=testsig", NULL, 0, NULL, 0, 0, &r);
   r.want = "content-length";
   run_until(&e, &r.done);
   assert_int_equal(r.status, 200);
@@ -1115,7 +1182,7 @@ static void test_testserver_put_pages(void **state) {
       assert_int_equal(r.status, 204);
       result_free(&r);
       env_init(&f, NULL);
-      ts_do(&f, "PUT", "/c/disk.vhd?comp=page&sig=testsig", p.hdrs, 3, image, 4 * MIB, 1500,
+      ts_do(&f, "PUT", "/vhds/disk.vhd?comp=page&sig=testsig", p.hdrs, 3, image, 4 * MIB, 1500,
             &p.res);
       run_until(&f, &p.res.done);
       env_close(&f);
@@ -1129,7 +1196,7 @@ static void test_testserver_put_pages(void **state) {
     result_free(&r);
   }
 
-  ts_do(&e, "DELETE", "/c/disk.vhd?sig=testsig", NULL, 0, NULL, 0, 0, &r);
+  ts_do(&e, "DELETE", "/vhds/disk.vhd?sig=testsig", NULL, 0, NULL, 0, 0, &r);
   run_until(&e, &r.done);
   assert_int_equal(r.status, 202);
   result_free(&r);
@@ -1149,6 +1216,7 @@ int main(void) {
       cmocka_unit_test(test_reset),
       cmocka_unit_test(test_stall_times_out),
       cmocka_unit_test(test_cancel),
+      cmocka_unit_test(test_chain_from_callbacks),
       cmocka_unit_test(test_close_from_callback),
       cmocka_unit_test(test_refused),
       cmocka_unit_test(test_verbose_redacts),
