@@ -336,7 +336,10 @@ static int on_headers_complete(http_parser *p) {
     srv->stats.put_pages++;
     if (r->content_length > srv->stats.max_body)
       srv->stats.max_body = r->content_length;
-    c->fault = ts_faults_next(&srv->faults);
+    /* An oversized body gets its 413 whatever the plan says; keep the
+     * planned fault for the next Put Page that can take it. */
+    if (r->content_length <= srv->cfg.max_body)
+      c->fault = ts_faults_next(&srv->faults);
     if (c->fault != TS_FAULT_NONE)
       srv->stats.faults_injected++;
   }

@@ -312,7 +312,32 @@ static ts_blob *need_blob(ts_server *srv, const target *t, ts_response *resp) {
   return b;
 }
 
+/* Azure's container naming rules ("Naming and referencing containers"):
+ * 3-63 characters of lowercase letters, digits and single hyphens, starting
+ * and ending with a letter or digit. Azurite enforces them too. */
+static bool container_name_ok(ts_server *srv, const char *name, ts_response *resp) {
+  size_t n = strlen(name);
+  if (n < 3 || n > 63) {
+    ts_resp_error(srv, resp, 400, "OutOfRangeInput",
+                  "The specified resource name length is not within the permissible limits.");
+    return false;
+  }
+  for (size_t i = 0; i < n; i++) {
+    char c = name[i];
+    bool alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+    bool ok = alnum || (c == '-' && i > 0 && i + 1 < n && name[i - 1] != '-');
+    if (!ok) {
+      ts_resp_error(srv, resp, 400, "InvalidResourceName",
+                    "The specified resource name contains invalid characters.");
+      return false;
+    }
+  }
+  return true;
+}
+
 static void create_container(ts_server *srv, const target *t, ts_response *resp) {
+  if (!container_name_ok(srv, t->container, resp))
+    return;
   int rc = ts_store_create_container(&srv->store, t->container);
   if (rc == 1)
     ts_resp_error(srv, resp, 409, "ContainerAlreadyExists",
@@ -348,6 +373,11 @@ static void put_blob(ts_server *srv, const ts_request *r, const target *t, ts_re
   }
   if (!parse_u64(len, &size) || size % 512 != 0 || size > TS_MAX_BLOB_SIZE) {
     header_error(srv, resp, "InvalidHeaderValue", "x-ms-blob-content-length", len);
+    return;
+  }
+  if (strlen(t->blob) > 1024) {
+    ts_resp_error(srv, resp, 400, "OutOfRangeInput",
+                  "The specified resource name length is not within the permissible limits.");
     return;
   }
   if (r->content_length != 0) {
@@ -719,6 +749,10 @@ void ts_ops_handle(ts_server *srv, ts_request *r, ts_fault_kind fault, ts_respon
                   "Server failed to authenticate the request. Make sure the value of "
                   "Authorization header is formed correctly including the signature. %s",
                   why);
+  } else if (r->method == HTTP_PUT && ts_req_header(r, "Content-Length") == NULL) {
+    /* Azure wants Content-Length on every write, even an empty one. */
+    ts_resp_error(srv, resp, 411, "MissingContentLengthHeader",
+                  "The Content-Length header was not specified.");
   } else {
     target t;
     if (!parse_target(srv, r, &t)) {

@@ -24,7 +24,7 @@ static int hexval(char c) {
 void ts_url_decode(sbuf *out, const char *src, size_t len) {
   for (size_t i = 0; i < len; i++) {
     char c = src[i];
-    if (c == '%' && i + 2 < len + 0 && hexval(src[i + 1]) >= 0 && hexval(src[i + 2]) >= 0) {
+    if (c == '%' && i + 2 < len && hexval(src[i + 1]) >= 0 && hexval(src[i + 2]) >= 0) {
       char d = (char)(hexval(src[i + 1]) * 16 + hexval(src[i + 2]));
       sbuf_append(out, &d, 1);
       i += 2;
