@@ -3,16 +3,11 @@
  * holes, and the footer goes last so a partial file never looks complete. */
 #include "cli/cli.h"
 
-#include "util/alloc.h"
+#include "vhdup.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
 const char vhdup__cmd_expand_help[] =
     "Usage: vhdup expand FILE OUT [--no-resize] [--format auto|vhd|raw]\n"
@@ -25,7 +20,8 @@ const char vhdup__cmd_expand_help[] =
     "OUT.partial and renamed when complete, so a failure leaves no half file.\n"
     "The virtual size is rounded up to a whole MiB, as Azure requires (the\n"
     "tail is zeros and the footer states the new size) unless --no-resize.\n"
-    "Memory use is one 4 MiB buffer, whatever the disk size.\n"
+    "It runs through the same pipeline as `vhdup upload`, with a local file in\n"
+    "place of the blob, so the two cannot disagree about the bytes.\n"
     "\n"
     "Options:\n"
     "  --no-resize        keep the virtual size exactly as FILE states it\n"
@@ -39,123 +35,66 @@ const char vhdup__cmd_expand_help[] =
     "  vhdup expand disk.vhd disk-fixed.vhd\n"
     "  qemu-img info disk-fixed.vhd     # vpc, fixed, the same virtual size\n";
 
-/* The largest extent asked of the iterator and the one buffer's size: the
- * same 4 MiB cap as a Put Page request. */
-#define CHUNK (4u * 1024 * 1024)
-
-static int all_zero(const uint8_t *p, size_t n) {
-  uint64_t w;
-
-  while (n >= sizeof(w)) {
-    memcpy(&w, p, sizeof(w));
-    if (w != 0)
-      return 0;
-    p += sizeof(w);
-    n -= sizeof(w);
-  }
-  while (n > 0) {
-    if (*p++ != 0)
-      return 0;
-    n--;
-  }
-  return 1;
-}
-
-static int write_all(int fd, const uint8_t *p, size_t len, uint64_t off) {
-  while (len > 0) {
-    ssize_t n = pwrite(fd, p, len, (off_t)off);
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      return -errno;
-    }
-    p += n;
-    off += (uint64_t)n;
-    len -= (size_t)n;
-  }
-  return 0;
-}
-
-/* Writes the non-zero 512-byte sectors of buf (virtual offset voff) as runs;
- * all-zero sectors are skipped so they stay holes. */
-static int write_nonzero(int fd, const uint8_t *buf, size_t len, uint64_t voff, uint64_t *written) {
-  size_t pos = 0, run = 0, run_len = 0;
-  int rc;
-
-  while (pos < len) {
-    size_t n = len - pos < VHDUP__SECTOR ? len - pos : VHDUP__SECTOR;
-    if (all_zero(buf + pos, n)) {
-      if (run_len > 0) {
-        rc = write_all(fd, buf + run, run_len, voff + run);
-        if (rc != 0)
-          return rc;
-        *written += run_len;
-        run_len = 0;
-      }
-    } else {
-      if (run_len == 0)
-        run = pos;
-      run_len += n;
-    }
-    pos += n;
-  }
-  if (run_len > 0) {
-    rc = write_all(fd, buf + run, run_len, voff + run);
-    if (rc != 0)
-      return rc;
-    *written += run_len;
-  }
-  return 0;
-}
-
-typedef struct expand_job {
+typedef struct expand_run {
+  uv_loop_t loop;
+  uv_signal_t sigint, sigterm;
+  vhdup_engine *engine;
+  vhdup_job *job;
   const char *file;
   const char *out;
-  char *partial;
-  int fd;
-  uint8_t *buf;
-  vhdup__extent_iter *it;
-  uint64_t written;
-} expand_job;
+  int quiet;
+  int status;
+  int interrupted;
+} expand_run;
 
-/* Copies the disk's data into job->fd. Returns 0 or an exit code, having
- * reported the failure. */
-static int copy_data(expand_job *job, const vhdup__disk *d) {
-  vhdup__extent e;
-  vhdup__err err;
-  int rc;
-
-  vhdup__err_clear(&err);
-  rc = vhdup__extent_iter_new(d, CHUNK, &job->it);
-  if (rc != 0)
-    return vhdup__cli_report(job->file, rc, NULL);
-  while ((rc = vhdup__extent_next(job->it, &e, &err)) == 1) {
-    uint64_t done = 0;
-    if (vhdup__cli_interrupted())
-      return VHDUP_EXIT_INTERRUPTED;
-    /* Extents are at most CHUNK long, but do not rely on it for memory
-     * safety. */
-    while (e.src != NULL && done < e.length) {
-      size_t n = e.length - done < CHUNK ? (size_t)(e.length - done) : CHUNK;
-      rc = e.src->read(e.src, e.file_offset + done, job->buf, n);
-      if (rc != 0)
-        return vhdup__cli_report(e.src->name, rc, NULL);
-      rc = write_nonzero(job->fd, job->buf, n, e.virtual_offset + done, &job->written);
-      if (rc != 0)
-        return vhdup__cli_report(job->partial, rc, NULL);
-      done += n;
-    }
-  }
-  if (rc < 0)
-    return vhdup__cli_report(job->file, rc, &err);
-  return 0;
+static void on_notice(vhdup_job *job, const char *message, void *data) {
+  expand_run *r = data;
+  (void)job;
+  if (!r->quiet)
+    fprintf(stderr, "vhdup: %s\n", message);
 }
 
-static double now_seconds(void) {
-  struct timespec ts;
+static void on_signal(uv_signal_t *h, int signum) {
+  expand_run *r = h->data;
+  (void)signum;
+  r->interrupted = 1;
+  vhdup_job_cancel(r->job);
+}
 
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+static void engine_closed(vhdup_engine *e) {
+  (void)e;
+}
+
+static void job_closed(vhdup_job *job) {
+  expand_run *r = vhdup_job_get_data(job);
+  vhdup_engine_close(r->engine, engine_closed);
+}
+
+static void finish(expand_run *r) {
+  uv_close((uv_handle_t *)&r->sigint, NULL);
+  uv_close((uv_handle_t *)&r->sigterm, NULL);
+  vhdup_job_close(r->job, job_closed);
+}
+
+static void on_done(vhdup_job *job, int status, void *data) {
+  expand_run *r = data;
+  vhdup_job_stats st;
+  char h[64], h2[64];
+
+  r->status = status;
+  vhdup_job_get_stats(job, &st);
+  if (status == 0 && !r->quiet) {
+    uint64_t vsize = st.blob_size - VHDUP__FOOTER_SIZE;
+    printf("vhdup: expanded %s to %s: virtual size %" PRIu64 " (%s), %" PRIu64
+           " bytes written (%s), %.2f s\n",
+           r->file, r->out, vsize, vhdup__cli_human_size(vsize, h, sizeof(h)), st.bytes_sent,
+           vhdup__cli_human_size(st.bytes_sent, h2, sizeof(h2)), st.seconds);
+  } else if (status == VHDUP_ECANCELED) {
+    fprintf(stderr, "vhdup: interrupted; %s not written\n", r->out);
+  } else if (status != 0) {
+    fprintf(stderr, "vhdup: %s\n", vhdup_job_message(job));
+  }
+  finish(r);
 }
 
 int vhdup__cmd_expand(int argc, char **argv) {
@@ -164,24 +103,19 @@ int vhdup__cmd_expand(int argc, char **argv) {
       {"parent", required_argument, NULL, 'p'}, {"force", no_argument, NULL, 'F'},
       {"quiet", no_argument, NULL, 'q'},        {NULL, 0, NULL, 0},
   };
+  vhdup_engine_options eo;
+  vhdup_job_options jo;
   vhdup__fmt fmt = VHDUP__FMT_AUTO;
-  const char *parent = NULL;
-  int no_resize = 0, force = 0, quiet = 0;
-  vhdup__cli_disk cd;
-  vhdup__disk_info info;
-  vhdup__footer ff;
-  uint8_t footer[VHDUP__FOOTER_SIZE];
-  expand_job job;
-  uint64_t vsize;
-  struct stat st;
-  double t0;
-  char h[64], h2[64];
+  expand_run r;
   int opt, rc;
 
+  vhdup_engine_options_init(&eo);
+  vhdup_job_options_init(&jo);
+  memset(&r, 0, sizeof(r));
   while ((opt = getopt_long(argc, argv, ":q", longopts, NULL)) != -1) {
     switch (opt) {
     case 'n':
-      no_resize = 1;
+      jo.resize = 0;
       break;
     case 'f':
       if (vhdup__cli_parse_format(optarg, &fmt) != 0)
@@ -189,13 +123,13 @@ int vhdup__cmd_expand(int argc, char **argv) {
                                       optarg);
       break;
     case 'p':
-      parent = optarg;
+      jo.parent = optarg;
       break;
     case 'F':
-      force = 1;
+      jo.overwrite = 1;
       break;
     case 'q':
-      quiet = 1;
+      r.quiet = 1;
       break;
     default:
       return vhdup__cli_bad_option("expand", opt, argv);
@@ -204,110 +138,45 @@ int vhdup__cmd_expand(int argc, char **argv) {
   if (argc - optind != 2)
     return vhdup__cli_usage_error("expand", argc - optind < 2 ? "needs FILE and OUT"
                                                               : "expects exactly FILE and OUT");
-  memset(&job, 0, sizeof(job));
-  job.file = argv[optind];
-  job.out = argv[optind + 1];
-  job.fd = -1;
-  t0 = now_seconds();
-  vhdup__cli_catch_signals();
+  r.file = argv[optind];
+  r.out = argv[optind + 1];
+  jo.source = r.file;
+  jo.destination = r.out;
+  jo.to_file = 1;
+  jo.format = fmt == VHDUP__FMT_VHD   ? VHDUP_FORMAT_VHD
+              : fmt == VHDUP__FMT_RAW ? VHDUP_FORMAT_RAW
+                                      : VHDUP_FORMAT_AUTO;
+  jo.notice_cb = on_notice;
+  jo.data = &r;
+  /* Local writes gain nothing from many at once beyond keeping the disk
+   * busy; a small pool is enough. */
+  eo.connections = 4;
+  eo.memory = 16u * 1024 * 1024;
 
-  /* Validate the whole source before creating anything. */
-  rc = vhdup__cli_open_disk(job.file, fmt, parent, &cd);
-  if (rc != 0)
-    return rc;
-  vhdup__disk_get_info(cd.disk, &info);
-  if (!force && lstat(job.out, &st) == 0) {
-    fprintf(stderr, "vhdup: %s: already exists; use --force to replace it\n", job.out);
-    vhdup__cli_close_disk(&cd);
-    return VHDUP_EXIT_CONFLICT;
-  }
-  vsize = info.virtual_size;
-  if (!no_resize && vsize % VHDUP__MIB != 0) {
-    uint64_t rounded = (vsize + VHDUP__MIB - 1) / VHDUP__MIB * VHDUP__MIB;
-    if (!quiet)
-      fprintf(stderr,
-              "vhdup: note: virtual size %" PRIu64 " is not a whole number of MiB; rounding up "
-              "to %" PRIu64 " (Azure requires whole MiB); use --no-resize to keep it exact\n",
-              vsize, rounded);
-    vsize = rounded;
-  } else if (no_resize && vsize % VHDUP__MIB != 0 && !quiet) {
-    fprintf(stderr,
-            "vhdup: note: virtual size %" PRIu64 " is not a whole number of MiB; Azure will "
-            "not accept it as a managed disk\n",
-            vsize);
-  }
-  for (size_t i = 0; !quiet && vhdup__disk_warning(cd.disk, i) != NULL; i++)
-    vhdup__cli_warn(job.file, vhdup__disk_warning(cd.disk, i));
-
-  job.partial = vhdup__malloc(strlen(job.out) + sizeof(".partial"));
-  job.buf = vhdup__malloc(CHUNK);
-  if (job.partial == NULL || job.buf == NULL) {
-    rc = vhdup__cli_report(job.out, VHDUP_ENOMEM, NULL);
-    goto out;
-  }
-  strcpy(job.partial, job.out);
-  strcat(job.partial, ".partial");
-  job.fd = open(job.partial, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
-  if (job.fd < 0) {
-    rc = vhdup__cli_report(job.partial, -errno, NULL);
-    /* Not ours: do not unlink what we could not create. */
-    vhdup__free(job.partial);
-    job.partial = NULL;
-    if (rc == VHDUP_EXIT_INPUT)
-      rc = VHDUP_EXIT_RUNTIME;
-    goto out;
-  }
-  /* The final size first: everything not written below is a hole, which
-   * reads as the zeros the page blob would hold. */
-  if (ftruncate(job.fd, (off_t)(vsize + VHDUP__FOOTER_SIZE)) != 0) {
-    rc = vhdup__cli_report(job.partial, -errno, NULL);
-    goto out;
-  }
-  rc = copy_data(&job, cd.disk);
-  if (rc != 0)
-    goto out;
-  if (vhdup__cli_interrupted()) {
-    rc = VHDUP_EXIT_INTERRUPTED;
-    goto out;
-  }
-  vhdup__fixed_footer(info.is_raw ? NULL : &info.footer, vsize, &ff);
-  vhdup__footer_encode(&ff, footer);
-  rc = write_all(job.fd, footer, sizeof(footer), vsize);
-  if (rc == 0 && fsync(job.fd) != 0)
-    rc = -errno;
-  if (rc == 0 && close(job.fd) != 0)
-    rc = -errno;
-  job.fd = -1;
-  if (rc == 0 && rename(job.partial, job.out) != 0)
-    rc = -errno;
+  rc = uv_loop_init(&r.loop);
+  if (rc == 0)
+    rc = vhdup_engine_new(&r.loop, &eo, &r.engine);
+  if (rc == 0)
+    rc = vhdup_job_new(r.engine, &jo, &r.job);
   if (rc != 0) {
-    rc = vhdup__cli_report(job.out, rc, NULL);
-    if (rc == VHDUP_EXIT_INPUT)
-      rc = VHDUP_EXIT_RUNTIME;
-    goto out;
+    fprintf(stderr, "vhdup: expand: %s\n", vhdup_strerror(rc));
+    return vhdup__exit_code(rc);
   }
-  vhdup__free(job.partial);
-  job.partial = NULL;
-  job.written += sizeof(footer);
-  if (!quiet)
-    printf("vhdup: expanded %s to %s: virtual size %" PRIu64 " (%s), %" PRIu64
-           " bytes written (%s), %.2f s\n",
-           job.file, job.out, vsize, vhdup__cli_human_size(vsize, h, sizeof(h)), job.written,
-           vhdup__cli_human_size(job.written, h2, sizeof(h2)), now_seconds() - t0);
-  rc = VHDUP_EXIT_OK;
-
-out:
-  if (rc == VHDUP_EXIT_INTERRUPTED)
-    fprintf(stderr, "vhdup: interrupted; %s not written\n", job.out);
-  if (job.fd >= 0)
-    close(job.fd);
-  if (job.partial != NULL) {
-    unlink(job.partial);
-    vhdup__free(job.partial);
+  uv_signal_init(&r.loop, &r.sigint);
+  uv_signal_init(&r.loop, &r.sigterm);
+  r.sigint.data = r.sigterm.data = &r;
+  uv_signal_start(&r.sigint, on_signal, SIGINT);
+  uv_signal_start(&r.sigterm, on_signal, SIGTERM);
+  rc = vhdup_job_start(r.job, on_done);
+  if (rc != 0) {
+    r.status = rc;
+    fprintf(stderr, "vhdup: %s\n", vhdup_job_message(r.job));
+    finish(&r);
   }
-  if (job.it != NULL)
-    vhdup__extent_iter_free(job.it);
-  vhdup__free(job.buf);
-  vhdup__cli_close_disk(&cd);
-  return rc;
+  uv_run(&r.loop, UV_RUN_DEFAULT);
+  if (uv_loop_close(&r.loop) != 0)
+    fprintf(stderr, "vhdup: internal error: handles left open on the loop\n");
+  if (r.interrupted && r.status == VHDUP_ECANCELED)
+    return VHDUP_EXIT_INTERRUPTED;
+  return vhdup__exit_code(r.status);
 }

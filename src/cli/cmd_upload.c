@@ -65,7 +65,7 @@ const char vhdup__cmd_upload_help[] =
     "  -v, --verbose           HTTP trace on stderr (signatures redacted)\n"
     "  -h, --help              this help\n"
     "\n"
-    "Examples:\n"
+    "Example:\n"
     "  vhdup upload disk.vhd \"https://acct.blob.core.windows.net/vhds/disk.vhd?$SAS\"\n"
     "  AZURE_STORAGE_CONNECTION_STRING=UseDevelopmentStorage=true \\\n"
     "    vhdup upload disk.vhd http://127.0.0.1:10000/devstoreaccount1/vhds/disk.vhd\n";

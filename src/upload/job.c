@@ -262,10 +262,15 @@ int vhdup_job_start(vhdup_job *j, vhdup_job_cb done_cb) {
   if (j->o.resize && vsize % MIB != 0) {
     uint64_t rounded = (vsize + MIB - 1) / MIB * MIB;
     notice(j,
-           "note: virtual size %llu is not a whole number of MiB; rounding up to %llu "
-           "(Azure requires whole MiB for disks; the tail is zeros; --no-resize keeps it exact)",
+           "note: virtual size %llu is not a whole number of MiB; rounding up to %llu (Azure "
+           "requires whole MiB); use --no-resize to keep it exact",
            (unsigned long long)vsize, (unsigned long long)rounded);
     vsize = rounded;
+  } else if (vsize % MIB != 0) {
+    notice(j,
+           "note: virtual size %llu is not a whole number of MiB; Azure will not accept it as "
+           "a managed disk or VM image",
+           (unsigned long long)vsize);
   }
   if (vsize > VHDUP__MAX_VIRTUAL_SIZE) {
     snprintf(err.msg, sizeof(err.msg), "%s: virtual size %llu exceeds the page blob limit of 8 TiB",
@@ -377,13 +382,15 @@ static void job_free(vhdup_job *j) {
   if (j->disk != NULL)
     vhdup__disk_free(j->disk);
   vhdup__file_close(j->file);
-  if (j->close_cb != NULL)
-    j->close_cb(j);
   for (int i = 0; i < JOB_STRINGS; i++)
     vhdup__free(j->strings[i]);
   vhdup__free(j->dest_shown);
-  vhdup__free(j);
+  /* The engine learns first, so a close_cb that closes the engine finds
+   * this job gone; the job stays valid during its close_cb. */
   vhdup__engine_job_gone(e);
+  if (j->close_cb != NULL)
+    j->close_cb(j);
+  vhdup__free(j);
 }
 
 static void close_step(vhdup_job *j);

@@ -68,8 +68,8 @@ static void fs_prepare(vhdup__sink *s, uint64_t size, vhdup__sink_cb cb, void *d
   fs->cb_data = data;
   fs->size = size;
   fs->req.data = fs;
-  int rc = uv_fs_open(fs->loop, &fs->req, fs->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644,
-                      opened);
+  int rc = uv_fs_open(fs->loop, &fs->req, fs->tmp,
+                      O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644, opened);
   if (rc != 0) {
     snprintf(fs->message, sizeof(fs->message), "%s: %s", fs->tmp, uv_strerror(rc));
     step_done(fs, rc);
@@ -156,13 +156,29 @@ static void closed(uv_fs_t *req) {
     step_done(fs, rc);
 }
 
+static void synced(uv_fs_t *req) {
+  file_sink *fs = req->data;
+  int rc = (int)req->result;
+  uv_fs_req_cleanup(req);
+  if (rc < 0) {
+    snprintf(fs->message, sizeof(fs->message), "%s: fsync failed: %s", fs->tmp, uv_strerror(rc));
+    step_done(fs, rc);
+    return;
+  }
+  rc = uv_fs_close(fs->loop, &fs->req, fs->fd, closed);
+  if (rc != 0)
+    step_done(fs, rc);
+}
+
+/* The data reaches the disk before the file gets its final name, so a crash
+ * never leaves a complete-looking but partly unwritten OUT. */
 static void fs_finish(vhdup__sink *s, const uint8_t *disk_md5, vhdup__sink_cb cb, void *data) {
   file_sink *fs = (file_sink *)s;
   (void)disk_md5;
   fs->cb = cb;
   fs->cb_data = data;
   fs->req.data = fs;
-  int rc = uv_fs_close(fs->loop, &fs->req, fs->fd, closed);
+  int rc = uv_fs_fsync(fs->loop, &fs->req, fs->fd, synced);
   if (rc != 0)
     step_done(fs, rc);
 }
@@ -196,7 +212,7 @@ int vhdup__file_sink_new(uv_loop_t *loop, const char *path, int force, vhdup__si
                          vhdup__err *err) {
   *out = NULL;
   if (!force && access(path, F_OK) == 0)
-    return vhdup__errf(err, VHDUP_EEXIST, "%s already exists (use --force to replace it)", path);
+    return vhdup__errf(err, VHDUP_EEXIST, "%s: already exists; use --force to replace it", path);
   file_sink *fs = vhdup__calloc(1, sizeof(*fs));
   size_t n = strlen(path) + sizeof(".partial");
   char *tmp = vhdup__malloc(n);
