@@ -119,7 +119,7 @@ put_page() {
 
 # ---------------------------------------------------------------- basics
 start_testserver --key "$AZURITE_KEY" --sas-sig testsig -v
-MAIN_PID=$TS_PID MAIN_PORT=$TS_PORT MAIN_URL=$TS_URL MAIN_STORE=$TS_STORE
+MAIN_PID=$TS_PID MAIN_PORT=$TS_PORT
 
 expect_status 201 "$(sk PUT vhds restype=container)" "" "create container"
 expect_status 409 "$(sk PUT vhds restype=container)" ContainerAlreadyExists "create container twice"
@@ -227,6 +227,13 @@ expect_status 400 "$(sk PUT vhds/small comp=properties "" "x-ms-blob-content-len
 expect_status 202 "$(sk DELETE vhds/small)" "" "Delete Blob"
 [ ! -e "$TS_STORE/$ACCT/vhds/small.data" ] || fail "deleted blob's file remains"
 expect_status 404 "$(sk HEAD vhds/small)" "" "HEAD of deleted blob"
+
+# ---------------------------------------------------------------- keep-alive
+conns=$(($(curl -sS --max-time 30 -o /dev/null -o /dev/null -o /dev/null -w '%{num_connects}\n' \
+  "$TS_URL/vhds/disk.vhd?comp=pagelist&sig=testsig" "$TS_URL/vhds/disk.vhd?sig=testsig" \
+  "$TS_URL/vhds/disk.vhd?comp=pagelist&sig=testsig" | paste -sd+)))
+[ "$conns" = 1 ] || fail "three requests took $conns connections"
+pass "keep-alive: three requests, one connection"
 
 # ---------------------------------------------------------------- auth
 SIGN_KEYHEX=$(head -c 64 /dev/urandom | od -An -tx1 -v | tr -d ' \n')
