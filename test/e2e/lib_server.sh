@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers for tests that use vhdup-testserver (sourced after lib.sh, not run).
 # The server is built at $VHDUP_TOOLS_DIR/vhdup-testserver.
 

@@ -287,8 +287,8 @@ PY
 pass "stats count injected faults and statuses"
 seq_for_seed() {
   ts_faults "seed:$1,rate:0.5,mix:503+500"
-  local i out=""
-  for i in $(seq 1 16); do out+=$(put_page disk.vhd 0 "$T/s512")" "; done
+  local _ out=""
+  for _ in $(seq 1 16); do out+=$(put_page disk.vhd 0 "$T/s512")" "; done
   echo "$out"
 }
 a=$(seq_for_seed 42)
@@ -304,7 +304,7 @@ expect_status 400 "$(raw POST "http://127.0.0.1:$TS_PORT/_control/faults" --data
 ts_reset_stats
 ts_faults "stall:5"
 pids=()
-for i in 1 2 3 4 5; do
+for _ in 1 2 3 4 5; do
   curl -s -o /dev/null --max-time 3 -X PUT -H 'x-ms-page-write: update' -H 'x-ms-range: bytes=0-511' \
     --data-binary "@$T/s512" "$TS_URL/vhds/disk.vhd?comp=page&sig=testsig" &
   pids+=($!)

@@ -137,10 +137,22 @@ static void conn_reset(ts_conn *c) {
 static void log_request(ts_conn *c) {
   if (!c->srv->cfg.verbose)
     return;
-  fprintf(stderr, "vhdup-testserver: %s %s -> %d%s%s%s\n", http_method_str(c->req.method),
-          c->req.url.p ? c->req.url.p : "", c->resp.status, c->resp.error_code ? " " : "",
-          c->resp.error_code ? c->resp.error_code : "",
-          c->fault != TS_FAULT_NONE ? " (fault)" : "");
+  static const char *const names[TS_FAULT_KIND_COUNT] = {"",
+                                                         " (fault 503)",
+                                                         " (fault 503n)",
+                                                         " (fault 500)",
+                                                         " (fault 500i)",
+                                                         " (fault reset)",
+                                                         " (fault stall)",
+                                                         " (fault trickle)"};
+  char status[16];
+  if (c->resp.status > 0)
+    snprintf(status, sizeof(status), "%d", c->resp.status);
+  else
+    snprintf(status, sizeof(status), "none");
+  fprintf(stderr, "vhdup-testserver: %s %s -> %s%s%s%s\n", http_method_str(c->req.method),
+          c->req.url.p ? c->req.url.p : "", status, c->resp.error_code ? " " : "",
+          c->resp.error_code ? c->resp.error_code : "", names[c->fault]);
 }
 
 static void response_done(ts_conn *c) {
