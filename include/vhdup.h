@@ -117,6 +117,7 @@ typedef struct vhdup_job_options {
   int disk_md5;            /* whole-blob MD5 set as the blob's Content-MD5 (default on) */
   int resize;              /* round the virtual size up to a whole MiB (default on) */
   int overwrite;           /* write into an existing blob of the right size */
+  int create_container;    /* create the container when it does not exist */
   int resume;              /* continue an interrupted upload (needs the journal) */
   vhdup_verify verify;
   const char *journal;     /* resume journal path; NULL: next to the source */

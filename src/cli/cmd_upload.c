@@ -46,6 +46,7 @@ const char vhdup__cmd_upload_help[] =
     "                          Content-MD5); saves CPU on huge, sparse disks\n"
     "      --no-resize         keep the exact virtual size (no MiB rounding)\n"
     "      --overwrite         write into an existing blob of the right size\n"
+    "      --create-container  create the container if it does not exist\n"
     "      --verify[=WHAT]     after the upload, check the blob: ranges (default:\n"
     "                          page ranges match what was sent) or content\n"
     "      --format FMT        auto (default), vhd or raw\n"
@@ -192,6 +193,7 @@ enum {
   OPT_RETRIES,
   OPT_MERGE_GAP,
   OPT_PROGRESS,
+  OPT_MKCONTAINER,
 };
 
 int vhdup__cmd_upload(int argc, char **argv) {
@@ -203,6 +205,7 @@ int vhdup__cmd_upload(int argc, char **argv) {
       {"no-disk-md5", no_argument, NULL, OPT_NO_DISK_MD5},
       {"no-resize", no_argument, NULL, OPT_NO_RESIZE},
       {"overwrite", no_argument, NULL, OPT_OVERWRITE},
+      {"create-container", no_argument, NULL, OPT_MKCONTAINER},
       {"verify", optional_argument, NULL, OPT_VERIFY},
       {"format", required_argument, NULL, OPT_FORMAT},
       {"parent", required_argument, NULL, OPT_PARENT},
@@ -260,6 +263,9 @@ int vhdup__cmd_upload(int argc, char **argv) {
       break;
     case OPT_OVERWRITE:
       jo.overwrite = 1;
+      break;
+    case OPT_MKCONTAINER:
+      jo.create_container = 1;
       break;
     case OPT_VERIFY:
       if (optarg == NULL || strcmp(optarg, "ranges") == 0)

@@ -45,10 +45,12 @@ struct az_sink {
   size_t n_ranges, next_range;
   int listing_done;
   int created_by_us;
+  int container_tried;
   char msg[VHDUP__ERRMSG_MAX];
 };
 
 static void sink_maybe_closed(az_sink *s);
+static void start_container(az_sink *s);
 
 static void op_free(az_op *op) {
   az_sink *s = op->s;
@@ -260,14 +262,47 @@ static void create_done(az_op *op, const vhdup__http_resp *r) {
     prepare_result(s, 0, NULL);
     return;
   }
-  if (res.error == VHDUP_ENOTFOUND)
-    prepare_result(s, res.error, "creating the blob: %s (does the container exist?)", res.message);
+  if (res.error == VHDUP_ENOTFOUND && s->j->o.create_container && !s->container_tried)
+    start_container(s);
+  else if (res.error == VHDUP_ENOTFOUND)
+    prepare_result(s, res.error,
+                   "creating the blob: %s (does the container exist? --create-container makes it)",
+                   res.message);
   else if (res.error == VHDUP_EEXIST)
     prepare_result(s, res.error,
                    "the destination appeared while starting (%s); use --overwrite or --resume",
                    res.message);
   else
     prepare_result(s, res.error, "creating the blob: %s", res.message);
+}
+
+static void start_create(az_sink *s);
+
+static void container_done(az_op *op, const vhdup__http_resp *r) {
+  az_sink *s = op->s;
+  vhdup__sink_result res;
+  classify(s, r, &res);
+  if (res.error != 0 && res.error != VHDUP_EEXIST) {
+    prepare_result(s, res.error, "creating the container: %s", res.message);
+    return;
+  }
+  start_create(s);
+}
+
+static void start_container(az_sink *s) {
+  s->container_tried = 1;
+  az_op *op = op_new(s, container_done);
+  vhdup__err err;
+  vhdup__err_clear(&err);
+  int rc =
+      op == NULL ? VHDUP_ENOMEM : vhdup__az_req_create_container(&s->blob, NULL, &op->req, &err);
+  if (rc == 0)
+    rc = op_send(op, NULL);
+  if (rc != 0) {
+    if (op != NULL)
+      op_free(op);
+    prepare_result(s, rc, "creating the container: %s", err.msg[0] ? err.msg : vhdup_strerror(rc));
+  }
 }
 
 static void start_create(az_sink *s) {

@@ -110,8 +110,9 @@ void vhdup__chs(uint64_t size, uint16_t *cylinders, uint8_t *heads, uint8_t *spt
 
 /* The fixed-disk footer an upload writes last: type 2, data offset all
  * ones, current and original size = vsize, geometry from vhdup__chs(),
- * creator "vhdp" (version MAJOR<<16|MINOR, host OS "Wi2k"), features 2,
- * version 0x00010000, checksum filled in. UUID and timestamp are
+ * creator "win " (version 10.0, host OS "Wi2k": qemu trusts the current size
+ * of Hyper-V's disks and reads others by CHS), features 2, version
+ * 0x00010000, checksum filled in. UUID and timestamp are
  * taken from src when given (so the uploaded disk keeps its identity),
  * else left zero; saved_state 0. */
 void vhdup__fixed_footer(const vhdup__footer *src, uint64_t vsize, vhdup__footer *out);

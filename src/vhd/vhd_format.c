@@ -176,8 +176,13 @@ void vhdup__fixed_footer(const vhdup__footer *src, uint64_t vsize, vhdup__footer
   out->features = 2;
   out->version = 0x00010000;
   out->data_offset = UINT64_MAX;
-  memcpy(out->creator_app, "vhdp", 4);
-  out->creator_version = ((uint32_t)VHDUP_VERSION_MAJOR << 16) | VHDUP_VERSION_MINOR;
+  /* Azure ignores the creator, but qemu trusts the current size only for a
+   * few creators and reads everything else by its CHS geometry, which
+   * rounds down: a "vhdp" footer made qemu-img read a 64 MiB disk as
+   * 67055616 bytes. Hyper-V's "win " (version 10.0) is read correctly by
+   * qemu, Hyper-V and Azure alike. */
+  memcpy(out->creator_app, "win ", 4);
+  out->creator_version = 0x000a0000;
   memcpy(out->creator_os, "Wi2k", 4);
   out->original_size = vsize;
   out->current_size = vsize;

@@ -117,36 +117,41 @@ static int is_dynamic(uint32_t type) {
   return type == VHDUP__DISK_DYNAMIC || type == VHDUP__DISK_DIFFERENCING;
 }
 
-/* What qemu's vpc driver would take as the size: the CHS product for the
- * creators it treats as Virtual PC ("vpc ", "qemu") unless the geometry is
- * the maximum, the current size otherwise (qemu block/vpc.c). */
+/* What qemu's vpc driver would take as the size: the current size for the
+ * creators it trusts (Hyper-V's "win ", its own "qem2", and "d2v ",
+ * "CTXS", "tap\0") or a maximal geometry, the CHS product otherwise — seen
+ * with Debian 12's qemu-img 7.2: creators "vpc " and "vhdp" read by CHS,
+ * "win " and "qem2" by the current size. */
+static int qemu_trusts_current_size(const vhdup__footer *f) {
+  static const char trusted[][4] = {{'w', 'i', 'n', ' '},
+                                    {'q', 'e', 'm', '2'},
+                                    {'d', '2', 'v', ' '},
+                                    {'C', 'T', 'X', 'S'},
+                                    {'t', 'a', 'p', '\0'}};
+  for (size_t i = 0; i < sizeof(trusted) / sizeof(trusted[0]); i++)
+    if (memcmp(f->creator_app, trusted[i], 4) == 0)
+      return 1;
+  return 0;
+}
+
 static void size_warnings(vhdup__disk *d, const vhdup__footer *f, uint64_t footer_off) {
   const char *name = src_name(&d->src);
   uint64_t chs = (uint64_t)f->cylinders * f->heads * f->sectors_per_track * VHDUP__SECTOR;
-  int chs_creator =
-      memcmp(f->creator_app, "vpc ", 4) == 0 || memcmp(f->creator_app, "qemu", 4) == 0;
+  int chs_creator = !qemu_trusts_current_size(f);
   int max_chs = f->cylinders == 65535 && f->heads == 16 && f->sectors_per_track == 255;
   char app[5];
   for (int i = 0; i < 4; i++)
     app[i] =
         (f->creator_app[i] >= 0x20 && f->creator_app[i] < 0x7f) ? (char)f->creator_app[i] : '?';
   app[4] = '\0';
-  if (chs != f->current_size) {
-    if (chs_creator && !max_chs)
-      warn(d,
-           "%s: footer at offset %" PRIu64 ": CHS geometry %u/%u/%u gives %" PRIu64
-           " bytes, not the current size %" PRIu64 "; vhdup uses the current size, qemu would "
-           "take %" PRIu64 " bytes (creator '%s')",
-           name, footer_off, f->cylinders, f->heads, f->sectors_per_track, chs, f->current_size,
-           chs, app);
-    else
-      warn(d,
-           "%s: footer at offset %" PRIu64 ": CHS geometry %u/%u/%u gives %" PRIu64
-           " bytes, not the current size %" PRIu64 "; vhdup and qemu both use the current size "
-           "(creator '%s')",
-           name, footer_off, f->cylinders, f->heads, f->sectors_per_track, chs, f->current_size,
-           app);
-  }
+  /* Only worth saying when qemu would read a different size than Azure. */
+  if (chs != f->current_size && chs_creator && !max_chs)
+    warn(d,
+         "%s: footer at offset %" PRIu64 ": CHS geometry %u/%u/%u gives %" PRIu64
+         " bytes, not the current size %" PRIu64 "; vhdup (like Azure) uses the current size, "
+         "qemu would take %" PRIu64 " bytes (creator '%s')",
+         name, footer_off, f->cylinders, f->heads, f->sectors_per_track, chs, f->current_size, chs,
+         app);
   if (f->original_size != f->current_size)
     warn(d,
          "%s: footer at offset %" PRIu64 ": original size %" PRIu64 " differs from the current "

@@ -305,7 +305,7 @@ static void test_fixed_footer(void **state) {
   assert_int_equal(f.cylinders, 4161);
   assert_int_equal(f.heads, 16);
   assert_int_equal(f.sectors_per_track, 63);
-  assert_memory_equal(f.creator_app, "vhdp", 4);
+  assert_memory_equal(f.creator_app, "win ", 4);
   assert_int_equal(f.features, 2);
   assert_int_equal(f.version, 0x00010000);
   assert_memory_equal(f.uuid, src.uuid, 16);
