@@ -3,6 +3,7 @@
 #include "azure/azure.h"
 #include "net/http.h"
 #include "upload/job_int.h"
+#include "upload/target.h"
 #include "util/alloc.h"
 
 #include <stdio.h>
@@ -501,58 +502,6 @@ static const vhdup__sink_ops az_sink_ops = {
     .close = az_close,
 };
 
-static const char *env_get(void *ctx, const char *name) {
-  (void)ctx;
-  return getenv(name);
-}
-
-/* Resolves where and as whom: a URL (or container/blob with a connection
- * string's endpoint) and the first credential given: the URL's SAS, the
- * options' SAS token, connection string or key, then the environment. */
-static int resolve(vhdup_job *j, vhdup__az_url *url, vhdup__az_cred *cred, vhdup__err *err) {
-  const vhdup_job_options *o = &j->o;
-  unsigned flags = o->allow_http ? VHDUP__AZ_URL_ALLOW_HTTP : 0;
-  int rc = 0;
-  memset(cred, 0, sizeof(*cred));
-  if (o->connection_string != NULL)
-    rc = vhdup__az_connstr_parse(o->connection_string, cred, err);
-  else if (o->sas_token != NULL) {
-    cred->kind = VHDUP__AZ_AUTH_SAS;
-    cred->sas = vhdup__strdup(o->sas_token[0] == '?' ? o->sas_token + 1 : o->sas_token);
-    rc = cred->sas == NULL ? VHDUP_ENOMEM : 0;
-  }
-  if (rc != 0)
-    return rc;
-  int is_url = strstr(o->destination, "://") != NULL;
-  if (is_url) {
-    rc = vhdup__az_url_parse(o->destination, flags, url, err);
-  } else if (cred->blob_endpoint != NULL) {
-    rc = vhdup__az_url_join(cred->blob_endpoint, o->destination, flags, url, err);
-  } else {
-    return vhdup__errf(err, VHDUP_EURL,
-                       "destination '%s' is not a URL; give https://ACCOUNT.blob.core.windows.net/"
-                       "CONTAINER/BLOB, or CONTAINER/BLOB with --connection-string",
-                       o->destination);
-  }
-  if (rc != 0)
-    return rc;
-  if (url->sas != NULL || cred->kind != VHDUP__AZ_AUTH_NONE)
-    return 0;
-  if (o->account_key != NULL)
-    return vhdup__az_cred_shared_key(url->account, o->account_key, cred, err);
-  if (o->use_environment) {
-    rc = vhdup__az_cred_from_env(env_get, NULL, cred, err);
-    if (rc != 0 || cred->kind != VHDUP__AZ_AUTH_NONE)
-      return rc;
-  }
-  return vhdup__errf(err, VHDUP_ECREDENTIAL,
-                     "no credential for %s: add a SAS to the URL, or give --sas-token, "
-                     "--connection-string or --account-key-file, or set "
-                     "AZURE_STORAGE_CONNECTION_STRING (or AZURE_STORAGE_ACCOUNT with "
-                     "AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN)",
-                     j->dest_shown);
-}
-
 int vhdup__azure_sink_new(vhdup_job *j, vhdup__sink **out, vhdup__err *err) {
   *out = NULL;
   vhdup__http *http;
@@ -562,7 +511,16 @@ int vhdup__azure_sink_new(vhdup_job *j, vhdup__sink **out, vhdup__err *err) {
   vhdup__az_url url;
   vhdup__az_cred cred;
   memset(&url, 0, sizeof(url));
-  rc = resolve(j, &url, &cred, err);
+  vhdup__target t = {
+      .destination = j->o.destination,
+      .shown = j->dest_shown,
+      .connection_string = j->o.connection_string,
+      .account_key = j->o.account_key,
+      .sas_token = j->o.sas_token,
+      .use_environment = j->o.use_environment,
+      .allow_http = j->o.allow_http,
+  };
+  rc = vhdup__target_resolve(&t, &url, &cred, err);
   az_sink *s = NULL;
   if (rc == 0) {
     s = vhdup__calloc(1, sizeof(*s));
