@@ -160,7 +160,7 @@ with open(sys.argv[1], 'wb') as f:
         n = r.choice([512, 1024, 4096, 65536, 300 * 1024])
         off = r.randrange(0, size - n) // 512 * 512
         f.seek(off)
-        f.write(bytes(r.randrange(1, 256) for _ in range(n)))
+        f.write(r.randbytes(n).replace(b'\0', b'\1'))
     f.seek(size - 512)
     f.write(b'\x5a' * 512)
 PY
@@ -178,12 +178,14 @@ pass "raw .img via --account-key-file"
 # locators), and a chain of 4 KiB blocks under 2 MiB blocks from a spec.
 python3 "$MKVHD" cases "$T/cases" >/dev/null
 AZURE_STORAGE_CONNECTION_STRING="$AZURITE_CONN" \
-  "$VHDUP" upload --progress=json --merge-gap 0 "$T/cases/chain_top.vhd" "$AZURITE_URL/vhds/chain.vhd" \
+  "$VHDUP" upload --progress=json "$T/cases/chain_top.vhd" "$AZURITE_URL/vhds/chain.vhd" \
   >"$T/chain.json" 2>"$T/chain.err" || fail "chain: upload exited $?: $(cat "$T/chain.err")"
 vs=$(stat -c %s "$T/cases/chain_top.vhd.raw")
 check_blob chain vhds/chain.vhd "$T/cases/chain_top.vhd.raw" $(((vs + M - 1) / M * M))
 check_md5 chain vhds/chain.vhd "$(done_field "$T/chain.json" disk_md5)"
-check_sent chain "$(done_field "$T/chain.json" bytes_sent)" "$T/cases/chain_top.vhd.raw"
+# (No bytes-sent bound here: its sector-interleaved bitmaps make 512-byte
+# gaps that are sent merged by design; with --merge-gap 0 it is 3600 writes,
+# 17 s on Azurite. The mixed-block-size chain below is checked instead.)
 mkdir "$T/spec"
 cat >"$T/spec/s.json" <<JSON
 {"path": "$T/spec/top.vhd", "kind": "differencing", "size": 6291456,
