@@ -41,7 +41,8 @@ struct ts_conn {
   char *chunk;
   size_t trickle_pos;
   bool write_pending;
-  int header_state; /* 0 none, 1 in field, 2 in value */
+  bool status_counted; /* this response is in stats.status_counts */
+  int header_state;    /* 0 none, 1 in field, 2 in value */
 };
 
 static void conn_close(ts_conn *c);
@@ -155,11 +156,22 @@ static void log_request(ts_conn *c) {
           c->resp.error_code ? c->resp.error_code : "", names[c->fault]);
 }
 
-static void response_done(ts_conn *c) {
+/* Counts the status once its last byte is with the kernel. The client may
+ * read it and hang up before our write callback runs (it is deferred to the
+ * next loop turn), so this also runs for a connection already closing. */
+static void count_status(ts_conn *c) {
   ts_server *srv = c->srv;
+  if (c->status_counted)
+    return;
+  c->status_counted = true;
   log_request(c);
   if (!c->control && c->resp.status > 0 && c->resp.status < TS_STATUS_SLOTS)
     srv->stats.status_counts[c->resp.status]++;
+}
+
+static void response_done(ts_conn *c) {
+  ts_server *srv = c->srv;
+  count_status(c);
   uncount(c);
   bool close_now = c->resp.close || !c->keep_alive || c->bad_request || srv->closing;
   c->responding = false;
@@ -173,10 +185,13 @@ static void write_next(ts_conn *c);
 static void on_written(uv_write_t *w, int status) {
   ts_conn *c = w->data;
   c->write_pending = false;
-  if (c->closing)
-    return;
   if (status < 0) {
     conn_close(c);
+    return;
+  }
+  if (c->closing) {
+    if (c->resp.file_blob == NULL || c->resp.file_len == 0)
+      count_status(c);
     return;
   }
   write_next(c);
@@ -211,8 +226,18 @@ static void write_next(ts_conn *c) {
 static void on_trickle_written(uv_write_t *w, int status) {
   ts_conn *c = w->data;
   c->write_pending = false;
-  if (!c->closing && status < 0)
+  if (status < 0) {
     conn_close(c);
+    return;
+  }
+  if (c->trickle_pos >= c->resp.head.len) {
+    if (c->closing) {
+      count_status(c);
+      return;
+    }
+    uv_timer_stop(&c->timer);
+    response_done(c);
+  }
 }
 
 static void on_trickle(uv_timer_t *t) {
@@ -220,11 +245,8 @@ static void on_trickle(uv_timer_t *t) {
   if (c->closing || c->write_pending)
     return;
   ts_response *resp = &c->resp;
-  if (c->trickle_pos >= resp->head.len) {
-    uv_timer_stop(&c->timer);
-    response_done(c);
+  if (c->trickle_pos >= resp->head.len)
     return;
-  }
   uv_buf_t buf = uv_buf_init(resp->head.p + c->trickle_pos, 1);
   c->trickle_pos++;
   c->wreq.data = c;
@@ -237,6 +259,7 @@ static void on_trickle(uv_timer_t *t) {
 
 static void send_response(ts_conn *c) {
   ts_response *resp = &c->resp;
+  c->status_counted = false;
   if (!c->keep_alive || c->bad_request)
     resp->close = true;
   ts_resp_finish(resp);
