@@ -61,6 +61,7 @@ struct vhdup__http_xfer {
    * libcurl with "abort"; 0 if none. */
   int own_error;
   const char *own_detail;
+  int poll_failed; /* a socket of this transfer could not be watched */
   char errbuf[CURL_ERROR_SIZE];
   char detail[DETAIL_MAX];
 };
@@ -99,6 +100,7 @@ struct vhdup__http {
   xfer_list spare; /* idle transfers with their easy handles, for reuse */
   sock *socks;
 
+  unsigned poll_failures; /* transfers with poll_failed set */
   int closing;
   int torn_down;
   vhdup__http_close_cb close_cb;
@@ -470,12 +472,20 @@ static void deliver(vhdup__http_xfer *x, vhdup__http_resp *r) {
   xfer_put(x);
 }
 
+static void forget_poll_failure(vhdup__http_xfer *x) {
+  if (x->poll_failed) {
+    x->poll_failed = 0;
+    x->h->poll_failures--;
+  }
+}
+
 static void finish(vhdup__http_xfer *x, CURLcode rc) {
   vhdup__http *h = x->h;
   vhdup__http_resp r;
   long status = 0;
   size_t i, off = 0;
   memset(&r, 0, sizeof(r));
+  forget_poll_failure(x);
   curl_multi_remove_handle(h->multi, x->easy);
   list_remove(&h->active, x);
   if (curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK)
@@ -540,10 +550,26 @@ static void drain(vhdup__http *h) {
   }
 }
 
+/* Fails the transfers whose sockets could not be watched (see
+ * watch_failed), one at a time since each callback may change the list. */
+static void fail_unwatched(vhdup__http *h) {
+  while (h->poll_failures > 0 && !h->torn_down) {
+    vhdup__http_xfer *x = h->active.head;
+    while (x != NULL && !x->poll_failed)
+      x = x->next;
+    if (x == NULL) {
+      h->poll_failures = 0;
+      break;
+    }
+    finish(x, CURLE_OK);
+  }
+}
+
 static void socket_action(vhdup__http *h, curl_socket_t fd, int flags) {
   int running = 0;
   curl_multi_socket_action(h->multi, fd, flags, &running);
   drain(h);
+  fail_unwatched(h);
 }
 
 /* ---- libuv callbacks ---- */
@@ -589,11 +615,28 @@ static void on_defer(uv_timer_t *t) {
 
 /* ---- libcurl multi callbacks (no user code, no socket_action here) ---- */
 
+/* Returning an error from the socket callback would mark the whole multi
+ * handle dead (every transfer, now and later, fails), so instead only the
+ * transfer that needed the socket is failed, once libcurl has returned. */
+static int watch_failed(vhdup__http *h, CURL *easy, int err) {
+  char *priv = NULL;
+  vhdup__http_xfer *x;
+  if (easy == NULL || curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv) != CURLE_OK || priv == NULL)
+    return 0;
+  x = (vhdup__http_xfer *)(void *)priv;
+  if (x->state != XFER_ACTIVE || x->poll_failed)
+    return 0;
+  x->poll_failed = 1;
+  x->own_error = err;
+  x->own_detail = err == VHDUP_ENOMEM ? "out of memory watching a socket" : "cannot watch a socket";
+  h->poll_failures++;
+  return 0;
+}
+
 static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp) {
   vhdup__http *h = userp;
   sock *s = socketp;
   int events = 0;
-  (void)easy;
   if (what == CURL_POLL_REMOVE) {
     if (s != NULL) {
       curl_multi_assign(h->multi, fd, NULL);
@@ -602,14 +645,14 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, v
     return 0;
   }
   if (h->torn_down)
-    return -1;
+    return 0;
   if (s == NULL) {
     s = vhdup__calloc(1, sizeof(*s));
     if (s == NULL)
-      return -1;
+      return watch_failed(h, easy, VHDUP_ENOMEM);
     if (uv_poll_init_socket(h->loop, &s->poll, fd) != 0) {
       vhdup__free(s);
-      return -1;
+      return watch_failed(h, easy, VHDUP_ENET);
     }
     s->poll.data = s;
     s->h = h;
@@ -626,7 +669,9 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, v
   if (what & CURL_POLL_OUT)
     events |= UV_WRITABLE;
   s->events = events;
-  return uv_poll_start(&s->poll, events, on_poll) == 0 ? 0 : -1;
+  if (uv_poll_start(&s->poll, events, on_poll) != 0)
+    return watch_failed(h, easy, VHDUP_ENET);
+  return 0;
 }
 
 static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp) {
@@ -961,6 +1006,7 @@ int vhdup__http_submit(vhdup__http *h, const vhdup__http_req *r, vhdup__http_don
 
 static void cancel_xfer(vhdup__http_xfer *x) {
   vhdup__http *h = x->h;
+  forget_poll_failure(x);
   /* Removing a transfer mid-way makes libcurl drop its connection, which
    * is the point: the peer may still be reading our body. */
   curl_multi_remove_handle(h->multi, x->easy);
