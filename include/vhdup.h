@@ -79,27 +79,28 @@ typedef enum vhdup_phase {
 
 typedef struct vhdup_job_stats {
   vhdup_phase phase;
-  uint64_t virtual_size;   /* the disk's (the footer's current size) */
-  uint64_t blob_size;      /* destination size: virtual size, rounded, + 512 */
+  uint64_t virtual_size;    /* the disk's (the footer's current size) */
+  uint64_t blob_size;       /* destination size: virtual size, rounded, + 512 */
   uint64_t bytes_allocated; /* data the source holds (before zero-skipping) */
-  uint64_t bytes_planned;  /* of that, handled so far */
-  uint64_t bytes_sent;     /* payload the destination acknowledged */
-  uint64_t bytes_skipped;  /* zeros found in allocated data, or already sent (resume) */
-  uint64_t requests;       /* write requests started, retries included */
+  uint64_t bytes_planned;   /* of that, handled so far */
+  uint64_t bytes_sent;      /* payload the destination acknowledged */
+  uint64_t bytes_skipped;   /* zeros found in allocated data */
+  uint64_t bytes_resumed;   /* already on the destination from an earlier run (resume) */
+  uint64_t requests;        /* write requests started, retries included */
   uint64_t retries;
   unsigned in_flight;
   double seconds;
   int has_disk_md5;
-  uint8_t disk_md5[16];    /* MD5 of the whole blob, footer included */
+  uint8_t disk_md5[16]; /* MD5 of the whole blob, footer included */
 } vhdup_job_stats;
 
 typedef void (*vhdup_job_cb)(vhdup_job *job, int status, void *data);
 typedef void (*vhdup_notice_cb)(vhdup_job *job, const char *message, void *data);
 
 typedef struct vhdup_job_options {
-  const char *source;      /* path of a VHD (fixed, dynamic, differencing) or raw image */
+  const char *source; /* path of a VHD (fixed, dynamic, differencing) or raw image */
   vhdup_format format;
-  const char *parent;      /* differencing: the parent's path, overriding the locators */
+  const char *parent; /* differencing: the parent's path, overriding the locators */
   /* A blob URL (with or without a SAS query), or with to_file a local path
    * that receives the fixed VHD as a sparse file (`vhdup expand`). */
   const char *destination;
@@ -111,21 +112,21 @@ typedef struct vhdup_job_options {
   const char *account_key; /* base64; the account comes from the URL */
   const char *sas_token;
   int use_environment;
-  int allow_http;          /* plain http:// to a non-loopback host */
-  int md5;                 /* Content-MD5 on every write (default on) */
-  int crc64;               /* x-ms-content-crc64 on every write */
-  int disk_md5;            /* whole-blob MD5 set as the blob's Content-MD5 (default on) */
-  int resize;              /* round the virtual size up to a whole MiB (default on) */
-  int overwrite;           /* write into an existing blob of the right size */
-  int create_container;    /* create the container when it does not exist */
-  int resume;              /* continue an interrupted upload (needs the journal) */
+  int allow_http;       /* plain http:// to a non-loopback host */
+  int md5;              /* Content-MD5 on every write (default on) */
+  int crc64;            /* x-ms-content-crc64 on every write */
+  int disk_md5;         /* whole-blob MD5 set as the blob's Content-MD5 (default on) */
+  int resize;           /* round the virtual size up to a whole MiB (default on) */
+  int overwrite;        /* write into an existing blob of the right size */
+  int create_container; /* create the container when it does not exist */
+  int resume;           /* continue an interrupted upload (needs the journal) */
   vhdup_verify verify;
-  const char *journal;     /* resume journal path; NULL: next to the source */
-  size_t merge_gap;        /* zero bytes merged into one write (default 64 KiB) */
-  unsigned max_attempts;   /* tries per request (default 8) */
+  const char *journal;         /* resume journal path; NULL: next to the source */
+  size_t merge_gap;            /* zero bytes merged into one write (default 64 KiB) */
+  unsigned max_attempts;       /* tries per request (default 8) */
   const char *service_version; /* x-ms-version override */
-  vhdup_notice_cb notice_cb; /* warnings and notices (may be NULL) */
-  void *data;               /* handed to the callbacks */
+  vhdup_notice_cb notice_cb;   /* warnings and notices (may be NULL) */
+  void *data;                  /* handed to the callbacks */
 } vhdup_job_options;
 
 /* Fills o with the defaults above. */

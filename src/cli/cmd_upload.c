@@ -236,7 +236,6 @@ int vhdup__cmd_upload(int argc, char **argv) {
   int opt;
 
   opterr = 0;
-  optind = 1;
   while ((opt = getopt_long(argc, argv, ":c:m:qv", longopts, NULL)) != -1) {
     switch (opt) {
     case 'c':

@@ -204,17 +204,65 @@ static int set_error(vhdup_job *j, int code, const char *msg) {
   return code;
 }
 
-static void pipeline_done(vhdup__pipeline *pl, int status, const char *message, void *data) {
-  vhdup_job *j = data;
-  (void)pl;
+static void job_done(vhdup_job *j, int status, const char *message) {
   j->seconds = (double)(uv_hrtime() - j->start_ns) / 1e9;
   j->done = 1;
+  j->verifying = 0;
   if (status != 0)
     set_error(j, status, message);
   if (j->done_cb != NULL)
     j->done_cb(j, status, j->o.data);
   if (j->closing)
     close_step(j);
+}
+
+static void verify_done(vhdup__sink *s, const vhdup__sink_result *r, void *data) {
+  vhdup_job *j = data;
+  (void)s;
+  char msg[VHDUP__ERRMSG_MAX];
+  if (r->error != 0) {
+    job_done(j, r->error, r->message);
+    return;
+  }
+  vhdup__pipeline_stats ps;
+  vhdup__pipeline_get_stats(j->pl, &ps);
+  const vhdup__sink_verify *v = &j->verify;
+  /* What this run wrote, plus what an earlier run had (resume). */
+  uint64_t expected = ps.bytes_sent + ps.bytes_resumed;
+  if (v->bytes != expected) {
+    snprintf(msg, sizeof(msg),
+             "verify: the blob holds %llu bytes in %llu page ranges, but %llu were written",
+             (unsigned long long)v->bytes, (unsigned long long)v->ranges,
+             (unsigned long long)expected);
+    job_done(j, VHDUP_EVERIFY, msg);
+    return;
+  }
+  if (v->content && ps.has_disk_md5 && memcmp(v->md5, ps.disk_md5, 16) != 0) {
+    snprintf(msg, sizeof(msg),
+             "verify: the blob read back does not hash like the disk (MD5 differs): the data "
+             "on the server is not what was sent");
+    job_done(j, VHDUP_EVERIFY, msg);
+    return;
+  }
+  j->verified = 1;
+  notice(j, "verified: %llu page ranges, %llu bytes%s", (unsigned long long)v->ranges,
+         (unsigned long long)v->bytes, v->content ? ", content MD5 matches the disk" : "");
+  job_done(j, 0, NULL);
+}
+
+static void pipeline_done(vhdup__pipeline *pl, int status, const char *message, void *data) {
+  vhdup_job *j = data;
+  (void)pl;
+  if (status == 0 && j->o.verify != VHDUP_VERIFY_NONE && j->sink->ops->verify != NULL &&
+      !j->closing) {
+    j->verifying = 1;
+    memset(&j->verify, 0, sizeof(j->verify));
+    j->verify.content = j->o.verify == VHDUP_VERIFY_CONTENT;
+    j->verify.blob_size = j->blob_size;
+    j->sink->ops->verify(j->sink, &j->verify, verify_done, j);
+    return;
+  }
+  job_done(j, status, message);
 }
 
 /* Walks the plan once before starting, so progress has a denominator and
@@ -309,7 +357,8 @@ int vhdup_job_start(vhdup_job *j, vhdup_job_cb done_cb) {
   } else {
     po.md5 = j->o.md5;
     po.crc64 = j->o.crc64;
-    po.disk_md5 = j->o.disk_md5;
+    /* Content verification compares the blob read back with this. */
+    po.disk_md5 = j->o.disk_md5 || j->o.verify == VHDUP_VERIFY_CONTENT;
     rc = vhdup__azure_sink_new(j, &j->sink, &err);
   }
   if (rc != 0)
@@ -326,7 +375,11 @@ int vhdup_job_start(vhdup_job *j, vhdup_job_cb done_cb) {
 }
 
 void vhdup_job_cancel(vhdup_job *j) {
-  if (j->pl != NULL && !j->done)
+  if (j->done || j->pl == NULL)
+    return;
+  if (j->verifying)
+    j->sink->ops->abort(j->sink); /* verify_done comes back with ECANCELED */
+  else
     vhdup__pipeline_cancel(j->pl);
 }
 
@@ -345,10 +398,11 @@ void vhdup_job_get_stats(const vhdup_job *j, vhdup_job_stats *st) {
     vhdup__pipeline_get_stats(j->pl, &ps);
     static const vhdup_phase map[] = {VHDUP_PHASE_PREPARE, VHDUP_PHASE_DATA, VHDUP_PHASE_FOOTER,
                                       VHDUP_PHASE_FINISH, VHDUP_PHASE_DONE};
-    st->phase = map[ps.phase];
+    st->phase = j->verifying ? VHDUP_PHASE_VERIFY : map[ps.phase];
     st->bytes_planned = ps.bytes_planned;
     st->bytes_sent = ps.bytes_sent;
     st->bytes_skipped = ps.bytes_skipped;
+    st->bytes_resumed = ps.bytes_resumed;
     st->requests = ps.requests;
     st->retries = ps.retries;
     st->in_flight = ps.in_flight;
@@ -412,7 +466,7 @@ static void pipeline_closed(vhdup__pipeline *pl) {
 static void close_step(vhdup_job *j) {
   if (j->pl != NULL) {
     if (!j->done) {
-      vhdup__pipeline_cancel(j->pl); /* pipeline_done comes back here */
+      vhdup_job_cancel(j); /* job_done comes back here */
       return;
     }
     if (!j->pl_closing) {

@@ -41,6 +41,9 @@ struct vhdup_job {
   int done;
   int closing;
   int pl_closing;
+  int verifying;
+  int verified;
+  vhdup__sink_verify verify;
   vhdup_job_cb done_cb;
   void (*close_cb)(vhdup_job *job);
   char message[VHDUP__ERRMSG_MAX];

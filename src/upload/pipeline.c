@@ -632,7 +632,7 @@ static void send_writes(vhdup__pipeline *pl) {
     const vhdup__run *run = &p->runs[i];
     uint64_t off = p->voff + run->offset;
     if (pl->o.is_done != NULL && pl->o.is_done(pl->o.journal_ctx, off, run->length)) {
-      pl->st.bytes_skipped += run->length;
+      pl->st.bytes_resumed += run->length;
       continue;
     }
     pagewrite *w = write_get(pl);

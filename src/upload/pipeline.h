@@ -43,7 +43,8 @@ typedef struct vhdup__pipeline_stats {
   uint64_t blob_size;
   uint64_t bytes_planned; /* data extents' bytes read so far (allocated data) */
   uint64_t bytes_sent;    /* payload acknowledged by the sink */
-  uint64_t bytes_skipped; /* zeros found in allocated data, and resumed bytes */
+  uint64_t bytes_skipped; /* zeros found in allocated data */
+  uint64_t bytes_resumed; /* data already on the destination (resume) */
   uint64_t bytes_read;    /* bytes read from the source files */
   uint64_t vbytes_done;   /* virtual offset up to which everything is planned */
   uint64_t requests;      /* writes started, retries included */

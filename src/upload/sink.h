@@ -48,6 +48,15 @@ typedef struct vhdup__sink_info {
 
 typedef void (*vhdup__sink_cb)(vhdup__sink *s, const vhdup__sink_result *r, void *data);
 
+/* What --verify learns from the destination. */
+typedef struct vhdup__sink_verify {
+  int content;        /* also read every page back and hash the whole blob */
+  uint64_t blob_size; /* for the zeros after the last range */
+  uint64_t ranges;    /* out: page ranges the destination reports */
+  uint64_t bytes;     /* out: bytes in them */
+  uint8_t md5[16];    /* out with content: MD5 of the blob as read back */
+} vhdup__sink_verify;
+
 typedef struct vhdup__sink_ops {
   /* Makes the destination ready for a blob of size bytes: creates it, or
    * checks the existing one's size per the sink's overwrite policy and
@@ -59,6 +68,9 @@ typedef struct vhdup__sink_ops {
   int (*write)(vhdup__sink *s, vhdup__sink_write *w);
   /* After the last write: record the whole-disk MD5 when given and allowed. */
   void (*finish)(vhdup__sink *s, const uint8_t *disk_md5, vhdup__sink_cb cb, void *data);
+  /* Lists (and with v->content reads back) what the destination holds.
+   * NULL when the sink cannot. */
+  void (*verify)(vhdup__sink *s, vhdup__sink_verify *v, vhdup__sink_cb cb, void *data);
   /* Abandons writes in flight: their callbacks fire with VHDUP_ECANCELED. */
   void (*abort)(vhdup__sink *s);
   /* Releases everything; close_cb when it is safe to free the sink. */

@@ -5,6 +5,7 @@
 #include "upload/job_int.h"
 #include "upload/target.h"
 #include "util/alloc.h"
+#include "util/crypto.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +48,15 @@ struct az_sink {
   int listing_done;
   int created_by_us;
   int container_tried;
+
+  /* verify */
+  vhdup__sink_verify *v;
+  vhdup__md5_ctx vmd5;
+  uint8_t *vbuf;
+  size_t vbuf_len;
+  uint64_t vpos;   /* blob offset hashed up to */
+  uint64_t vchunk; /* bytes of the current range already read */
+  uv_work_t vwork;
   char msg[VHDUP__ERRMSG_MAX];
 };
 
@@ -470,6 +480,206 @@ static void az_finish(vhdup__sink *base, const uint8_t *disk_md5, vhdup__sink_cb
   }
 }
 
+/* ---- verify: list the blob's page ranges; with content, read them back
+ * in order and hash the whole blob (zeros between ranges included), for
+ * comparison with the MD5 computed from the source ---- */
+
+static const uint8_t zeros[64 * 1024];
+
+static void verify_next(az_sink *s);
+static void verify_list(az_sink *s);
+
+static void verify_end(az_sink *s, int error, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void verify_end(az_sink *s, int error, const char *fmt, ...) {
+  vhdup__sink_result r = {.error = error};
+  if (error != 0) {
+    char tmp[VHDUP__ERRMSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    va_end(ap);
+    snprintf(s->msg, sizeof(s->msg), "%s", tmp);
+    r.message = s->msg;
+  }
+  if (s->vmd5.md != NULL) {
+    if (error == 0)
+      vhdup__md5_final(&s->vmd5, s->v->md5);
+    vhdup__md5_free(&s->vmd5);
+  }
+  vhdup__free(s->vbuf);
+  s->vbuf = NULL;
+  s->cb(&s->base, &r, s->cb_data);
+}
+
+static void hash_zeros(vhdup__md5_ctx *m, uint64_t n) {
+  while (n > 0) {
+    size_t k = n < sizeof(zeros) ? (size_t)n : sizeof(zeros);
+    vhdup__md5_update(m, zeros, k);
+    n -= k;
+  }
+}
+
+/* Hashing runs on the thread pool: the zeros between ranges can be
+ * gigabytes, and the loop may belong to someone else's program. */
+static void verify_hash_work(uv_work_t *req) {
+  az_sink *s = req->data;
+  const vhdup__az_page_range *pr = &s->ranges[s->next_range];
+  uint64_t off = pr->start + s->vchunk;
+  hash_zeros(&s->vmd5, off - s->vpos);
+  vhdup__md5_update(&s->vmd5, s->vbuf, s->vbuf_len);
+  s->vpos = off + s->vbuf_len;
+}
+
+static void verify_hash_done(uv_work_t *req, int status) {
+  az_sink *s = req->data;
+  (void)status;
+  s->n_ops--; /* the work counted as an operation, so close waits for it */
+  if (s->closing) {
+    verify_end(s, VHDUP_ECANCELED, "canceled");
+    sink_maybe_closed(s);
+    return;
+  }
+  const vhdup__az_page_range *pr = &s->ranges[s->next_range];
+  s->vchunk += s->vbuf_len;
+  if (s->vchunk == pr->end + 1 - pr->start) {
+    s->v->ranges++;
+    s->v->bytes += s->vchunk;
+    s->vchunk = 0;
+    s->next_range++;
+  }
+  verify_next(s);
+}
+
+static void verify_read_done(az_op *op, const vhdup__http_resp *r) {
+  az_sink *s = op->s;
+  vhdup__sink_result res;
+  classify(s, r, &res);
+  if (res.error != 0) {
+    verify_end(s, res.error, "reading the blob back: %s", res.message);
+    return;
+  }
+  const vhdup__az_page_range *pr = &s->ranges[s->next_range];
+  uint64_t left = pr->end + 1 - pr->start - s->vchunk;
+  size_t want = left < VHDUP__AZ_MAX_PUT_PAGE ? (size_t)left : VHDUP__AZ_MAX_PUT_PAGE;
+  if (r->body_len != want || r->body_truncated) {
+    verify_end(s, VHDUP_EVERIFY, "reading the blob back at offset %llu: got %zu bytes, not %zu",
+               (unsigned long long)(pr->start + s->vchunk), r->body_len, want);
+    return;
+  }
+  memcpy(s->vbuf, r->body, want);
+  s->vbuf_len = want;
+  s->vwork.data = s;
+  s->n_ops++;
+  int rc = uv_queue_work(s->j->e->loop, &s->vwork, verify_hash_work, verify_hash_done);
+  if (rc != 0) {
+    s->n_ops--;
+    verify_end(s, rc, "cannot queue work: %s", uv_strerror(rc));
+  }
+}
+
+static void verify_next(az_sink *s) {
+  vhdup__sink_verify *v = s->v;
+  if (s->closing) {
+    verify_end(s, VHDUP_ECANCELED, "canceled");
+    return;
+  }
+  if (!v->content) {
+    for (; s->next_range < s->n_ranges; s->next_range++) {
+      v->ranges++;
+      v->bytes += s->ranges[s->next_range].end + 1 - s->ranges[s->next_range].start;
+    }
+  }
+  if (s->next_range >= s->n_ranges) {
+    if (s->marker[0] != '\0') {
+      verify_list(s);
+      return;
+    }
+    if (v->content && s->vpos < v->blob_size) {
+      /* The tail after the last range is zeros (usually the footer is the
+       * last range, so this is rare and short). */
+      hash_zeros(&s->vmd5, v->blob_size - s->vpos);
+      s->vpos = v->blob_size;
+    }
+    verify_end(s, 0, NULL);
+    return;
+  }
+  const vhdup__az_page_range *pr = &s->ranges[s->next_range];
+  uint64_t off = pr->start + s->vchunk;
+  uint64_t left = pr->end + 1 - off;
+  uint64_t len = left < VHDUP__AZ_MAX_PUT_PAGE ? left : VHDUP__AZ_MAX_PUT_PAGE;
+  az_op *op = op_new(s, verify_read_done);
+  vhdup__err err;
+  vhdup__err_clear(&err);
+  int rc =
+      op == NULL ? VHDUP_ENOMEM : vhdup__az_req_get_blob(&s->blob, off, len, NULL, &op->req, &err);
+  if (rc == 0)
+    rc = op_send(op, NULL);
+  if (rc != 0) {
+    if (op != NULL)
+      op_free(op);
+    verify_end(s, rc, "reading the blob back: %s", err.msg[0] ? err.msg : vhdup_strerror(rc));
+  }
+}
+
+static void verify_list_done(az_op *op, const vhdup__http_resp *r) {
+  az_sink *s = op->s;
+  vhdup__sink_result res;
+  classify(s, r, &res);
+  if (res.error != 0) {
+    verify_end(s, res.error, "listing page ranges: %s", res.message);
+    return;
+  }
+  vhdup__err err;
+  vhdup__err_clear(&err);
+  int rc = vhdup__az_page_list_parse_array(r->body, r->body_len, 0, s->ranges, RANGES_BATCH,
+                                           &s->n_ranges, s->marker, sizeof(s->marker), &err);
+  if (rc != 0 || r->body_truncated) {
+    verify_end(s, rc ? rc : VHDUP_ELIMIT, "listing page ranges: %s",
+               err.msg[0] ? err.msg : "answer too large");
+    return;
+  }
+  s->next_range = 0;
+  verify_next(s);
+}
+
+static void verify_list(az_sink *s) {
+  az_op *op = op_new(s, verify_list_done);
+  vhdup__err err;
+  vhdup__err_clear(&err);
+  int paged = vhdup__az_blob_version_at_least(&s->blob, VHDUP__AZ_VERSION_MARKER);
+  int rc = op == NULL
+               ? VHDUP_ENOMEM
+               : vhdup__az_req_get_page_ranges(&s->blob, 0, 0, s->marker[0] ? s->marker : NULL,
+                                               paged ? RANGES_BATCH : 0, NULL, &op->req, &err);
+  if (rc == 0)
+    rc = op_send(op, NULL);
+  if (rc != 0) {
+    if (op != NULL)
+      op_free(op);
+    verify_end(s, rc, "listing page ranges: %s", err.msg[0] ? err.msg : vhdup_strerror(rc));
+  }
+}
+
+static void az_verify(vhdup__sink *base, vhdup__sink_verify *v, vhdup__sink_cb cb, void *data) {
+  az_sink *s = (az_sink *)base;
+  s->cb = cb;
+  s->cb_data = data;
+  s->v = v;
+  v->ranges = v->bytes = 0;
+  s->marker[0] = '\0';
+  s->n_ranges = s->next_range = 0;
+  s->vpos = s->vchunk = 0;
+  if (v->content) {
+    s->vbuf = vhdup__malloc(VHDUP__AZ_MAX_PUT_PAGE);
+    if (s->vbuf == NULL || vhdup__md5_init(&s->vmd5) != 0) {
+      verify_end(s, VHDUP_ENOMEM, "out of memory");
+      return;
+    }
+  }
+  verify_list(s);
+}
+
 static void az_abort(vhdup__sink *base) {
   az_sink *s = (az_sink *)base;
   for (az_op *op = s->ops; op != NULL; op = op->next)
@@ -498,6 +708,7 @@ static const vhdup__sink_ops az_sink_ops = {
     .prepare = az_prepare,
     .write = az_write,
     .finish = az_finish,
+    .verify = az_verify,
     .abort = az_abort,
     .close = az_close,
 };
