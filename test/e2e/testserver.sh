@@ -235,6 +235,14 @@ conns=$(($(curl -sS --max-time 30 -o /dev/null -o /dev/null -o /dev/null -w '%{n
 [ "$conns" = 1 ] || fail "three requests took $conns connections"
 pass "keep-alive: three requests, one connection"
 
+# ---------------------------------------------------------------- hostile input
+expect_status 400 "$(raw PUT "$TS_URL/vhds/disk.vhd?comp=page&sig=testsig" -H 'Transfer-Encoding: chunked' \
+  -H 'x-ms-page-write: update' -H 'x-ms-range: bytes=0-511' --data-binary "@$T/s512")" InvalidInput "chunked body refused"
+expect_status 400 "$(raw GET "$TS_URL/../etc/passwd?sig=testsig" --path-as-is)" InvalidUri "path escaping the account refused"
+head -c 4096 /dev/urandom >"$T/garbage"
+(exec 3<>"/dev/tcp/127.0.0.1/$TS_PORT" && cat "$T/garbage" >&3 && timeout 2 cat <&3 >/dev/null) || true
+expect_status 200 "$(sk GET vhds/disk.vhd comp=pagelist)" "" "server survives garbage bytes"
+
 # ---------------------------------------------------------------- auth
 SIGN_KEYHEX=$(head -c 64 /dev/urandom | od -An -tx1 -v | tr -d ' \n')
 expect_status 403 "$(sk GET vhds/disk.vhd comp=pagelist)" AuthenticationFailed "wrong key"

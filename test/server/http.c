@@ -356,8 +356,11 @@ static int on_headers_complete(http_parser *p) {
   r->method = (enum http_method)p->method;
   split_url(r);
   r->content_length = p->content_length == ULLONG_MAX ? 0 : p->content_length;
-  if (p->flags & F_CHUNKED)
-    c->bad_request = true; /* Azure needs Content-Length on writes; so do we */
+  if (p->flags & F_CHUNKED) {
+    /* Azure needs Content-Length on writes; so do we. Drop the body. */
+    c->bad_request = true;
+    c->discard = true;
+  }
   c->control = ts_ops_is_control(r);
   c->put_page = !c->control && ts_ops_is_put_page(r);
   if (!c->control) {
@@ -419,7 +422,7 @@ static int on_body(http_parser *p, const char *at, size_t len) {
       return -1;
     }
   }
-  if (c->discard)
+  if (c->discard || len > r->body_cap - r->body_len)
     return 0;
   memcpy(r->body + r->body_len, at, len);
   r->body_len += len;
