@@ -95,10 +95,12 @@ typedef struct vhdup__http_req {
 typedef struct vhdup__http_resp {
   /* 0 when an HTTP answer arrived (whatever its status), otherwise:
    *   VHDUP_ETIMEDOUT  connect, low-speed or total timeout;
-   *   VHDUP_ENET       refused, reset, truncated answer, TLS or DNS failure;
+   *   VHDUP_ENET       refused, reset, truncated answer, TLS or DNS failure,
+   *                    or libuv refused to watch the transfer's socket;
    *   VHDUP_EURL       libcurl rejected the URL;
    *   VHDUP_ELIMIT     response headers larger than 64 KiB or 256 lines;
-   *   VHDUP_ENOMEM     out of memory;
+   *   VHDUP_ENOMEM     out of memory (buffering the answer, watching a
+   *                    socket, or inside libcurl);
    *   VHDUP_ECANCELED  vhdup__http_cancel() or vhdup__http_close(). */
   int error;
   /* With an error: libcurl's message (or ours), `sig=` values redacted.
