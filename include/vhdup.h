@@ -115,7 +115,12 @@ typedef struct vhdup_job_options {
   int allow_http;       /* plain http:// to a non-loopback host */
   int md5;              /* Content-MD5 on every write (default on) */
   int crc64;            /* x-ms-content-crc64 on every write */
-  int disk_md5;         /* whole-blob MD5 set as the blob's Content-MD5 (default on) */
+  /* Whole-blob MD5, set as the blob's Content-MD5 (default off: MD5 is
+   * sequential, so it costs the whole virtual size at one core's MD5 rate,
+   * zeros included — seconds per GiB — while Azure never checks it and each
+   * request's own MD5 already guards the data in transit). On whenever
+   * verify is VHDUP_VERIFY_CONTENT, which compares the blob with it. */
+  int disk_md5;
   int resize;           /* round the virtual size up to a whole MiB (default on) */
   int overwrite;        /* write into an existing blob of the right size */
   int create_container; /* create the container when it does not exist */
@@ -163,6 +168,111 @@ const char *vhdup_job_destination(const vhdup_job *job);
 
 /* Cancels if running, then frees the job after close_cb returns. */
 void vhdup_job_close(vhdup_job *job, void (*close_cb)(vhdup_job *job));
+
+/* ---- Blob operations --------------------------------------------------
+ *
+ * Looking at a blob without uploading, for debugging and scripts: its
+ * properties (Get Blob Properties) and its page ranges (Get Page Ranges).
+ * They run on an engine's HTTP client and take the URL and credentials
+ * exactly as a job does. Callbacks fire later from the loop, never from
+ * inside the call that starts the operation; every error after the start
+ * (a bad URL or credential, HTTP failures) reaches done's status and
+ * message. Retryable failures (503 ServerBusy, 500, timeouts, resets) are
+ * retried with backoff. Messages never contain secrets (SAS signatures show
+ * as sig=REDACTED). vhdup_engine_close() cancels operations still running
+ * (status VHDUP_ECANCELED) and calls its close_cb only after they ended. */
+
+typedef struct vhdup_blob_op vhdup_blob_op;
+
+typedef struct vhdup_blob_target {
+  const char *url; /* a blob URL (with or without a SAS), or CONTAINER/BLOB
+                    * with a connection string */
+  /* As in vhdup_job_options: used when the URL carries no SAS; with
+   * use_environment, AZURE_STORAGE_* fill in what is not given. */
+  const char *connection_string;
+  const char *account_key; /* base64; the account comes from the URL */
+  const char *sas_token;
+  int use_environment;         /* default on */
+  int allow_http;              /* plain http:// to a non-loopback host */
+  const char *service_version; /* x-ms-version override */
+  unsigned max_attempts;       /* tries per request (default 5) */
+} vhdup_blob_target;
+
+/* Fills t with the defaults above. */
+void vhdup_blob_target_init(vhdup_blob_target *t);
+
+/* Get Blob Properties. Strings are "" when the service did not send the
+ * header, and valid only during the callback. */
+typedef struct vhdup_blob_info {
+  const char *url;       /* the blob, sig=REDACTED */
+  uint64_t size;         /* Content-Length */
+  const char *blob_type; /* "PageBlob", "BlockBlob", "AppendBlob" */
+  const char *etag;
+  const char *last_modified; /* RFC 1123, as sent */
+  const char *creation_time; /* RFC 1123, as sent */
+  const char *content_type;
+  const char *content_md5_base64; /* the blob's Content-MD5 property, as sent */
+  int has_content_md5;            /* it decoded to 16 bytes: */
+  uint8_t content_md5[16];
+  const char *lease_state;    /* available, leased, expired, breaking, broken */
+  const char *lease_status;   /* locked, unlocked */
+  const char *lease_duration; /* infinite, fixed */
+  int has_sequence_number;    /* page blobs */
+  uint64_t sequence_number;
+} vhdup_blob_info;
+
+/* status 0 with info, or an error with message (HTTP status, Azure's error
+ * code and request id) and info NULL. */
+typedef void (*vhdup_blob_info_cb)(int status, const vhdup_blob_info *info, const char *message,
+                                   void *data);
+
+/* Starts Get Blob Properties on t's blob; done_cb fires exactly once.
+ * Strings of t are copied. If op is not NULL it receives a handle for
+ * vhdup_blob_cancel(), valid until done_cb returns. Returns 0, or (and then
+ * done_cb never fires) VHDUP_EINVAL (NULL engine, target, url or callback),
+ * VHDUP_ECANCELED (the engine is closing), VHDUP_ENOMEM, or a libuv error.
+ * done_cb's status: 0, VHDUP_EURL, VHDUP_ECREDENTIAL, VHDUP_EAUTH (401/403),
+ * VHDUP_ENOTFOUND (404: no such blob or container), VHDUP_EHTTP (other
+ * answers), VHDUP_ENET, VHDUP_ETIMEDOUT, VHDUP_ECANCELED, VHDUP_ENOMEM. */
+int vhdup_blob_get_info(vhdup_engine *e, const vhdup_blob_target *t, vhdup_blob_info_cb done_cb,
+                        void *data, vhdup_blob_op **op);
+
+typedef struct vhdup_blob_ranges_options {
+  uint64_t offset;       /* where to start, a multiple of 512 (default 0) */
+  uint64_t length;       /* a multiple of 512; 0: to the blob's end (its size is
+                          * asked first) */
+  uint64_t segment_size; /* bytes per Get Page Ranges (x-ms-range), a multiple of
+                          * 512; 0: 150 MiB, as Microsoft advises for large blobs */
+  unsigned max_results;  /* ranges per answer page (maxresults, from version
+                          * 2020-10-02); 0: 10000 */
+} vhdup_blob_ranges_options;
+
+/* Fills o with the defaults above. */
+void vhdup_blob_ranges_options_init(vhdup_blob_ranges_options *o);
+
+/* A page range [start, end] (end inclusive, as Azure reports it). A nonzero
+ * return stops the listing; done_cb then gets that value as its status. */
+typedef int (*vhdup_blob_range_cb)(uint64_t start, uint64_t end, void *data);
+typedef void (*vhdup_blob_done_cb)(int status, const char *message, void *data);
+
+/* Lists the page ranges (the pages ever written and not cleared) of t's
+ * blob within [offset, offset + length), in order, each exactly once and
+ * whole: ranges are clipped to the span asked, and a range the segments cut
+ * in two is stitched back together. Memory stays constant however many
+ * ranges there are. range_cb fires per range, then done_cb exactly once
+ * (ranges handed out before an error stand). Returns as
+ * vhdup_blob_get_info, and VHDUP_EINVAL for a misaligned offset, length or
+ * segment. done_cb's status: as vhdup_blob_get_info's, and
+ * VHDUP_EUNSUPPORTED (not a page blob), VHDUP_EINVAL (offset beyond the
+ * blob's end), VHDUP_EFORMAT (a malformed answer), VHDUP_ELIMIT (an answer
+ * too large: use a smaller segment), or range_cb's value. */
+int vhdup_blob_get_ranges(vhdup_engine *e, const vhdup_blob_target *t,
+                          const vhdup_blob_ranges_options *o, vhdup_blob_range_cb range_cb,
+                          vhdup_blob_done_cb done_cb, void *data, vhdup_blob_op **op);
+
+/* Stops an operation: its done_cb fires later with VHDUP_ECANCELED (unless
+ * it already finished). Safe from any callback, including range_cb. */
+void vhdup_blob_cancel(vhdup_blob_op *op);
 
 #ifdef __cplusplus
 }

@@ -42,9 +42,11 @@ const char vhdup__cmd_upload_help[] =
     "                          use stays near this, whatever the disk size\n"
     "      --no-md5            no Content-MD5 on each request\n"
     "      --crc64             x-ms-content-crc64 instead of Content-MD5\n"
-    "      --no-disk-md5       do not compute the whole-disk MD5 (the blob's\n"
-    "                          Content-MD5); saves CPU on huge, sparse disks\n"
-    "      --no-resize         keep the exact virtual size (no MiB rounding)\n"
+    "      --disk-md5          compute the whole-disk MD5 and store it as the blob's\n"
+    "                          Content-MD5 (costs one core about 2 s per GiB of\n"
+    "                          *virtual* size: zeros are hashed too; Azure never\n"
+    "                          checks it; implied by --verify=content)\n"
+        "      --no-resize         keep the exact virtual size (no MiB rounding)\n"
     "      --overwrite         write into an existing blob of the right size\n"
     "      --create-container  create the container if it does not exist\n"
     "      --verify[=WHAT]     after the upload, check the blob: ranges (default:\n"
@@ -178,7 +180,7 @@ static int parse_uint(const char *s, unsigned min, unsigned max, unsigned *out) 
 enum {
   OPT_NO_MD5 = 256,
   OPT_CRC64,
-  OPT_NO_DISK_MD5,
+  OPT_DISK_MD5,
   OPT_NO_RESIZE,
   OPT_OVERWRITE,
   OPT_VERIFY,
@@ -202,7 +204,7 @@ int vhdup__cmd_upload(int argc, char **argv) {
       {"memory", required_argument, NULL, 'm'},
       {"no-md5", no_argument, NULL, OPT_NO_MD5},
       {"crc64", no_argument, NULL, OPT_CRC64},
-      {"no-disk-md5", no_argument, NULL, OPT_NO_DISK_MD5},
+      {"disk-md5", no_argument, NULL, OPT_DISK_MD5},
       {"no-resize", no_argument, NULL, OPT_NO_RESIZE},
       {"overwrite", no_argument, NULL, OPT_OVERWRITE},
       {"create-container", no_argument, NULL, OPT_MKCONTAINER},
@@ -254,8 +256,8 @@ int vhdup__cmd_upload(int argc, char **argv) {
       jo.crc64 = 1;
       jo.md5 = 0;
       break;
-    case OPT_NO_DISK_MD5:
-      jo.disk_md5 = 0;
+    case OPT_DISK_MD5:
+      jo.disk_md5 = 1;
       break;
     case OPT_NO_RESIZE:
       jo.resize = 0;

@@ -66,7 +66,7 @@ int vhdup__engine_http(vhdup_engine *e, vhdup__http **out) {
 }
 
 static void engine_maybe_closed(vhdup_engine *e) {
-  if (!e->closing || e->jobs != NULL || e->pending_closes > 0)
+  if (!e->closing || e->jobs != NULL || e->blob_ops != NULL || e->pending_closes > 0)
     return;
   if (e->close_cb != NULL)
     e->close_cb(e);
@@ -82,7 +82,7 @@ static void http_closed(vhdup__http *h) {
 }
 
 void vhdup__engine_job_gone(vhdup_engine *e) {
-  if (e->closing && e->jobs == NULL && e->http != NULL && !e->http_closing) {
+  if (e->closing && e->jobs == NULL && e->blob_ops == NULL && e->http != NULL && !e->http_closing) {
     e->http_closing = 1;
     e->pending_closes++;
     vhdup__http_close(e->http, http_closed);
@@ -97,13 +97,13 @@ void vhdup_engine_close(vhdup_engine *e, void (*close_cb)(vhdup_engine *e)) {
   e->close_cb = close_cb;
   for (vhdup_job *j = e->jobs; j != NULL; j = j->next)
     vhdup_job_cancel(j);
+  vhdup__blob_ops_cancel_all(e);
   vhdup__engine_job_gone(e);
 }
 
 void vhdup_job_options_init(vhdup_job_options *o) {
   memset(o, 0, sizeof(*o));
   o->md5 = 1;
-  o->disk_md5 = 1;
   o->resize = 1;
   o->use_environment = 1;
   o->merge_gap = 64 * 1024;
