@@ -17,6 +17,7 @@ struct vhdup_engine {
   int http_closing;
   unsigned pending_closes;
   vhdup_job *jobs;
+  struct vhdup_blob_op *blob_ops; /* running blob operations (blob_ops.c) */
   int closing;
   void (*close_cb)(vhdup_engine *e);
 };
@@ -51,8 +52,11 @@ struct vhdup_job {
 
 /* The engine's HTTP client, made on first use. */
 int vhdup__engine_http(vhdup_engine *e, vhdup__http **out);
-/* A job left the engine's list: finish a pending engine close. */
+/* A job or blob operation left the engine's lists: finish a pending
+ * engine close. */
 void vhdup__engine_job_gone(vhdup_engine *e);
+/* Cancels every running blob operation (engine close). */
+void vhdup__blob_ops_cancel_all(vhdup_engine *e);
 
 /* The Azure page-blob sink for job j (sink_azure.c). */
 int vhdup__azure_sink_new(vhdup_job *j, vhdup__sink **out, vhdup__err *err)

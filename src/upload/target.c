@@ -3,6 +3,7 @@
 
 #include "util/alloc.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,4 +54,34 @@ int vhdup__target_resolve(const vhdup__target *t, vhdup__az_url *url, vhdup__az_
                      "AZURE_STORAGE_CONNECTION_STRING (or AZURE_STORAGE_ACCOUNT with "
                      "AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN)",
                      t->shown);
+}
+
+void vhdup__target_classify(const vhdup__http_resp *r, vhdup__target_result *out, char *msg,
+                            size_t msg_size) {
+  memset(out, 0, sizeof(*out));
+  out->retry_after_s = -1;
+  out->http_status = r->status;
+  if (msg_size > 0)
+    msg[0] = '\0';
+  if (r->error != 0) {
+    out->error = r->error;
+    out->retryable = r->retryable;
+    snprintf(msg, msg_size, "%s", r->error_detail[0] ? r->error_detail : vhdup_strerror(r->error));
+    return;
+  }
+  if (r->status >= 200 && r->status < 300)
+    return;
+  vhdup__az_header h[64];
+  size_t n = r->n_headers < 64 ? r->n_headers : 64;
+  for (size_t i = 0; i < n; i++) {
+    h[i].name = (char *)r->headers[i].name;
+    h[i].value = (char *)r->headers[i].value;
+  }
+  vhdup__az_error_info e;
+  vhdup__az_error_parse((int)r->status, h, n, r->body, r->body_len, &e);
+  vhdup__az_error_format(&e, msg, msg_size);
+  snprintf(out->error_code, sizeof(out->error_code), "%s", e.code);
+  out->error = vhdup__az_status_errno((int)r->status, e.code);
+  out->retryable = vhdup__az_classify((int)r->status, e.code) == VHDUP__AZ_RETRY;
+  out->retry_after_s = vhdup__az_retry_after(h, n);
 }

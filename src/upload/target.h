@@ -7,6 +7,7 @@
 #define VHDUP_UPLOAD_TARGET_H
 
 #include "azure/azure.h"
+#include "net/http.h"
 #include "util/err.h"
 
 typedef struct vhdup__target {
@@ -27,5 +28,20 @@ typedef struct vhdup__target {
  * VHDUP_ENOMEM. */
 int vhdup__target_resolve(const vhdup__target *t, vhdup__az_url *url, vhdup__az_cred *cred,
                           vhdup__err *err) __attribute__((warn_unused_result));
+
+/* How an answer to a request on a target came out. */
+typedef struct vhdup__target_result {
+  int error;           /* 0 for 2xx, else a vhdup code (vhdup__az_status_errno) */
+  int retryable;       /* worth trying again after a backoff */
+  long retry_after_s;  /* the server's Retry-After, or -1 */
+  long http_status;    /* 0 without an answer */
+  char error_code[64]; /* Azure's code ("BlobNotFound"), or "" */
+} vhdup__target_result;
+
+/* Classifies r (AZURE.md "Errors and retries") and writes what went wrong
+ * into msg: "HTTP 404 BlobNotFound: ... (request id ...)" or the transport
+ * failure; never a secret. msg is "" on success. */
+void vhdup__target_classify(const vhdup__http_resp *r, vhdup__target_result *out, char *msg,
+                            size_t msg_size);
 
 #endif
