@@ -14,11 +14,12 @@ MiB=$((1024 * 1024))
 # $TS_URL. Prints the HTTP status; body in $T/body, headers in $T/hdrs, curl's
 # exit code in $T/curlrc. Extra curl options go in the CURL_OPTS array.
 CURL_OPTS=()
+SK_DATE=""
 sk() {
   local verb=$1 path=$2 query=${3:-} body=${4:-}
   shift 4 || shift $#
   local hdrs=("$@") date cl="" md5="" ctype="" inm="" range="" h name value
-  date=$(LC_ALL=C date -u '+%a, %d %b %Y %H:%M:%S GMT')
+  date=${SK_DATE:-$(LC_ALL=C date -u '+%a, %d %b %Y %H:%M:%S GMT')}
   hdrs+=("x-ms-date: $date" "x-ms-version: 2021-08-06")
   # Azure (and Azurite) want Content-Length on every PUT, even when 0.
   [ -z "$body" ] && [ "$verb" = PUT ] && hdrs+=("Content-Length: 0")
@@ -248,6 +249,10 @@ SIGN_KEYHEX=$(head -c 64 /dev/urandom | od -An -tx1 -v | tr -d ' \n')
 expect_status 403 "$(sk GET vhds/disk.vhd comp=pagelist)" AuthenticationFailed "wrong key"
 grep -q "string to sign" "$T/body" || fail "403 body lacks the server's string to sign"
 SIGN_KEYHEX=$KEYHEX
+SK_DATE="Mon, 01 Jan 2024 00:00:00 GMT"
+expect_status 403 "$(sk GET vhds/disk.vhd comp=pagelist)" AuthenticationFailed "x-ms-date too old"
+grep -q "too old" "$T/body" || fail "stale-date 403 does not say why"
+SK_DATE=""
 expect_status 403 "$(raw GET "$TS_URL/vhds/disk.vhd?comp=pagelist")" AuthenticationFailed "no credentials"
 expect_status 200 "$(raw GET "$TS_URL/vhds/disk.vhd?comp=pagelist&sv=2018-03-28&sr=b&sp=rw&sig=testsig")" "" "SAS sig accepted"
 expect_status 201 "$(raw PUT "$TS_URL/vhds/disk.vhd?comp=page&sig=testsig" -H 'x-ms-page-write: update' \
