@@ -271,6 +271,11 @@ expect_status 503 "$(put_page disk.vhd 0 "$T/s512")" ServerBusy "fault 503n"
 expect_status 500 "$(put_page disk.vhd 0 "$T/s512")" OperationTimedOut "fault 500"
 expect_status 500 "$(put_page disk.vhd 0 "$T/s512")" InternalError "fault 500i"
 expect_status 200 "$(sk GET vhds/disk.vhd comp=pagelist)" "" "faults apply to Put Page only"
+ts_faults "400:1,404:1,409:1,412:1"
+expect_status 400 "$(put_page disk.vhd 0 "$T/s512")" InvalidHeaderValue "fault 400"
+expect_status 404 "$(put_page disk.vhd 0 "$T/s512")" BlobNotFound "fault 404"
+expect_status 409 "$(put_page disk.vhd 0 "$T/s512")" InvalidBlobType "fault 409"
+expect_status 412 "$(put_page disk.vhd 0 "$T/s512")" ConditionNotMet "fault 412"
 ts_faults "reset:1"
 put_page disk.vhd 0 "$T/p1" >/dev/null
 case $(cat "$T/curlrc") in 52 | 55 | 56) pass "fault reset: curl error $(cat "$T/curlrc")" ;;
@@ -293,7 +298,7 @@ s=$(ts_stats)
 python3 - "$s" <<'PY' || fail "stats after faults: $s"
 import json, sys
 s = json.loads(sys.argv[1])
-assert s["faults_injected"] == 8, s  # 6 kinds + two 403after refusals
+assert s["faults_injected"] == 12, s  # 10 kinds + two 403after refusals
 assert s["status_counts"]["503"] == 2 and s["status_counts"]["500"] == 2, s
 assert s["inflight"] == 0, s
 PY

@@ -14,7 +14,8 @@ static const struct {
 } kinds[] = {
     {"503", TS_FAULT_503},         {"503n", TS_FAULT_503N},   {"500", TS_FAULT_500},
     {"500i", TS_FAULT_500I},       {"reset", TS_FAULT_RESET}, {"stall", TS_FAULT_STALL},
-    {"trickle", TS_FAULT_TRICKLE},
+    {"trickle", TS_FAULT_TRICKLE}, {"400", TS_FAULT_400},     {"404", TS_FAULT_404},
+    {"409", TS_FAULT_409},         {"412", TS_FAULT_412},
 };
 
 static ts_fault_kind kind_by_name(const char *s, size_t n) {

@@ -145,7 +145,11 @@ static void log_request(ts_conn *c) {
                                                          " (fault 500i)",
                                                          " (fault reset)",
                                                          " (fault stall)",
-                                                         " (fault trickle)"};
+                                                         " (fault trickle)",
+                                                         " (fault 400)",
+                                                         " (fault 404)",
+                                                         " (fault 409)",
+                                                         " (fault 412)"};
   char status[16];
   if (c->resp.status > 0)
     snprintf(status, sizeof(status), "%d", c->resp.status);

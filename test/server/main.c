@@ -16,7 +16,7 @@ static void usage(FILE *f) {
              "Listens on 127.0.0.1 only. Control API (no auth): POST /_control/faults\n"
              "(body = SPEC), GET /_control/stats, POST /_control/reset-stats.\n"
              "SPEC: comma list of 503:N 503n:N 500:N 500i:N reset:N stall:N trickle:N\n"
-             "      403after:N seed:S rate:P mix:KIND+KIND...\n");
+             "      400:N 404:N 409:N 412:N 403after:N seed:S rate:P mix:KIND+KIND...\n");
 }
 
 static void on_signal(uv_signal_t *s, int signum) {

@@ -722,6 +722,21 @@ static bool inject_fault(ts_server *srv, ts_fault_kind fault, ts_response *resp)
     ts_resp_error(srv, resp, 500, "InternalError",
                   "The server encountered an internal error. Please retry the request.");
     return true;
+  case TS_FAULT_400:
+    ts_resp_error(srv, resp, 400, "InvalidHeaderValue",
+                  "The value for one of the HTTP headers is not in the correct format.");
+    return true;
+  case TS_FAULT_404:
+    ts_resp_error(srv, resp, 404, "BlobNotFound", "The specified blob does not exist.");
+    return true;
+  case TS_FAULT_409:
+    ts_resp_error(srv, resp, 409, "InvalidBlobType",
+                  "The blob type is invalid for this operation.");
+    return true;
+  case TS_FAULT_412:
+    ts_resp_error(srv, resp, 412, "ConditionNotMet",
+                  "The condition specified using HTTP conditional header(s) is not met.");
+    return true;
   case TS_FAULT_STALL:
     resp->stall = true;
     return true;

@@ -79,6 +79,10 @@ typedef enum ts_fault_kind {
   TS_FAULT_RESET,   /* read half the body, then RST */
   TS_FAULT_STALL,   /* read the request, never answer */
   TS_FAULT_TRICKLE, /* answer one byte per trickle_ms */
+  TS_FAULT_400,     /* 400 InvalidHeaderValue: must not be retried */
+  TS_FAULT_404,     /* 404 BlobNotFound (blob deleted mid-upload) */
+  TS_FAULT_409,     /* 409 InvalidBlobType (replaced by a block blob) */
+  TS_FAULT_412,     /* 412 ConditionNotMet */
   TS_FAULT_KIND_COUNT
 } ts_fault_kind;
 
