@@ -18,7 +18,8 @@
 #define VHDUP__CLI_COMMANDS(XX)                                                                    \
   XX(inspect, "show a disk image's format, sizes, allocation, parent chain and Azure fit")         \
   XX(upload, "upload a disk into an Azure page blob as a fixed VHD, sending only its data")        \
-  XX(expand, "write the fixed VHD an upload would create, as a sparse local file")
+  XX(expand, "write the fixed VHD an upload would create, as a sparse local file")                 \
+  XX(blob, "show a blob's properties or page ranges (debugging; same credentials as upload)")
 
 #define VHDUP__CLI_DECLARE(name, summary)                                                          \
   int vhdup__cmd_##name(int argc, char **argv);                                                    \
@@ -64,6 +65,17 @@ void vhdup__cli_warn(const char *file, const char *msg);
 
 /* "1 GiB", "1.50 MiB", "512 bytes": into buf, returned. */
 const char *vhdup__cli_human_size(uint64_t n, char *buf, size_t size);
+
+/* Reads a secret (account key, SAS token) from a file, trailing newline
+ * and spaces dropped. NULL after printing why (unreadable or empty). Free
+ * with vhdup__cli_free_secret, which wipes it. */
+char *vhdup__cli_read_secret_file(const char *path, const char *what);
+void vhdup__cli_free_secret(char *s);
+
+/* "64M", "512", "1GiB" (K, M, G, T are powers of 1024). Returns 0 or -1. */
+int vhdup__cli_parse_size(const char *s, uint64_t *out);
+/* A decimal in [min, max]. Returns 0 or -1. */
+int vhdup__cli_parse_uint(const char *s, unsigned min, unsigned max, unsigned *out);
 
 /* SIGINT/SIGTERM set a flag the long-running commands poll between
  * chunks, so they can clean up and exit 130. */

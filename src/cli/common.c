@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 #include <getopt.h>
 
@@ -184,4 +185,67 @@ void vhdup__cli_catch_signals(void) {
 
 int vhdup__cli_interrupted(void) {
   return interrupted != 0;
+}
+
+char *vhdup__cli_read_secret_file(const char *path, const char *what) {
+  FILE *f = fopen(path, "r");
+  if (f == NULL) {
+    fprintf(stderr, "vhdup: %s: cannot read %s: %s\n", path, what, strerror(errno));
+    return NULL;
+  }
+  char buf[8192];
+  size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+    buf[--n] = '\0';
+  if (n == 0) {
+    fprintf(stderr, "vhdup: %s: the %s file is empty\n", path, what);
+    return NULL;
+  }
+  char *s = strdup(buf);
+  memset(buf, 0, sizeof(buf));
+  return s;
+}
+
+void vhdup__cli_free_secret(char *s) {
+  if (s == NULL)
+    return;
+  memset(s, 0, strlen(s));
+  free(s);
+}
+
+int vhdup__cli_parse_size(const char *s, uint64_t *out) {
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (errno != 0 || end == s || *s == '-')
+    return -1;
+  uint64_t mult = 1;
+  if (*end == 'K' || *end == 'k')
+    mult = 1024, end++;
+  else if (*end == 'M' || *end == 'm')
+    mult = 1024 * 1024, end++;
+  else if (*end == 'G' || *end == 'g')
+    mult = 1024ull * 1024 * 1024, end++;
+  else if (*end == 'T' || *end == 't')
+    mult = 1024ull * 1024 * 1024 * 1024, end++;
+  if (*end == 'i' || *end == 'B')
+    end++;
+  if (*end == 'B')
+    end++;
+  if (*end != '\0' || v > UINT64_MAX / mult)
+    return -1;
+  *out = v * mult;
+  return 0;
+}
+
+int vhdup__cli_parse_uint(const char *s, unsigned min, unsigned max, unsigned *out) {
+  char *end;
+  errno = 0;
+  unsigned long v = strtoul(s, &end, 10);
+  if (errno != 0 || end == s || *end != '\0' || *s == '-' || v < min || v > max)
+    return -1;
+  *out = (unsigned)v;
+  return 0;
 }

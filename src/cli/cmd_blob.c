@@ -1,0 +1,456 @@
+/* vhdup blob info|ranges: looking at a blob for debugging, on a libuv loop
+ * of its own, through the public API (include/vhdup.h) and nothing else. */
+#include "cli/cli.h"
+
+#include "vhdup.h"
+
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char vhdup__cmd_blob_help[] =
+    "Usage: vhdup blob info URL [options]\n"
+    "       vhdup blob ranges URL [options]\n"
+    "\n"
+    "Looks at a blob the way vhdup sees it, to debug an upload or check a\n"
+    "managed disk before and after one.\n"
+    "\n"
+    "  info    its properties: size, blob type, ETag, Last-Modified, Content-MD5\n"
+    "          (hex and base64; `vhdup upload --disk-md5` sets it), lease state\n"
+    "  ranges  every page range holding data (pages written and not cleared):\n"
+    "          one line per range, START-END (inclusive, as Azure reports them)\n"
+    "          and LENGTH, then the number of ranges and their total bytes.\n"
+    "          Asked in segments of 150 MiB and paged with markers, so huge or\n"
+    "          fragmented blobs work; a range a segment boundary cuts is shown\n"
+    "          once, whole.\n"
+    "\n"
+    "URL and credentials are taken exactly as by `vhdup upload`: a blob URL with\n"
+    "a SAS, or without one plus a credential from the options or the\n"
+    "environment, or CONTAINER/BLOB with --connection-string. First found wins:\n"
+    "a SAS in the URL; --sas-token-file; --connection-string; --account-key-file;\n"
+    "AZURE_STORAGE_CONNECTION_STRING; AZURE_STORAGE_ACCOUNT with\n"
+    "AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN. A SAS needs read permission.\n"
+    "\n"
+    "Options:\n"
+    "      --json              one JSON object on stdout (ranges: the list, count\n"
+    "                          and bytes; on a failure \"complete\": false and the\n"
+    "                          error)\n"
+    "      --offset SIZE       ranges: start here (a multiple of 512; default 0)\n"
+    "      --length SIZE       ranges: this many bytes (default: to the end)\n"
+    "      --segment SIZE      ranges: bytes per request (default 150M)\n"
+    "      --max-results N     ranges: ranges per answer page (default 10000)\n"
+    "      --connection-string STR   (prefer AZURE_STORAGE_CONNECTION_STRING:\n"
+    "                          a command line is visible to other users)\n"
+    "      --account-key-file PATH   file holding the account's base64 key\n"
+    "      --sas-token-file PATH     file holding a SAS query (sv=...&sig=...)\n"
+    "      --allow-http        allow plain http:// to a non-loopback host\n"
+    "      --ca-file PATH      CA bundle for TLS verification\n"
+    "      --service-version V x-ms-version to send (default 2021-08-06)\n"
+    "      --retries N         tries per request (default 5)\n"
+    "  -v, --verbose           HTTP trace on stderr (signatures redacted)\n"
+    "  -h, --help              this help\n"
+    "\n"
+    "A missing blob or container exits 5, a refused credential 4.\n"
+    "\n"
+    "Example:\n"
+    "  vhdup blob info \"https://acct.blob.core.windows.net/vhds/disk.vhd?$SAS\"\n"
+    "  AZURE_STORAGE_CONNECTION_STRING=UseDevelopmentStorage=true \\\n"
+    "    vhdup blob ranges --json http://127.0.0.1:10000/devstoreaccount1/vhds/disk.vhd\n";
+
+typedef enum { CMD_INFO, CMD_RANGES } blob_cmd;
+
+typedef struct blob_run {
+  uv_loop_t loop;
+  uv_signal_t sigint, sigterm;
+  vhdup_engine *engine;
+  vhdup_blob_op *op;
+  vhdup_blob_target target;
+  vhdup_blob_ranges_options ro;
+  blob_cmd cmd;
+  int json;
+  int status;
+  int interrupted;
+  int listing; /* ranges: JSON list opened */
+  char *url;   /* the blob, sig=REDACTED, from the info answer */
+  uint64_t size;
+  uint64_t count, bytes;
+} blob_run;
+
+static void json_str(FILE *out, const char *s) {
+  fputc('"', out);
+  for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+    if (*c == '"' || *c == '\\')
+      fprintf(out, "\\%c", *c);
+    else if (*c == '\n')
+      fputs("\\n", out);
+    else if (*c < 0x20 || *c == 0x7f)
+      fprintf(out, "\\u%04x", *c);
+    else
+      fputc(*c, out);
+  }
+  fputc('"', out);
+}
+
+static void engine_closed(vhdup_engine *e) {
+  (void)e;
+}
+
+/* The end of the command: nothing of ours stays on the loop. */
+static void finish(blob_run *r, int status) {
+  r->status = status;
+  r->op = NULL;
+  uv_close((uv_handle_t *)&r->sigint, NULL);
+  uv_close((uv_handle_t *)&r->sigterm, NULL);
+  vhdup_engine_close(r->engine, engine_closed);
+}
+
+static void report_error(blob_run *r, int status, const char *message) {
+  if (status == VHDUP_ECANCELED && r->interrupted)
+    message = "interrupted";
+  if (r->json) {
+    if (r->listing)
+      printf("],\"count\":%llu,\"bytes\":%llu,", (unsigned long long)r->count,
+             (unsigned long long)r->bytes);
+    else
+      printf("{\"blob\":");
+    if (!r->listing)
+      json_str(stdout, r->url != NULL ? r->url : "");
+    printf("%s\"complete\":false,\"error\":", r->listing ? "" : ",");
+    json_str(stdout, message);
+    printf(",\"error_code\":\"%s\"}\n", vhdup_err_name(status));
+  }
+  fprintf(stderr, "vhdup: blob: %s\n", message);
+}
+
+static void md5_hex(const uint8_t md5[16], char out[33]) {
+  static const char digits[] = "0123456789abcdef";
+  for (int i = 0; i < 16; i++) {
+    out[2 * i] = digits[md5[i] >> 4];
+    out[2 * i + 1] = digits[md5[i] & 15];
+  }
+  out[32] = '\0';
+}
+
+static void print_info(const blob_run *r, const vhdup_blob_info *in) {
+  char hex[33] = "";
+  if (in->has_content_md5)
+    md5_hex(in->content_md5, hex);
+  if (r->json) {
+    static const char *const names[] = {"blob",          "blob_type",          "etag",
+                                        "last_modified", "creation_time",      "content_type",
+                                        "content_md5",   "content_md5_base64", "lease_state",
+                                        "lease_status",  "lease_duration"};
+    const char *values[] = {in->url,
+                            in->blob_type,
+                            in->etag,
+                            in->last_modified,
+                            in->creation_time,
+                            in->content_type,
+                            hex,
+                            in->content_md5_base64,
+                            in->lease_state,
+                            in->lease_status,
+                            in->lease_duration};
+    printf("{\"size\":%llu", (unsigned long long)in->size);
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+      printf(",\"%s\":", names[i]);
+      if (values[i][0] == '\0')
+        printf("null");
+      else
+        json_str(stdout, values[i]);
+    }
+    if (in->has_sequence_number)
+      printf(",\"sequence_number\":%llu}\n", (unsigned long long)in->sequence_number);
+    else
+      printf(",\"sequence_number\":null}\n");
+    return;
+  }
+  char h[32];
+  printf("blob            %s\n", in->url);
+  printf("type            %s\n", in->blob_type[0] ? in->blob_type : "(not given)");
+  printf("size            %llu bytes (%s)\n", (unsigned long long)in->size,
+         vhdup__cli_human_size(in->size, h, sizeof(h)));
+  if (in->size >= 512 && in->size % 512 == 0 && (in->size - 512) % VHDUP__MIB == 0)
+    printf("                %llu MiB + 512: fits a managed disk or VM image\n",
+           (unsigned long long)((in->size - 512) / VHDUP__MIB));
+  printf("etag            %s\n", in->etag);
+  printf("last modified   %s\n", in->last_modified);
+  if (in->creation_time[0])
+    printf("created         %s\n", in->creation_time);
+  if (in->content_type[0])
+    printf("content type    %s\n", in->content_type);
+  if (in->has_content_md5)
+    printf("content MD5     %s (base64 %s)\n", hex, in->content_md5_base64);
+  else if (in->content_md5_base64[0])
+    printf("content MD5     %s (not a 16-byte MD5)\n", in->content_md5_base64);
+  else
+    printf("content MD5     (none)\n");
+  if (in->lease_state[0] || in->lease_status[0]) {
+    printf("lease           %s", in->lease_state[0] ? in->lease_state : "?");
+    if (in->lease_status[0])
+      printf(", %s", in->lease_status);
+    if (in->lease_duration[0])
+      printf(", %s", in->lease_duration);
+    printf("\n");
+  }
+  if (in->has_sequence_number)
+    printf("sequence number %llu\n", (unsigned long long)in->sequence_number);
+}
+
+static int on_range(uint64_t start, uint64_t end, void *data) {
+  blob_run *r = data;
+  uint64_t len = end + 1 - start;
+  if (r->json)
+    printf("%s{\"start\":%llu,\"end\":%llu,\"length\":%llu}", r->count ? "," : "",
+           (unsigned long long)start, (unsigned long long)end, (unsigned long long)len);
+  else
+    printf("%llu-%llu %llu\n", (unsigned long long)start, (unsigned long long)end,
+           (unsigned long long)len);
+  r->count++;
+  r->bytes += len;
+  return 0;
+}
+
+static void on_ranges_done(int status, const char *message, void *data) {
+  blob_run *r = data;
+  if (status != 0) {
+    report_error(r, status, message);
+  } else if (r->json) {
+    printf("],\"count\":%llu,\"bytes\":%llu,\"complete\":true}\n", (unsigned long long)r->count,
+           (unsigned long long)r->bytes);
+  } else {
+    char h[32];
+    printf("total: %llu ranges, %llu bytes (%s) in [%llu, %llu) of %llu\n",
+           (unsigned long long)r->count, (unsigned long long)r->bytes,
+           vhdup__cli_human_size(r->bytes, h, sizeof(h)), (unsigned long long)r->ro.offset,
+           (unsigned long long)(r->ro.offset + r->ro.length), (unsigned long long)r->size);
+  }
+  finish(r, status);
+}
+
+static void on_info(int status, const vhdup_blob_info *info, const char *message, void *data) {
+  blob_run *r = data;
+  if (status != 0) {
+    report_error(r, status, message);
+    finish(r, status);
+    return;
+  }
+  r->url = strdup(info->url);
+  if (r->cmd == CMD_INFO) {
+    print_info(r, info);
+    finish(r, 0);
+    return;
+  }
+  /* ranges: the size and type are known now. */
+  r->size = info->size;
+  if (strcmp(info->blob_type, "PageBlob") != 0) {
+    char msg[1024];
+    snprintf(msg, sizeof(msg), "%s is a %s, not a page blob: it has no page ranges", info->url,
+             info->blob_type[0] ? info->blob_type : "blob of unknown type");
+    report_error(r, VHDUP_EUNSUPPORTED, msg);
+    finish(r, VHDUP_EUNSUPPORTED);
+    return;
+  }
+  if (r->ro.offset > r->size || (r->ro.length != 0 && r->ro.length > r->size - r->ro.offset)) {
+    char msg[1024];
+    snprintf(msg, sizeof(msg), "%s: --offset/--length reach beyond the blob's end (%llu bytes)",
+             info->url, (unsigned long long)r->size);
+    report_error(r, VHDUP_EINVAL, msg);
+    finish(r, VHDUP_EINVAL);
+    return;
+  }
+  if (r->ro.length == 0)
+    r->ro.length = r->size - r->ro.offset;
+  if (r->json) {
+    printf("{\"blob\":");
+    json_str(stdout, info->url);
+    printf(",\"blob_size\":%llu,\"offset\":%llu,\"length\":%llu,\"ranges\":[",
+           (unsigned long long)r->size, (unsigned long long)r->ro.offset,
+           (unsigned long long)r->ro.length);
+    r->listing = 1;
+  }
+  if (r->ro.length == 0) { /* an empty blob, or offset at its end */
+    on_ranges_done(0, "", r);
+    return;
+  }
+  int rc =
+      vhdup_blob_get_ranges(r->engine, &r->target, &r->ro, on_range, on_ranges_done, r, &r->op);
+  if (rc != 0) {
+    report_error(r, rc, vhdup_strerror(rc));
+    finish(r, rc);
+  }
+}
+
+static void on_signal(uv_signal_t *h, int signum) {
+  blob_run *r = h->data;
+  (void)signum;
+  if (!r->interrupted && r->op != NULL) {
+    r->interrupted = 1;
+    vhdup_blob_cancel(r->op);
+  }
+}
+
+enum {
+  OPT_JSON = 256,
+  OPT_OFFSET,
+  OPT_LENGTH,
+  OPT_SEGMENT,
+  OPT_MAX_RESULTS,
+  OPT_CONNSTR,
+  OPT_KEYFILE,
+  OPT_SASFILE,
+  OPT_ALLOW_HTTP,
+  OPT_CA_FILE,
+  OPT_VERSION,
+  OPT_RETRIES,
+};
+
+int vhdup__cmd_blob(int argc, char **argv) {
+  static const struct option longopts[] = {
+      {"json", no_argument, NULL, OPT_JSON},
+      {"offset", required_argument, NULL, OPT_OFFSET},
+      {"length", required_argument, NULL, OPT_LENGTH},
+      {"segment", required_argument, NULL, OPT_SEGMENT},
+      {"max-results", required_argument, NULL, OPT_MAX_RESULTS},
+      {"connection-string", required_argument, NULL, OPT_CONNSTR},
+      {"account-key-file", required_argument, NULL, OPT_KEYFILE},
+      {"sas-token-file", required_argument, NULL, OPT_SASFILE},
+      {"allow-http", no_argument, NULL, OPT_ALLOW_HTTP},
+      {"ca-file", required_argument, NULL, OPT_CA_FILE},
+      {"service-version", required_argument, NULL, OPT_VERSION},
+      {"retries", required_argument, NULL, OPT_RETRIES},
+      {"verbose", no_argument, NULL, 'v'},
+      {NULL, 0, NULL, 0},
+  };
+  blob_run r;
+  memset(&r, 0, sizeof(r));
+  vhdup_engine_options eo;
+  vhdup_engine_options_init(&eo);
+  eo.connections = 1; /* one request at a time */
+  vhdup_blob_target_init(&r.target);
+  vhdup_blob_ranges_options_init(&r.ro);
+  const char *key_file = NULL, *sas_file = NULL;
+  int ranges_opts = 0;
+  uint64_t size;
+  int opt;
+
+  /* main() left optind at 0, so getopt starts afresh and permutes: options
+   * may follow the subcommand and the URL. */
+  opterr = 0;
+  while ((opt = getopt_long(argc, argv, ":v", longopts, NULL)) != -1) {
+    switch (opt) {
+    case OPT_JSON:
+      r.json = 1;
+      break;
+    case OPT_OFFSET:
+    case OPT_LENGTH:
+    case OPT_SEGMENT:
+      if (vhdup__cli_parse_size(optarg, &size) != 0 || size % 512 != 0 ||
+          (opt == OPT_SEGMENT && size == 0))
+        return vhdup__cli_usage_error("blob", "--%s takes a multiple of 512%s, not '%s'",
+                                      opt == OPT_OFFSET   ? "offset"
+                                      : opt == OPT_LENGTH ? "length"
+                                                          : "segment",
+                                      opt == OPT_SEGMENT ? " from 512" : "", optarg);
+      if (opt == OPT_OFFSET)
+        r.ro.offset = size;
+      else if (opt == OPT_LENGTH)
+        r.ro.length = size;
+      else
+        r.ro.segment_size = size;
+      ranges_opts = 1;
+      break;
+    case OPT_MAX_RESULTS:
+      if (vhdup__cli_parse_uint(optarg, 1, 100000, &r.ro.max_results) != 0)
+        return vhdup__cli_usage_error("blob", "--max-results takes 1 to 100000, not '%s'", optarg);
+      ranges_opts = 1;
+      break;
+    case OPT_CONNSTR:
+      r.target.connection_string = optarg;
+      break;
+    case OPT_KEYFILE:
+      key_file = optarg;
+      break;
+    case OPT_SASFILE:
+      sas_file = optarg;
+      break;
+    case OPT_ALLOW_HTTP:
+      r.target.allow_http = 1;
+      break;
+    case OPT_CA_FILE:
+      eo.ca_file = optarg;
+      break;
+    case OPT_VERSION:
+      r.target.service_version = optarg;
+      break;
+    case OPT_RETRIES:
+      if (vhdup__cli_parse_uint(optarg, 1, 100, &r.target.max_attempts) != 0)
+        return vhdup__cli_usage_error("blob", "--retries takes 1 to 100, not '%s'", optarg);
+      break;
+    case 'v':
+      eo.verbose = 1;
+      break;
+    default:
+      return vhdup__cli_bad_option("blob", opt, argv);
+    }
+  }
+  if (argc - optind < 1)
+    return vhdup__cli_usage_error("blob", "needs a subcommand: info or ranges");
+  const char *sub = argv[optind];
+  if (strcmp(sub, "info") == 0)
+    r.cmd = CMD_INFO;
+  else if (strcmp(sub, "ranges") == 0)
+    r.cmd = CMD_RANGES;
+  else
+    return vhdup__cli_usage_error("blob", "unknown subcommand '%s' (info or ranges)", sub);
+  if (argc - optind != 2)
+    return vhdup__cli_usage_error("blob", "%s needs one URL", sub);
+  if (r.cmd == CMD_INFO && ranges_opts)
+    return vhdup__cli_usage_error("blob",
+                                  "--offset, --length, --segment and --max-results are for ranges");
+  r.target.url = argv[optind + 1];
+
+  char *key = NULL, *sas = NULL;
+  if (key_file != NULL && (key = vhdup__cli_read_secret_file(key_file, "account key")) == NULL)
+    return VHDUP_EXIT_INPUT;
+  if (sas_file != NULL && (sas = vhdup__cli_read_secret_file(sas_file, "SAS token")) == NULL) {
+    vhdup__cli_free_secret(key);
+    return VHDUP_EXIT_INPUT;
+  }
+  r.target.account_key = key;
+  r.target.sas_token = sas;
+
+  int rc = uv_loop_init(&r.loop);
+  if (rc == 0) {
+    rc = vhdup_engine_new(&r.loop, &eo, &r.engine);
+    if (rc != 0)
+      uv_loop_close(&r.loop);
+  }
+  if (rc != 0) {
+    fprintf(stderr, "vhdup: blob: %s\n", vhdup_strerror(rc));
+    vhdup__cli_free_secret(key);
+    vhdup__cli_free_secret(sas);
+    return vhdup__exit_code(rc);
+  }
+  uv_signal_init(&r.loop, &r.sigint);
+  uv_signal_init(&r.loop, &r.sigterm);
+  r.sigint.data = r.sigterm.data = &r;
+  uv_signal_start(&r.sigint, on_signal, SIGINT);
+  uv_signal_start(&r.sigterm, on_signal, SIGTERM);
+
+  rc = vhdup_blob_get_info(r.engine, &r.target, on_info, &r, &r.op);
+  if (rc != 0) {
+    report_error(&r, rc, vhdup_strerror(rc));
+    finish(&r, rc);
+  }
+  uv_run(&r.loop, UV_RUN_DEFAULT);
+  if (uv_loop_close(&r.loop) != 0)
+    fprintf(stderr, "vhdup: internal error: handles left open on the loop\n");
+  vhdup__cli_free_secret(key);
+  vhdup__cli_free_secret(sas);
+  free(r.url);
+  fflush(stdout);
+  if (r.interrupted && r.status == VHDUP_ECANCELED)
+    return VHDUP_EXIT_INTERRUPTED;
+  return vhdup__exit_code(r.status);
+}
