@@ -46,9 +46,15 @@ const char vhdup__cmd_upload_help[] =
     "                          Content-MD5 (costs one core about 2 s per GiB of\n"
     "                          *virtual* size: zeros are hashed too; Azure never\n"
     "                          checks it; implied by --verify=content)\n"
-        "      --no-resize         keep the exact virtual size (no MiB rounding)\n"
+    "      --no-resize         keep the exact virtual size (no MiB rounding)\n"
     "      --overwrite         write into an existing blob of the right size\n"
     "      --create-container  create the container if it does not exist\n"
+    "      --resume            continue an interrupted upload: sends only what the\n"
+    "                          journal and the blob's page ranges say is missing;\n"
+    "                          the source must be unchanged (size, mtime, UUID)\n"
+    "      --journal PATH      the resume journal (default: a file named after\n"
+    "                          source and destination in $XDG_STATE_HOME/vhdup,\n"
+    "                          else ~/.local/state/vhdup; removed when complete)\n"
     "      --verify[=WHAT]     after the upload, check the blob: ranges (default:\n"
     "                          page ranges match what was sent) or content\n"
     "      --format FMT        auto (default), vhd or raw\n"
@@ -196,6 +202,8 @@ enum {
   OPT_MERGE_GAP,
   OPT_PROGRESS,
   OPT_MKCONTAINER,
+  OPT_RESUME,
+  OPT_JOURNAL,
 };
 
 int vhdup__cmd_upload(int argc, char **argv) {
@@ -208,6 +216,8 @@ int vhdup__cmd_upload(int argc, char **argv) {
       {"no-resize", no_argument, NULL, OPT_NO_RESIZE},
       {"overwrite", no_argument, NULL, OPT_OVERWRITE},
       {"create-container", no_argument, NULL, OPT_MKCONTAINER},
+      {"resume", no_argument, NULL, OPT_RESUME},
+      {"journal", required_argument, NULL, OPT_JOURNAL},
       {"verify", optional_argument, NULL, OPT_VERIFY},
       {"format", required_argument, NULL, OPT_FORMAT},
       {"parent", required_argument, NULL, OPT_PARENT},
@@ -267,6 +277,12 @@ int vhdup__cmd_upload(int argc, char **argv) {
       break;
     case OPT_MKCONTAINER:
       jo.create_container = 1;
+      break;
+    case OPT_RESUME:
+      jo.resume = 1;
+      break;
+    case OPT_JOURNAL:
+      jo.journal = optarg;
       break;
     case OPT_VERIFY:
       if (optarg == NULL || strcmp(optarg, "ranges") == 0)

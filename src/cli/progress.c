@@ -181,8 +181,8 @@ void vhdup__progress_finish(vhdup__progress *p, vhdup_job *job, int status, cons
   }
   if (status != 0) {
     if (status == VHDUP_ECANCELED)
-      fprintf(stderr, "vhdup: %s: upload stopped after %llu bytes\n", source,
-              (unsigned long long)st.bytes_sent);
+      fprintf(stderr, "vhdup: %s: interrupted after sending %llu bytes: %s\n", source,
+              (unsigned long long)st.bytes_sent, vhdup_job_message(job));
     else
       fprintf(stderr, "vhdup: %s\n", vhdup_job_message(job));
     return;
@@ -197,6 +197,9 @@ void vhdup__progress_finish(vhdup__progress *p, vhdup_job *job, int status, cons
          vhdup__cli_human_size(st.bytes_sent, a, sizeof(a)),
          vhdup__cli_human_size(st.bytes_allocated, b, sizeof(b)),
          vhdup__cli_human_size(st.bytes_skipped, c, sizeof(c)));
+  if (st.bytes_resumed > 0)
+    printf("  resumed       %s were already on the blob\n",
+           vhdup__cli_human_size(st.bytes_resumed, a, sizeof(a)));
   printf("  requests      %llu (%llu retries)\n", (unsigned long long)st.requests,
          (unsigned long long)st.retries);
   printf("  time          %.2f s, %.1f MB/s\n", st.seconds, mbps);

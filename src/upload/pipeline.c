@@ -686,8 +686,12 @@ static void finish_cb(vhdup__sink *s, const vhdup__sink_result *r, void *data) {
 static void prepare_cb(vhdup__sink *s, const vhdup__sink_result *r, void *data) {
   vhdup__pipeline *pl = data;
   (void)s;
+  int rc;
   if (r->error != 0)
     fail(pl, r->error, "%s", r->message ? r->message : vhdup_strerror(r->error));
+  else if (pl->o.on_prepared != NULL && !pl->stopping &&
+           (rc = pl->o.on_prepared(pl->o.journal_ctx)) != 0)
+    fail(pl, rc, "%s", vhdup_strerror(rc));
   else if (!pl->stopping)
     pl->phase = VHDUP__PHASE_DATA;
   pl->works_pending--;

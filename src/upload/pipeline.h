@@ -33,6 +33,10 @@ typedef struct vhdup__pipeline_opts {
    * sending each run, and reports each finished write. Both may be NULL. */
   int (*is_done)(void *ctx, uint64_t offset, uint64_t length);
   void (*on_written)(void *ctx, uint64_t offset, uint64_t length);
+  /* After the sink's prepare succeeded, before any data: a non-zero return
+   * stops the pipeline with that error (the journal is made here, so a
+   * refused destination never replaces an earlier upload's journal). */
+  int (*on_prepared)(void *ctx);
   void *journal_ctx;
 } vhdup__pipeline_opts;
 
