@@ -11,6 +11,7 @@
 #include "util/alloc.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -210,6 +211,20 @@ static void job_done(vhdup_job *j, int status, const char *message) {
   j->verifying = 0;
   if (status != 0)
     set_error(j, status, message);
+  if (j->journal != NULL) {
+    /* Complete: the journal has served. Otherwise it stays for --resume. */
+    if (status == 0 || j->blob_resumable == 0) {
+      vhdup__journal_close(j->journal, status == 0);
+    } else {
+      size_t n = strlen(j->message);
+      snprintf(j->message + n, sizeof(j->message) - n,
+               "%sthe upload can be resumed: run the same command with --resume "
+               "(journal %s)",
+               n ? "; " : "", vhdup__journal_path(j->journal));
+      vhdup__journal_close(j->journal, 0);
+    }
+    j->journal = NULL;
+  }
   if (j->done_cb != NULL)
     j->done_cb(j, status, j->o.data);
   if (j->closing)
@@ -263,6 +278,66 @@ static void pipeline_done(vhdup__pipeline *pl, int status, const char *message, 
     return;
   }
   job_done(j, status, message);
+}
+
+static int journal_is_done(void *ctx, uint64_t offset, uint64_t length) {
+  vhdup_job *j = ctx;
+  return j->journal != NULL && vhdup__journal_is_done(j->journal, offset, length);
+}
+
+static void journal_written(void *ctx, uint64_t offset, uint64_t length) {
+  vhdup_job *j = ctx;
+  if (j->journal != NULL)
+    vhdup__journal_record(j->journal, offset, length);
+}
+
+/* The destination is ready: a new upload starts its journal now (not
+ * earlier, so a refused destination never replaces the journal of an
+ * upload that could still be resumed). */
+static int journal_prepared(void *ctx) {
+  vhdup_job *j = ctx;
+  j->blob_resumable = 1;
+  if (j->o.resume || j->journal_path == NULL)
+    return 0;
+  vhdup__err err;
+  vhdup__err_clear(&err);
+  int rc = vhdup__journal_create(j->journal_path, &j->journal_id, &j->journal, &err);
+  if (rc != 0) {
+    /* Uploading without a journal only costs the ability to resume. */
+    notice(j, "warning: %s; the upload will not be resumable", err.msg);
+    j->journal = NULL;
+  }
+  return 0;
+}
+
+/* Identity and place of the resume journal (Azure destinations only). */
+static int journal_setup(vhdup_job *j, const vhdup__disk_info *info, vhdup__err *err) {
+  j->source_abs = realpath(j->o.source, NULL);
+  size_t qn = strcspn(j->o.destination, "?");
+  j->journal_dest = vhdup__strndup(j->o.destination, qn);
+  if (j->source_abs == NULL || j->journal_dest == NULL)
+    return vhdup__errf(err, VHDUP_ENOMEM, "out of memory");
+  vhdup__journal_id *id = &j->journal_id;
+  id->source = j->source_abs;
+  id->source_size = j->file->size;
+  id->mtime_sec = j->file->mtime_sec;
+  id->mtime_nsec = j->file->mtime_nsec;
+  if (!info->is_raw)
+    memcpy(id->uuid, info->footer.uuid, 16);
+  id->destination = j->journal_dest;
+  id->blob_size = j->blob_size;
+  int rc;
+  if (j->o.journal != NULL) {
+    j->journal_path = vhdup__strdup(j->o.journal);
+    rc = j->journal_path == NULL ? VHDUP_ENOMEM : 0;
+  } else {
+    rc = vhdup__journal_default_path(id, &j->journal_path);
+  }
+  if (rc != 0)
+    return vhdup__errf(err, rc, "out of memory");
+  if (j->o.resume)
+    return vhdup__journal_resume(j->journal_path, id, &j->journal, err);
+  return 0;
 }
 
 /* Walks the plan once before starting, so progress has a denominator and
@@ -355,6 +430,13 @@ int vhdup_job_start(vhdup_job *j, vhdup_job_cb done_cb) {
     po.disk_md5 = 0;
     rc = vhdup__file_sink_new(j->e->loop, j->o.destination, j->o.overwrite, &j->sink, &err);
   } else {
+    rc = journal_setup(j, &info, &err);
+    if (rc != 0)
+      return set_error(j, rc, err.msg);
+    po.is_done = journal_is_done;
+    po.on_written = journal_written;
+    po.on_prepared = journal_prepared;
+    po.journal_ctx = j;
     po.md5 = j->o.md5;
     po.crc64 = j->o.crc64;
     /* Content verification compares the blob read back with this. */
@@ -439,6 +521,10 @@ static void job_free(vhdup_job *j) {
   for (int i = 0; i < JOB_STRINGS; i++)
     vhdup__free(j->strings[i]);
   vhdup__free(j->dest_shown);
+  vhdup__journal_close(j->journal, 0);
+  vhdup__free(j->journal_path);
+  vhdup__free(j->journal_dest);
+  free(j->source_abs); /* from realpath() */
   /* The engine learns first, so a close_cb that closes the engine finds
    * this job gone; the job stays valid during its close_cb. */
   vhdup__engine_job_gone(e);

@@ -6,6 +6,7 @@
 
 #include "net/http.h"
 #include "upload/file_src.h"
+#include "upload/journal.h"
 #include "upload/pipeline.h"
 #include "upload/sink.h"
 
@@ -42,6 +43,12 @@ struct vhdup_job {
   int done;
   int closing;
   int pl_closing;
+  vhdup__journal *journal;
+  vhdup__journal_id journal_id;
+  char *journal_path;
+  char *journal_dest; /* destination without its query */
+  char *source_abs;
+  int blob_resumable; /* the destination was prepared: a journal is worth keeping */
   int verifying;
   int verified;
   vhdup__sink_verify verify;
