@@ -184,7 +184,7 @@ for base in "$AZURITE_URL" "$TS_URL"; do
     "$VHDUP" blob ranges --json --account-key-file "$T/wrong" "$base/vhds/frag.vhd"
 done
 expect_fail 4 "HTTP 403 AuthenticationFailed" -- \
-  env AZURE_STORAGE_ACCOUNT=$AZURITE_ACCOUNT "AZURE_STORAGE_KEY=$WRONG_KEY" \
+  env "AZURE_STORAGE_ACCOUNT=$AZURITE_ACCOUNT" "AZURE_STORAGE_KEY=$WRONG_KEY" \
   "$VHDUP" blob info "$TS_URL/vhds/frag.vhd"
 # A SAS in the URL with a made-up signature: refused, and never echoed.
 SIG=c2VjcmV0c2lnbmF0dXJlZm9ydGVzdHM
