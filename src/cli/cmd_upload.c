@@ -90,27 +90,6 @@ typedef struct upload_run {
   const char *source;
 } upload_run;
 
-static char *read_secret_file(const char *path, const char *what) {
-  FILE *f = fopen(path, "r");
-  if (f == NULL) {
-    fprintf(stderr, "vhdup: %s: cannot read %s: %s\n", path, what, strerror(errno));
-    return NULL;
-  }
-  char buf[8192];
-  size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-  fclose(f);
-  buf[n] = '\0';
-  while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
-    buf[--n] = '\0';
-  if (n == 0) {
-    fprintf(stderr, "vhdup: %s: the %s file is empty\n", path, what);
-    return NULL;
-  }
-  char *s = strdup(buf);
-  memset(buf, 0, sizeof(buf));
-  return s;
-}
-
 static void on_notice(vhdup_job *job, const char *message, void *data) {
   upload_run *r = data;
   (void)job;
@@ -148,39 +127,6 @@ static void on_done(vhdup_job *job, int status, void *data) {
   vhdup__progress_close(&r->progress);
   close_signals(r);
   vhdup_job_close(job, job_closed);
-}
-
-static int parse_size(const char *s, uint64_t *out) {
-  char *end;
-  errno = 0;
-  unsigned long long v = strtoull(s, &end, 10);
-  if (errno != 0 || end == s)
-    return -1;
-  uint64_t mult = 1;
-  if (*end == 'K' || *end == 'k')
-    mult = 1024, end++;
-  else if (*end == 'M' || *end == 'm')
-    mult = 1024 * 1024, end++;
-  else if (*end == 'G' || *end == 'g')
-    mult = 1024ull * 1024 * 1024, end++;
-  if (*end == 'i' || *end == 'B')
-    end++;
-  if (*end == 'B')
-    end++;
-  if (*end != '\0' || v > UINT64_MAX / mult)
-    return -1;
-  *out = v * mult;
-  return 0;
-}
-
-static int parse_uint(const char *s, unsigned min, unsigned max, unsigned *out) {
-  char *end;
-  errno = 0;
-  unsigned long v = strtoul(s, &end, 10);
-  if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
-    return -1;
-  *out = (unsigned)v;
-  return 0;
 }
 
 enum {
@@ -251,11 +197,12 @@ int vhdup__cmd_upload(int argc, char **argv) {
   while ((opt = getopt_long(argc, argv, ":c:m:qv", longopts, NULL)) != -1) {
     switch (opt) {
     case 'c':
-      if (parse_uint(optarg, 1, 1024, &eo.connections) != 0)
+      if (vhdup__cli_parse_uint(optarg, 1, 1024, &eo.connections) != 0)
         return vhdup__cli_usage_error("upload", "--connections takes 1 to 1024, not '%s'", optarg);
       break;
     case 'm':
-      if (parse_size(optarg, &size) != 0 || size < 8u * 1024 * 1024 || size > (1ull << 40))
+      if (vhdup__cli_parse_size(optarg, &size) != 0 || size < 8u * 1024 * 1024 ||
+          size > (1ull << 40))
         return vhdup__cli_usage_error("upload", "--memory takes a size from 8M, not '%s'", optarg);
       eo.memory = (size_t)size;
       break;
@@ -326,11 +273,11 @@ int vhdup__cmd_upload(int argc, char **argv) {
       jo.service_version = optarg;
       break;
     case OPT_RETRIES:
-      if (parse_uint(optarg, 1, 100, &jo.max_attempts) != 0)
+      if (vhdup__cli_parse_uint(optarg, 1, 100, &jo.max_attempts) != 0)
         return vhdup__cli_usage_error("upload", "--retries takes 1 to 100, not '%s'", optarg);
       break;
     case OPT_MERGE_GAP:
-      if (parse_size(optarg, &size) != 0 || size % 512 != 0 || size > 4u * 1024 * 1024)
+      if (vhdup__cli_parse_size(optarg, &size) != 0 || size % 512 != 0 || size > 4u * 1024 * 1024)
         return vhdup__cli_usage_error(
             "upload", "--merge-gap takes a multiple of 512 up to 4M, not '%s'", optarg);
       jo.merge_gap = (size_t)size;
@@ -353,9 +300,9 @@ int vhdup__cmd_upload(int argc, char **argv) {
     return vhdup__cli_usage_error("upload", "needs SOURCE and DEST");
   jo.source = argv[optind];
   jo.destination = argv[optind + 1];
-  if (key_file != NULL && (key = read_secret_file(key_file, "account key")) == NULL)
+  if (key_file != NULL && (key = vhdup__cli_read_secret_file(key_file, "account key")) == NULL)
     return VHDUP_EXIT_INPUT;
-  if (sas_file != NULL && (sas = read_secret_file(sas_file, "SAS token")) == NULL) {
+  if (sas_file != NULL && (sas = vhdup__cli_read_secret_file(sas_file, "SAS token")) == NULL) {
     free(key);
     return VHDUP_EXIT_INPUT;
   }
