@@ -124,33 +124,17 @@ static az_op *op_new(az_sink *s, void (*done)(az_op *, const vhdup__http_resp *)
 /* Turns an answer into a sink result: success, or a classified error with
  * a message that names Azure's code, message and request id. */
 static void classify(az_sink *s, const vhdup__http_resp *r, vhdup__sink_result *out) {
+  vhdup__target_result t;
+  vhdup__target_classify(r, &t, s->msg, sizeof(s->msg));
   memset(out, 0, sizeof(*out));
-  out->http_status = r->status;
-  if (r->error != 0) {
-    out->error = r->error;
-    out->retryable = r->retryable;
-    snprintf(s->msg, sizeof(s->msg), "%s", r->error_detail);
-    out->message = s->msg;
+  out->http_status = t.http_status;
+  out->error = t.error;
+  if (t.error == 0)
     return;
-  }
-  if (r->status >= 200 && r->status < 300)
-    return;
-  vhdup__az_header h[64];
-  size_t n = r->n_headers < 64 ? r->n_headers : 64;
-  for (size_t i = 0; i < n; i++) {
-    h[i].name = (char *)r->headers[i].name;
-    h[i].value = (char *)r->headers[i].value;
-  }
-  vhdup__az_error_info e;
-  vhdup__az_error_parse((int)r->status, h, n, r->body, r->body_len, &e);
-  vhdup__az_error_format(&e, s->msg, sizeof(s->msg));
+  out->retryable = t.retryable;
   out->message = s->msg;
-  out->error = vhdup__az_status_errno((int)r->status, e.code);
-  vhdup__az_class c = vhdup__az_classify((int)r->status, e.code);
-  out->retryable = c == VHDUP__AZ_RETRY;
-  long ra = vhdup__az_retry_after(h, n);
-  if (ra > 0)
-    out->retry_after_ms = (uint64_t)ra * 1000;
+  if (t.retry_after_s > 0)
+    out->retry_after_ms = (uint64_t)t.retry_after_s * 1000;
 }
 
 static void prepare_result(az_sink *s, int error, const char *fmt, ...)

@@ -61,8 +61,6 @@ void vhdup__target_classify(const vhdup__http_resp *r, vhdup__target_result *out
   memset(out, 0, sizeof(*out));
   out->retry_after_s = -1;
   out->http_status = r->status;
-  if (msg_size > 0)
-    msg[0] = '\0';
   if (r->error != 0) {
     out->error = r->error;
     out->retryable = r->retryable;

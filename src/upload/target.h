@@ -40,7 +40,7 @@ typedef struct vhdup__target_result {
 
 /* Classifies r (AZURE.md "Errors and retries") and writes what went wrong
  * into msg: "HTTP 404 BlobNotFound: ... (request id ...)" or the transport
- * failure; never a secret. msg is "" on success. */
+ * failure; never a secret. On success msg is left as it was. */
 void vhdup__target_classify(const vhdup__http_resp *r, vhdup__target_result *out, char *msg,
                             size_t msg_size);
 
