@@ -1,0 +1,1489 @@
+/* The manifest's schema: the YAML tree → vhdup__manifest, with every problem
+ * reported at its line and column (docs/manifest.md is the user's side of
+ * this file; keep the two in step). */
+#include "manifest/internal.h"
+
+#include "util/alloc.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ERR VHDUP__MANIFEST_ERROR
+#define WARN VHDUP__MANIFEST_WARNING
+#define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
+
+#define MAX_CREDENTIALS 1000u
+#define MAX_NAME 64u
+
+typedef vhdup__mnode mnode;
+
+/* ---- Keys ---- */
+
+/* Settings: in defaults and in each upload (the upload's win). */
+enum {
+  S_PER_BLOB,
+  S_MD5,
+  S_CRC64,
+  S_DISK_MD5,
+  S_RESIZE,
+  S_VERIFY,
+  S_RETRIES,
+  S_OVERWRITE,
+  S_CREATE_CONTAINER,
+  S_RESUME,
+  S_FORMAT,
+  S_MERGE_GAP,
+  S_SERVICE_VERSION,
+  S_ALLOW_HTTP,
+  S_COUNT
+};
+#define SETTING_NAMES                                                                              \
+  "per_blob_connections", "md5", "crc64", "disk_md5", "resize", "verify", "retries", "overwrite",  \
+      "create_container", "resume", "format", "merge_gap", "service_version", "allow_http"
+
+/* Shared by all uploads: defaults only. */
+enum { D_CONNECTIONS = S_COUNT, D_MEMORY, D_CA_FILE, D_COUNT };
+static const char *const defaults_keys[D_COUNT] = {SETTING_NAMES, "connections", "memory",
+                                                   "ca_file"};
+static const char *const *const engine_keys = defaults_keys + S_COUNT;
+
+/* One upload's own. */
+enum {
+  U_SOURCE = S_COUNT,
+  U_PARENT,
+  U_JOURNAL,
+  U_DESTINATION,
+  U_CONTAINER,
+  U_BLOB,
+  U_CREDENTIAL,
+  U_COUNT
+};
+static const char *const upload_keys[U_COUNT] = {
+    SETTING_NAMES, "source", "parent", "journal", "destination", "container", "blob", "credential"};
+static const char *const *const upload_only_keys = upload_keys + S_COUNT;
+
+enum { T_VERSION, T_DEFAULTS, T_CREDENTIALS, T_UPLOADS, T_COUNT };
+static const char *const top_keys[T_COUNT] = {"version", "defaults", "credentials", "uploads"};
+
+enum { C_CONNSTR, C_ACCOUNT, C_KEY, C_SAS, C_ENDPOINT, C_COUNT };
+static const char *const credential_keys[C_COUNT] = {"connection_string", "account", "key", "sas",
+                                                     "endpoint"};
+
+enum { R_ENV, R_FILE, R_COUNT };
+static const char *const secret_keys[R_COUNT] = {"env", "file"};
+
+static const char *const verify_names[] = {"none", "ranges", "content"};
+static const char *const format_names[] = {"auto", "vhd", "raw"};
+
+/* ---- Small helpers ---- */
+
+unsigned vhdup__manifest_edit_distance(const char *a, const char *b, unsigned cap) {
+  unsigned row[MAX_NAME + 1];
+  size_t la = strlen(a), lb = strlen(b);
+  if (la > MAX_NAME || lb > MAX_NAME)
+    return cap + 1;
+  for (size_t j = 0; j <= lb; j++)
+    row[j] = (unsigned)j;
+  for (size_t i = 1; i <= la; i++) {
+    unsigned diag = row[0], best = (unsigned)i;
+    row[0] = (unsigned)i;
+    for (size_t j = 1; j <= lb; j++) {
+      unsigned up = row[j];
+      unsigned v = diag + (a[i - 1] != b[j - 1]);
+      if (up + 1 < v)
+        v = up + 1;
+      if (row[j - 1] + 1 < v)
+        v = row[j - 1] + 1;
+      row[j] = v;
+      diag = up;
+      if (v < best)
+        best = v;
+    }
+    if (best > cap)
+      return cap + 1;
+  }
+  return row[lb] > cap ? cap + 1 : row[lb];
+}
+
+/* The closest of names to s, if close enough to be a typo. */
+static const char *suggest(const char *s, const char *const *names, size_t n) {
+  size_t len = strlen(s);
+  unsigned cap = len <= 4 ? 1 : 2, best = cap + 1;
+  const char *found = NULL;
+  for (size_t i = 0; i < n; i++) {
+    unsigned d = vhdup__manifest_edit_distance(s, names[i], cap);
+    if (d < best && d < len) {
+      best = d;
+      found = names[i];
+    }
+  }
+  return found;
+}
+
+/* A value as it may appear in a message: printable, at most 60 bytes. */
+static const char *shown(const char *s, char *buf, size_t size) {
+  size_t i = 0, j = 0;
+  for (; s[i] != '\0' && j + 4 < size && i < 60; i++)
+    buf[j++] = ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) ? '?' : s[i];
+  if (s[i] != '\0' && j + 4 < size) {
+    memcpy(buf + j, "...", 3);
+    j += 3;
+  }
+  buf[j] = '\0';
+  return buf;
+}
+
+/* A URL for messages: never its query, which may hold a SAS signature. */
+static const char *shown_url(const char *url, char *buf, size_t size) {
+  char cut[80];
+  size_t n = strcspn(url, "?");
+  if (n >= sizeof(cut))
+    n = sizeof(cut) - 1;
+  memcpy(cut, url, n);
+  cut[n] = '\0';
+  shown(cut, buf, size);
+  if (url[strcspn(url, "?")] == '?' && strlen(buf) + 5 < size)
+    strcat(buf, "?...");
+  return buf;
+}
+
+static const char *kind_of(const mnode *n) {
+  switch (n->type) {
+  case VHDUP__MNODE_MAPPING:
+    return "a mapping";
+  case VHDUP__MNODE_SEQUENCE:
+    return "a list";
+  case VHDUP__MNODE_ALIAS:
+    return "an alias";
+  default:
+    return "a single value";
+  }
+}
+
+static int is_null(const mnode *n) {
+  return n->type == VHDUP__MNODE_SCALAR && n->plain &&
+         (n->len == 0 || strcmp(n->value, "~") == 0 || strcmp(n->value, "null") == 0 ||
+          strcmp(n->value, "Null") == 0 || strcmp(n->value, "NULL") == 0);
+}
+
+static int nomem(vhdup__mctx *c, const void *p) {
+  if (p == NULL)
+    c->nomem = 1;
+  return p == NULL;
+}
+
+/* ---- Values ---- */
+
+/* Each returns 0 with the value, or -1 after reporting why (aliases were
+ * reported where they were met and stay silent here). */
+
+static int want_scalar(vhdup__mctx *c, const mnode *n, const char *key) {
+  if (n->type == VHDUP__MNODE_ALIAS)
+    return -1;
+  if (n->type != VHDUP__MNODE_SCALAR) {
+    vhdup__mdiag(c, ERR, n->line, n->col, "'%s' takes a single value, not %s", key, kind_of(n));
+    return -1;
+  }
+  return 0;
+}
+
+static int get_string(vhdup__mctx *c, const mnode *n, const char *key, const char **out) {
+  if (want_scalar(c, n, key) != 0)
+    return -1;
+  if (is_null(n)) {
+    vhdup__mdiag(c, ERR, n->line, n->col, "'%s' needs a value", key);
+    return -1;
+  }
+  if (strlen(n->value) != n->len) {
+    vhdup__mdiag(c, ERR, n->line, n->col, "'%s' contains a NUL character", key);
+    return -1;
+  }
+  *out = n->value;
+  return 0;
+}
+
+static int get_bool(vhdup__mctx *c, const mnode *n, const char *key, int *out) {
+  static const char *const yes[] = {"true", "True", "TRUE"};
+  static const char *const no[] = {"false", "False", "FALSE"};
+  char buf[80];
+  if (want_scalar(c, n, key) != 0)
+    return -1;
+  for (size_t i = 0; n->plain && i < 3; i++) {
+    if (strcmp(n->value, yes[i]) == 0)
+      return *out = 1, 0;
+    if (strcmp(n->value, no[i]) == 0)
+      return *out = 0, 0;
+  }
+  vhdup__mdiag(c, ERR, n->line, n->col, "'%s' takes true or false, not %s'%s'%s", key,
+               n->plain ? "" : "the quoted ", shown(n->value, buf, sizeof(buf)),
+               n->plain ? "" : " (leave out the quotes)");
+  return -1;
+}
+
+static int get_uint(vhdup__mctx *c, const mnode *n, const char *key, unsigned min, unsigned max,
+                    unsigned *out) {
+  char buf[80];
+  unsigned long v = 0;
+  if (want_scalar(c, n, key) != 0)
+    return -1;
+  size_t i = 0;
+  for (; i < n->len && i < 10 && n->value[i] >= '0' && n->value[i] <= '9'; i++)
+    v = v * 10 + (unsigned long)(n->value[i] - '0');
+  if (!n->plain || i == 0 || i != n->len || v < min || v > max) {
+    vhdup__mdiag(c, ERR, n->line, n->col, "'%s' takes a whole number from %u to %u, not %s'%s'",
+                 key, min, max, n->plain ? "" : "the quoted ", shown(n->value, buf, sizeof(buf)));
+    return -1;
+  }
+  *out = (unsigned)v;
+  return 0;
+}
+
+int vhdup__manifest_parse_size(const char *s, uint64_t *out) {
+  char *end;
+  if (s[0] < '0' || s[0] > '9')
+    return VHDUP_EINVAL;
+  errno = 0;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (errno != 0)
+    return VHDUP_EINVAL;
+  uint64_t mult = 1;
+  if (*end == 'K' || *end == 'k')
+    mult = 1024, end++;
+  else if (*end == 'M' || *end == 'm')
+    mult = 1024 * 1024, end++;
+  else if (*end == 'G' || *end == 'g')
+    mult = 1024ull * 1024 * 1024, end++;
+  else if (*end == 'T' || *end == 't')
+    mult = 1024ull * 1024 * 1024 * 1024, end++;
+  if (mult > 1 && *end == 'i')
+    end++;
+  if (*end == 'B')
+    end++;
+  if (*end != '\0' || v > UINT64_MAX / mult)
+    return VHDUP_EINVAL;
+  *out = v * mult;
+  return 0;
+}
+
+static int get_enum(vhdup__mctx *c, const mnode *n, const char *key, const char *const *names,
+                    size_t count, int *out) {
+  char buf[80];
+  if (want_scalar(c, n, key) != 0)
+    return -1;
+  for (size_t i = 0; i < count; i++)
+    if (strcmp(n->value, names[i]) == 0)
+      return *out = (int)i, 0;
+  const char *near = suggest(n->value, names, count);
+  vhdup__mdiag(c, ERR, n->line, n->col, "'%s' takes %s, %s or %s, not '%s'%s%s%s", key, names[0],
+               names[1], names[2], shown(n->value, buf, sizeof(buf)),
+               near != NULL ? " (did you mean '" : "", near != NULL ? near : "",
+               near != NULL ? "'?)" : "");
+  return -1;
+}
+
+/* ---- Paths ---- */
+
+/* Resolves p (written at n) against the home folder for "~/" and the
+ * manifest's folder otherwise. NULL after reporting why. */
+static const char *resolve_path(vhdup__mctx *c, const mnode *n, const char *key, const char *p) {
+  const char *r;
+  if (p[0] == '~' && (p[1] == '/' || p[1] == '\0')) {
+    const char *home = c->env != NULL ? c->env->home : NULL;
+    if (home == NULL || home[0] == '\0') {
+      vhdup__mdiag(c, ERR, n->line, n->col, "'%s' starts with '~' but no home folder is known",
+                   key);
+      return NULL;
+    }
+    size_t hl = strlen(home);
+    while (hl > 1 && home[hl - 1] == '/')
+      hl--;
+    r = p[1] == '\0' ? vhdup__marena_strndup(c->out, home, hl)
+                     : vhdup__marena_printf(c->out, "%.*s/%s", (int)hl, home, p + 2);
+  } else if (p[0] == '~') {
+    vhdup__mdiag(c, ERR, n->line, n->col,
+                 "'%s': '~user/' paths are not supported; write the whole path", key);
+    return NULL;
+  } else if (p[0] == '/' || c->base_dir == NULL || c->base_dir[0] == '\0') {
+    r = vhdup__marena_strndup(c->out, p, strlen(p));
+  } else {
+    size_t bl = strlen(c->base_dir);
+    while (bl > 1 && c->base_dir[bl - 1] == '/')
+      bl--;
+    while (p[0] == '.' && p[1] == '/') {
+      p += 2;
+      while (p[0] == '/')
+        p++;
+    }
+    if (p[0] == '\0' || strcmp(p, ".") == 0)
+      r = vhdup__marena_strndup(c->out, c->base_dir, bl);
+    else if (bl == 1 && c->base_dir[0] == '/')
+      r = vhdup__marena_printf(c->out, "/%s", p);
+    else
+      r = vhdup__marena_printf(c->out, "%.*s/%s", (int)bl, c->base_dir, p);
+  }
+  if (nomem(c, r))
+    return NULL;
+  return r;
+}
+
+/* Reports a file the manifest needs that is not there. */
+static void check_file(vhdup__mctx *c, const mnode *n, const char *what, const char *written,
+                       const char *resolved) {
+  char a[80], b[80];
+  if (c->env == NULL || c->env->file_exists == NULL || c->env->file_exists(c->env->ctx, resolved))
+    return;
+  if (strcmp(written, resolved) == 0)
+    vhdup__mdiag(c, ERR, n->line, n->col, "%s '%s' not found (or not a readable file)", what,
+                 shown(written, a, sizeof(a)));
+  else
+    vhdup__mdiag(c, ERR, n->line, n->col,
+                 "%s '%s' not found (or not a readable file; looked for '%s')", what,
+                 shown(written, a, sizeof(a)), shown(resolved, b, sizeof(b)));
+}
+
+static const char *get_path(vhdup__mctx *c, const mnode *n, const char *key, const char *what,
+                            int must_exist) {
+  const char *p;
+  if (get_string(c, n, key, &p) != 0)
+    return NULL;
+  const char *r = resolve_path(c, n, key, p);
+  if (r != NULL && must_exist)
+    check_file(c, n, what, p, r);
+  return r;
+}
+
+/* ---- Mappings ---- */
+
+/* What a mapping may hold, and the keys that belong somewhere else (with
+ * the sentence that says where). */
+typedef struct keyset {
+  const char *where; /* "defaults", "credential 'prod'", ... */
+  const char *const *names;
+  size_t count;
+  const char *const *elsewhere;
+  size_t elsewhere_count;
+  const char *elsewhere_why;
+  int hide_long; /* do not echo long unknown keys: they may be pasted secrets */
+} keyset;
+
+/* Fills keys[i]/values[i] with the pair of names[i] (or NULL), reporting
+ * keys that are not scalars, unknown, or given twice. */
+static void read_keys(vhdup__mctx *c, const mnode *map, const keyset *ks, const mnode **keys,
+                      const mnode **values) {
+  char buf[80];
+  for (size_t i = 0; i < ks->count; i++)
+    keys[i] = values[i] = NULL;
+  for (const mnode *k = map->first; k != NULL && k->next != NULL; k = k->next->next) {
+    const mnode *v = k->next;
+    if (k->type == VHDUP__MNODE_ALIAS)
+      continue;
+    if (k->type != VHDUP__MNODE_SCALAR) {
+      vhdup__mdiag(c, ERR, k->line, k->col, "a key in %s must be a plain word, not %s", ks->where,
+                   kind_of(k));
+      continue;
+    }
+    size_t i = 0;
+    while (i < ks->count && strcmp(k->value, ks->names[i]) != 0)
+      i++;
+    if (i < ks->count) {
+      if (keys[i] != NULL)
+        vhdup__mdiag(c, ERR, k->line, k->col, "duplicate key '%s' in %s (first at %u:%u)",
+                     ks->names[i], ks->where, keys[i]->line, keys[i]->col);
+      else
+        keys[i] = k, values[i] = v;
+      continue;
+    }
+    for (size_t j = 0; j < ks->elsewhere_count; j++)
+      if (strcmp(k->value, ks->elsewhere[j]) == 0) {
+        vhdup__mdiag(c, ERR, k->line, k->col, "'%s' %s", ks->elsewhere[j], ks->elsewhere_why);
+        goto next;
+      }
+    if (ks->hide_long && (k->len > 24 || strpbrk(k->value, "=;&?") != NULL)) {
+      vhdup__mdiag(c, ERR, k->line, k->col, "unknown key in %s (not shown: it may be a secret)",
+                   ks->where);
+      continue;
+    }
+    const char *near = suggest(k->value, ks->names, ks->count);
+    if (near != NULL) {
+      vhdup__mdiag(c, ERR, k->line, k->col, "unknown key '%s' in %s (did you mean '%s'?)",
+                   shown(k->value, buf, sizeof(buf)), ks->where, near);
+    } else if (ks->count <= 5) {
+      char list[256] = "";
+      for (size_t j = 0; j < ks->count; j++) {
+        strcat(list, j == 0 ? "" : j + 1 == ks->count ? " or " : ", ");
+        strcat(list, ks->names[j]);
+      }
+      vhdup__mdiag(c, ERR, k->line, k->col, "unknown key '%s' in %s (expected %s)",
+                   shown(k->value, buf, sizeof(buf)), ks->where, list);
+    } else {
+      vhdup__mdiag(c, ERR, k->line, k->col, "unknown key '%s' in %s",
+                   shown(k->value, buf, sizeof(buf)), ks->where);
+    }
+  next:;
+  }
+}
+
+/* 0 for a mapping, 1 for an empty value (allowed where empty means "none"),
+ * -1 after reporting what it is instead. */
+static int want_mapping(vhdup__mctx *c, const mnode *n, const char *what, const char *hint) {
+  if (n->type == VHDUP__MNODE_MAPPING)
+    return 0;
+  if (is_null(n))
+    return 1;
+  if (n->type != VHDUP__MNODE_ALIAS)
+    vhdup__mdiag(c, ERR, n->line, n->col, "%s must be a mapping%s, not %s", what, hint, kind_of(n));
+  return -1;
+}
+
+/* ---- Settings ---- */
+
+typedef struct layer {
+  vhdup__manifest_settings v;
+  unsigned set; /* 1 << S_... for each key given */
+  const mnode *per_blob_at;
+} layer;
+
+static void settings_init(vhdup__manifest_settings *s) {
+  memset(s, 0, sizeof(*s));
+  s->md5 = 1;
+  s->resize = 1;
+  s->verify = VHDUP__MANIFEST_VERIFY_NONE;
+  s->format = VHDUP__MANIFEST_FORMAT_AUTO;
+  s->retries = VHDUP__MANIFEST_DEFAULT_RETRIES;
+  s->merge_gap = VHDUP__MANIFEST_DEFAULT_MERGE_GAP;
+}
+
+static int valid_version_date(const char *s) {
+  static const char shape[] = "dddd-dd-dd";
+  if (strlen(s) != sizeof(shape) - 1)
+    return 0;
+  for (size_t i = 0; shape[i] != '\0'; i++)
+    if (shape[i] == 'd' ? (s[i] < '0' || s[i] > '9') : s[i] != shape[i])
+      return 0;
+  return 1;
+}
+
+static void read_settings(vhdup__mctx *c, const mnode *const *values, layer *l) {
+  char buf[80];
+  int e;
+  uint64_t size;
+  memset(l, 0, sizeof(*l));
+  for (unsigned i = 0; i < S_COUNT; i++) {
+    const mnode *n = values[i];
+    const char *key = defaults_keys[i];
+    int ok = -1;
+    if (n == NULL)
+      continue;
+    switch (i) {
+    case S_PER_BLOB:
+      ok = get_uint(c, n, key, 1, 1024, &l->v.per_blob_connections);
+      l->per_blob_at = n;
+      break;
+    case S_MD5:
+      ok = get_bool(c, n, key, &l->v.md5);
+      break;
+    case S_CRC64:
+      ok = get_bool(c, n, key, &l->v.crc64);
+      break;
+    case S_DISK_MD5:
+      ok = get_bool(c, n, key, &l->v.disk_md5);
+      break;
+    case S_RESIZE:
+      ok = get_bool(c, n, key, &l->v.resize);
+      break;
+    case S_OVERWRITE:
+      ok = get_bool(c, n, key, &l->v.overwrite);
+      break;
+    case S_CREATE_CONTAINER:
+      ok = get_bool(c, n, key, &l->v.create_container);
+      break;
+    case S_RESUME:
+      ok = get_bool(c, n, key, &l->v.resume);
+      break;
+    case S_ALLOW_HTTP:
+      ok = get_bool(c, n, key, &l->v.allow_http);
+      break;
+    case S_VERIFY:
+      ok = get_enum(c, n, key, verify_names, COUNT_OF(verify_names), &e);
+      l->v.verify = (vhdup__manifest_verify)e;
+      break;
+    case S_FORMAT:
+      ok = get_enum(c, n, key, format_names, COUNT_OF(format_names), &e);
+      l->v.format = (vhdup__manifest_format)e;
+      break;
+    case S_RETRIES:
+      ok = get_uint(c, n, key, 1, 100, &l->v.retries);
+      break;
+    case S_MERGE_GAP:
+      ok = want_scalar(c, n, key);
+      if (ok == 0 && (vhdup__manifest_parse_size(n->value, &size) != 0 || size % 512 != 0 ||
+                      size > 4u * 1024 * 1024)) {
+        vhdup__mdiag(c, ERR, n->line, n->col,
+                     "'merge_gap' takes a multiple of 512 up to 4M (e.g. 64K), not '%s'",
+                     shown(n->value, buf, sizeof(buf)));
+        ok = -1;
+      }
+      if (ok == 0)
+        l->v.merge_gap = (size_t)size;
+      break;
+    case S_SERVICE_VERSION:
+      ok = get_string(c, n, key, &l->v.service_version);
+      if (ok == 0 && !valid_version_date(l->v.service_version)) {
+        vhdup__mdiag(c, ERR, n->line, n->col,
+                     "'service_version' takes an x-ms-version date like 2021-08-06, not '%s'",
+                     shown(n->value, buf, sizeof(buf)));
+        ok = -1;
+      }
+      if (ok == 0 && nomem(c, l->v.service_version = vhdup__marena_strndup(
+                                  c->out, l->v.service_version, strlen(l->v.service_version))))
+        ok = -1;
+      break;
+    default:
+      break;
+    }
+    if (ok == 0)
+      l->set |= 1u << i;
+  }
+  if ((l->set & (1u << S_MD5)) && (l->set & (1u << S_CRC64)) && l->v.md5 && l->v.crc64)
+    vhdup__mdiag(c, ERR, values[S_CRC64]->line, values[S_CRC64]->col,
+                 "'md5' and 'crc64' are both true: each request carries one checksum, pick one");
+}
+
+/* base with the keys given in l applied. crc64 on turns md5 off (and the
+ * other way round), so a more specific level can switch checksums. */
+static void apply_settings(vhdup__manifest_settings *base, const layer *l) {
+  const vhdup__manifest_settings *v = &l->v;
+#define TAKE(bit, field)                                                                           \
+  if (l->set & (1u << (bit)))                                                                      \
+  base->field = v->field
+  TAKE(S_PER_BLOB, per_blob_connections);
+  TAKE(S_MD5, md5);
+  TAKE(S_CRC64, crc64);
+  TAKE(S_DISK_MD5, disk_md5);
+  TAKE(S_RESIZE, resize);
+  TAKE(S_VERIFY, verify);
+  TAKE(S_RETRIES, retries);
+  TAKE(S_OVERWRITE, overwrite);
+  TAKE(S_CREATE_CONTAINER, create_container);
+  TAKE(S_RESUME, resume);
+  TAKE(S_FORMAT, format);
+  TAKE(S_MERGE_GAP, merge_gap);
+  TAKE(S_SERVICE_VERSION, service_version);
+  TAKE(S_ALLOW_HTTP, allow_http);
+#undef TAKE
+  if ((l->set & (1u << S_CRC64)) && v->crc64 && !(l->set & (1u << S_MD5)))
+    base->md5 = 0;
+  if ((l->set & (1u << S_MD5)) && v->md5 && !(l->set & (1u << S_CRC64)))
+    base->crc64 = 0;
+}
+
+static void check_per_blob(vhdup__mctx *c, const layer *l, unsigned connections) {
+  if (l->per_blob_at != NULL && (l->set & (1u << S_PER_BLOB)) &&
+      l->v.per_blob_connections > connections)
+    vhdup__mdiag(c, WARN, l->per_blob_at->line, l->per_blob_at->col,
+                 "per_blob_connections %u is more than connections %u: at most %u are used",
+                 l->v.per_blob_connections, connections, connections);
+}
+
+/* ---- URLs ---- */
+
+typedef struct url_parts {
+  const char *scheme_end; /* "://" */
+  const char *host;
+  size_t host_len; /* without the port */
+  const char *authority_end;
+  const char *path; /* from the first '/' after the host */
+  size_t path_len;
+  const char *query; /* after '?', or NULL */
+} url_parts;
+
+static int lower_eq(const char *a, size_t n, const char *b) {
+  if (strlen(b) != n)
+    return 0;
+  for (size_t i = 0; i < n; i++) {
+    char x = a[i];
+    if (x >= 'A' && x <= 'Z')
+      x = (char)(x - 'A' + 'a');
+    if (x != b[i])
+      return 0;
+  }
+  return 1;
+}
+
+static int split_url(const char *url, url_parts *u) {
+  memset(u, 0, sizeof(*u));
+  const char *s = strstr(url, "://");
+  if (s == NULL)
+    return -1;
+  u->scheme_end = s;
+  u->host = s + 3;
+  const char *a = u->host + strcspn(u->host, "/?#");
+  u->authority_end = a;
+  const char *h_end = a;
+  if (u->host[0] == '[') {
+    const char *close = memchr(u->host, ']', (size_t)(a - u->host));
+    if (close != NULL)
+      h_end = close + 1;
+  } else {
+    const char *colon = memchr(u->host, ':', (size_t)(a - u->host));
+    if (colon != NULL)
+      h_end = colon;
+  }
+  u->host_len = (size_t)(h_end - u->host);
+  u->path = a;
+  u->path_len = strcspn(a, "?#");
+  if (a[u->path_len] == '?')
+    u->query = a + u->path_len + 1;
+  return 0;
+}
+
+static int is_loopback(const char *host, size_t len) {
+  return lower_eq(host, len, "localhost") || lower_eq(host, len, "[::1]") ||
+         (len >= 4 && memcmp(host, "127.", 4) == 0);
+}
+
+static int query_has_sig(const char *q) {
+  while (q != NULL && *q != '\0' && *q != '#') {
+    if (strncmp(q, "sig=", 4) == 0)
+      return 1;
+    q = strchr(q, '&');
+    if (q != NULL)
+      q++;
+  }
+  return 0;
+}
+
+/* The account of an Azure host "ACCOUNT.blob.SUFFIX", or 0 length. */
+static size_t host_account(const url_parts *u) {
+  const char *dot = memchr(u->host, '.', u->host_len);
+  if (dot == NULL || dot == u->host)
+    return 0;
+  size_t rest = u->host_len - (size_t)(dot - u->host);
+  if (rest < 7 || !lower_eq(dot, 6, ".blob."))
+    return 0;
+  return (size_t)(dot - u->host);
+}
+
+/* The identity of a destination, for finding two uploads into one blob:
+ * "account/path" on Azure hosts (so a URL and a container+blob of the same
+ * account meet), else the lowercased scheme and host with the path. */
+static const char *url_identity(vhdup__mctx *c, const char *url) {
+  url_parts u;
+  char *id;
+  if (split_url(url, &u) != 0)
+    return NULL;
+  size_t acct = host_account(&u);
+  if (acct > 0)
+    id = vhdup__marena_printf(c->tree, "account:%.*s%.*s", (int)acct, u.host, (int)u.path_len,
+                              u.path);
+  else
+    id = vhdup__marena_printf(c->tree, "url:%.*s%.*s", (int)(u.authority_end - url), url,
+                              (int)u.path_len, u.path);
+  if (nomem(c, id))
+    return NULL;
+  for (char *p = id; *p != '\0' && *p != '/'; p++)
+    if (*p >= 'A' && *p <= 'Z')
+      *p = (char)(*p - 'A' + 'a');
+  return id;
+}
+
+/* Checks a blob URL written at n (what says which key). Returns 0, or -1
+ * after reporting why. */
+static int check_url(vhdup__mctx *c, const mnode *n, const char *what, const char *url,
+                     int allow_http, int need_blob, url_parts *u) {
+  char buf[80];
+  int https = strncmp(url, "https://", 8) == 0;
+  int http = strncmp(url, "http://", 7) == 0;
+  if ((!https && !http) || split_url(url, u) != 0 || u->host_len == 0) {
+    vhdup__mdiag(c, ERR, n->line, n->col, "%s must be an https:// URL, not '%s'", what,
+                 shown_url(url, buf, sizeof(buf)));
+    return -1;
+  }
+  if (memchr(u->host, '@', (size_t)(u->authority_end - u->host)) != NULL) {
+    vhdup__mdiag(c, ERR, n->line, n->col, "%s must not carry a user name or password", what);
+    return -1;
+  }
+  if (strchr(url, '#') != NULL) {
+    vhdup__mdiag(c, ERR, n->line, n->col, "%s must not have a '#' fragment", what);
+    return -1;
+  }
+  for (const char *p = url; *p != '\0'; p++)
+    if ((unsigned char)*p <= 0x20 || *p == 0x7f) {
+      vhdup__mdiag(c, ERR, n->line, n->col,
+                   "%s contains a space or control character (percent-encode it)", what);
+      return -1;
+    }
+  if (http && !allow_http && !is_loopback(u->host, u->host_len)) {
+    vhdup__mdiag(c, ERR, n->line, n->col,
+                 "%s: plain http:// to '%.*s' is refused; use https:// or set allow_http: true",
+                 what, (int)(u->host_len < 60 ? u->host_len : 60), u->host);
+    return -1;
+  }
+  if (need_blob) {
+    /* "/container/blob" at least. */
+    const char *p = u->path;
+    const char *end = u->path + u->path_len;
+    const char *second = p + 1 < end ? memchr(p + 1, '/', (size_t)(end - p - 1)) : NULL;
+    if (u->path_len < 4 || second == NULL || second == p + 1 || second + 1 >= end ||
+        end[-1] == '/') {
+      vhdup__mdiag(c, ERR, n->line, n->col,
+                   "%s must name a blob: https://ACCOUNT.blob.core.windows.net/CONTAINER/BLOB",
+                   what);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* ---- Credentials ---- */
+
+static int valid_name(const char *s) {
+  size_t n = strlen(s);
+  if (n == 0 || n > MAX_NAME)
+    return 0;
+  for (size_t i = 0; i < n; i++)
+    if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+          (s[i] >= '0' && s[i] <= '9') || s[i] == '_' || s[i] == '-' || s[i] == '.'))
+      return 0;
+  return 1;
+}
+
+static int valid_env_name(const char *s) {
+  if (!((s[0] >= 'A' && s[0] <= 'Z') || (s[0] >= 'a' && s[0] <= 'z') || s[0] == '_'))
+    return 0;
+  for (size_t i = 1; s[i] != '\0'; i++)
+    if (!((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z') ||
+          (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+      return 0;
+  return strlen(s) <= 255;
+}
+
+static int valid_account(const char *s) {
+  size_t n = strlen(s);
+  if (n < 3 || n > 24)
+    return 0;
+  for (size_t i = 0; i < n; i++)
+    if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9')))
+      return 0;
+  return 1;
+}
+
+/* A secret: inline text (warned about, never echoed), { env: NAME } or
+ * { file: PATH }. Returns 0 or -1. */
+static int read_secret(vhdup__mctx *c, const mnode *n, const char *cred, const char *key,
+                       vhdup__manifest_secret *out) {
+  char where[MAX_NAME + 40];
+  memset(out, 0, sizeof(*out));
+  out->file = c->file;
+  out->line = n->line;
+  out->col = n->col;
+  if (n->type == VHDUP__MNODE_ALIAS)
+    return -1;
+  if (n->type == VHDUP__MNODE_SCALAR) {
+    if (is_null(n)) {
+      vhdup__mdiag(c, ERR, n->line, n->col, "'%s' of credential '%s' needs a value", key, cred);
+      return -1;
+    }
+    if (strlen(n->value) != n->len) {
+      vhdup__mdiag(c, ERR, n->line, n->col, "'%s' of credential '%s' contains a NUL character", key,
+                   cred);
+      return -1;
+    }
+    vhdup__mdiag(c, WARN, n->line, n->col,
+                 "the %s of credential '%s' is written inline: anyone who can read this file can "
+                 "use it; prefer { env: NAME } or { file: PATH }",
+                 key, cred);
+    const char *v = n->value;
+    if (strcmp(key, "sas") == 0 && v[0] == '?')
+      v++;
+    out->kind = VHDUP__MANIFEST_SECRET_INLINE;
+    out->value = vhdup__marena_strndup(c->out, v, strlen(v));
+    return nomem(c, out->value) ? -1 : 0;
+  }
+  if (n->type != VHDUP__MNODE_MAPPING) {
+    vhdup__mdiag(c, ERR, n->line, n->col,
+                 "'%s' of credential '%s' takes a string, { env: NAME } or { file: PATH }, not %s",
+                 key, cred, kind_of(n));
+    return -1;
+  }
+  const mnode *keys[R_COUNT], *values[R_COUNT];
+  snprintf(where, sizeof(where), "the %s of credential '%s'", key, cred);
+  keyset ks = {where, secret_keys, R_COUNT, NULL, 0, NULL, 1};
+  read_keys(c, n, &ks, keys, values);
+  if ((values[R_ENV] == NULL) == (values[R_FILE] == NULL)) {
+    const mnode *at = values[R_FILE] != NULL ? keys[R_FILE] : n;
+    vhdup__mdiag(c, ERR, at->line, at->col, "%s takes one of { env: NAME } or { file: PATH }",
+                 where);
+    return -1;
+  }
+  if (values[R_ENV] != NULL) {
+    const mnode *v = values[R_ENV];
+    const char *name;
+    char buf[80];
+    if (get_string(c, v, "env", &name) != 0)
+      return -1;
+    if (!valid_env_name(name)) {
+      vhdup__mdiag(c, ERR, v->line, v->col, "'%s' is not an environment variable name",
+                   shown(name, buf, sizeof(buf)));
+      return -1;
+    }
+    out->kind = VHDUP__MANIFEST_SECRET_ENV;
+    out->value = vhdup__marena_strndup(c->out, name, strlen(name));
+    out->line = v->line;
+    out->col = v->col;
+    return nomem(c, out->value) ? -1 : 0;
+  }
+  const mnode *v = values[R_FILE];
+  char what[MAX_NAME + 40];
+  snprintf(what, sizeof(what), "%s file of credential '%s'", key, cred);
+  out->kind = VHDUP__MANIFEST_SECRET_FILE;
+  out->value = get_path(c, v, "file", what, 1);
+  out->line = v->line;
+  out->col = v->col;
+  return out->value == NULL ? -1 : 0;
+}
+
+static void read_credential(vhdup__mctx *c, const mnode *name_node, const mnode *map,
+                            vhdup__manifest_credential *cr) {
+  const char *name = cr->name;
+  char where[MAX_NAME + 20], buf[80];
+  int r =
+      want_mapping(c, map, "a credential", " (connection_string:, account: with key:, or sas:)");
+  if (r != 0) {
+    if (r == 1)
+      vhdup__mdiag(c, ERR, name_node->line, name_node->col, "credential '%s' is empty", name);
+    return;
+  }
+  const mnode *keys[C_COUNT], *values[C_COUNT];
+  snprintf(where, sizeof(where), "credential '%s'", name);
+  keyset ks = {where, credential_keys, C_COUNT, NULL, 0, NULL, 1};
+  read_keys(c, map, &ks, keys, values);
+
+  static const int kinds[] = {C_CONNSTR, C_KEY, C_SAS};
+  const mnode *first = NULL;
+  int kind = -1;
+  for (size_t i = 0; i < COUNT_OF(kinds); i++) {
+    if (keys[kinds[i]] == NULL)
+      continue;
+    if (first != NULL) {
+      vhdup__mdiag(c, ERR, keys[kinds[i]]->line, keys[kinds[i]]->col,
+                   "credential '%s' has both '%s' and '%s': give one", name, first->value,
+                   credential_keys[kinds[i]]);
+      return;
+    }
+    first = keys[kinds[i]];
+    kind = kinds[i];
+  }
+  if (kind < 0) {
+    vhdup__mdiag(c, ERR, map->line, map->col,
+                 "credential '%s' needs connection_string, key (with account) or sas", name);
+    return;
+  }
+  cr->kind = kind == C_CONNSTR ? VHDUP__MANIFEST_CRED_CONNECTION_STRING
+             : kind == C_KEY   ? VHDUP__MANIFEST_CRED_SHARED_KEY
+                               : VHDUP__MANIFEST_CRED_SAS;
+  if (kind == C_CONNSTR) {
+    static const int extra[] = {C_ACCOUNT, C_ENDPOINT};
+    for (size_t j = 0; j < COUNT_OF(extra); j++) {
+      int i = extra[j];
+      if (keys[i] != NULL)
+        vhdup__mdiag(c, ERR, keys[i]->line, keys[i]->col,
+                     "'%s' does not go with connection_string, which names the account and its "
+                     "endpoint",
+                     credential_keys[i]);
+    }
+  }
+  if (values[C_ACCOUNT] != NULL && get_string(c, values[C_ACCOUNT], "account", &cr->account) == 0) {
+    if (!valid_account(cr->account)) {
+      vhdup__mdiag(c, ERR, values[C_ACCOUNT]->line, values[C_ACCOUNT]->col,
+                   "'%s' is not a storage account name (3 to 24 lowercase letters and digits)",
+                   shown(cr->account, buf, sizeof(buf)));
+      cr->account = NULL;
+    } else if (nomem(c, cr->account =
+                            vhdup__marena_strndup(c->out, cr->account, strlen(cr->account)))) {
+      return;
+    }
+  }
+  if (kind == C_KEY && keys[C_ACCOUNT] == NULL)
+    vhdup__mdiag(c, ERR, map->line, map->col, "credential '%s': a key needs 'account' too", name);
+  if (values[C_ENDPOINT] != NULL) {
+    const mnode *v = values[C_ENDPOINT];
+    const char *e;
+    url_parts u;
+    if (get_string(c, v, "endpoint", &e) == 0 && check_url(c, v, "'endpoint'", e, 1, 0, &u) == 0) {
+      if (strchr(e, '?') != NULL) {
+        vhdup__mdiag(c, ERR, v->line, v->col,
+                     "'endpoint' must not have a query (put a SAS under 'sas')");
+      } else {
+        size_t l = strlen(e);
+        while (l > 0 && e[l - 1] == '/')
+          l--;
+        if (nomem(c, cr->endpoint = vhdup__marena_strndup(c->out, e, l)))
+          return;
+      }
+    }
+  }
+  (void)read_secret(c, values[kind], name, credential_keys[kind], &cr->secret);
+}
+
+static void read_credentials(vhdup__mctx *c, const mnode *map, vhdup__manifest *m) {
+  char buf[80];
+  if (want_mapping(c, map, "'credentials'", " of names to credentials") != 0)
+    return;
+  size_t n = map->count / 2;
+  if (n > MAX_CREDENTIALS) {
+    vhdup__mdiag(c, ERR, map->line, map->col, "%zu credentials; the limit is %u", n,
+                 MAX_CREDENTIALS);
+    return;
+  }
+  m->credentials = vhdup__marena_alloc(c->out, n * sizeof(*m->credentials));
+  if (nomem(c, m->credentials))
+    return;
+  for (const mnode *k = map->first; k != NULL && k->next != NULL; k = k->next->next) {
+    const char *name;
+    if (k->type == VHDUP__MNODE_ALIAS)
+      continue;
+    if (k->type != VHDUP__MNODE_SCALAR || is_null(k)) {
+      vhdup__mdiag(c, ERR, k->line, k->col, "a credential's name must be a plain word, not %s",
+                   is_null(k) ? "empty" : kind_of(k));
+      continue;
+    }
+    name = k->value;
+    if (!valid_name(name) || strlen(name) != k->len) {
+      vhdup__mdiag(c, ERR, k->line, k->col,
+                   "'%s' is not a credential name (letters, digits, '_', '-', '.'; up to %u)",
+                   shown(name, buf, sizeof(buf)), MAX_NAME);
+      continue;
+    }
+    size_t i = 0;
+    while (i < m->credential_count && strcmp(m->credentials[i].name, name) != 0)
+      i++;
+    if (i < m->credential_count) {
+      vhdup__mdiag(c, ERR, k->line, k->col, "duplicate credential '%s' (first at %u:%u)", name,
+                   m->credentials[i].line, m->credentials[i].col);
+      continue;
+    }
+    vhdup__manifest_credential *cr = &m->credentials[m->credential_count++];
+    cr->line = k->line;
+    cr->col = k->col;
+    cr->name = vhdup__marena_strndup(c->out, name, k->len);
+    if (nomem(c, cr->name))
+      return;
+    read_credential(c, k, k->next, cr);
+  }
+}
+
+/* ---- Uploads ---- */
+
+/* Where each upload writes, for the duplicate check. */
+typedef struct dest_id {
+  const char *id;   /* NULL when the destination was invalid */
+  const char *text; /* for messages: the URL without its query */
+  unsigned line, col;
+  size_t index;
+} dest_id;
+
+static int valid_container(const char *s) {
+  size_t n = strlen(s);
+  if (strcmp(s, "$root") == 0)
+    return 1;
+  if (n < 3 || n > 63 || s[0] == '-' || s[n - 1] == '-')
+    return 0;
+  for (size_t i = 0; i < n; i++)
+    if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') ||
+          (s[i] == '-' && s[i + 1] != '-')))
+      return 0;
+  return 1;
+}
+
+/* Value of key=... in an inline connection string, or NULL. */
+static const char *connstr_field(vhdup__mctx *c, const char *cs, const char *key, size_t *len) {
+  size_t kl = strlen(key);
+  for (const char *p = cs; p != NULL && *p != '\0';) {
+    while (*p == ';' || *p == ' ')
+      p++;
+    size_t seg = strcspn(p, ";");
+    if (seg > kl && p[kl] == '=' && strncmp(p, key, kl) == 0) {
+      *len = seg - kl - 1;
+      return p + kl + 1;
+    }
+    p += seg;
+  }
+  (void)c;
+  return NULL;
+}
+
+static const char *container_blob_identity(vhdup__mctx *c, const vhdup__manifest_credential *cr,
+                                           const char *container, const char *blob) {
+  const char *id = NULL;
+  if (cr->kind == VHDUP__MANIFEST_CRED_CONNECTION_STRING &&
+      cr->secret.kind == VHDUP__MANIFEST_SECRET_INLINE) {
+    size_t l;
+    const char *v = connstr_field(c, cr->secret.value, "BlobEndpoint", &l);
+    if (v != NULL) {
+      const char *url = vhdup__marena_printf(c->tree, "%.*s/%s/%s", (int)l, v, container, blob);
+      return nomem(c, url) ? NULL : url_identity(c, url);
+    }
+    v = connstr_field(c, cr->secret.value, "AccountName", &l);
+    if (v != NULL)
+      id = vhdup__marena_printf(c->tree, "account:%.*s/%s/%s", (int)l, v, container, blob);
+  }
+  if (id == NULL)
+    id = vhdup__marena_printf(c->tree, "credential:%s/%s/%s", cr->name, container, blob);
+  return nomem(c, id) ? NULL : id;
+}
+
+static const vhdup__manifest_credential *find_credential(const vhdup__manifest *m, const char *name,
+                                                         size_t *index) {
+  for (size_t i = 0; i < m->credential_count; i++)
+    if (strcmp(m->credentials[i].name, name) == 0) {
+      if (index != NULL)
+        *index = i;
+      return &m->credentials[i];
+    }
+  return NULL;
+}
+
+const vhdup__manifest_credential *vhdup__manifest_find_credential(const vhdup__manifest *m,
+                                                                  const char *name) {
+  if (m == NULL || name == NULL)
+    return NULL;
+  return find_credential(m, name, NULL);
+}
+
+static void unknown_credential(vhdup__mctx *c, const vhdup__manifest *m, const mnode *n,
+                               const char *name) {
+  char buf[80];
+  const char *names[MAX_CREDENTIALS];
+  for (size_t i = 0; i < m->credential_count; i++)
+    names[i] = m->credentials[i].name;
+  const char *near = suggest(name, names, m->credential_count);
+  if (near != NULL)
+    vhdup__mdiag(c, ERR, n->line, n->col, "no credential named '%s' (did you mean '%s'?)",
+                 shown(name, buf, sizeof(buf)), near);
+  else if (m->credential_count == 0)
+    vhdup__mdiag(c, ERR, n->line, n->col,
+                 "no credential named '%s' (the manifest has no 'credentials')",
+                 shown(name, buf, sizeof(buf)));
+  else
+    vhdup__mdiag(c, ERR, n->line, n->col, "no credential named '%s' under 'credentials'",
+                 shown(name, buf, sizeof(buf)));
+}
+
+static void read_upload(vhdup__mctx *c, vhdup__manifest *m, const mnode *map, size_t index,
+                        const vhdup__manifest_settings *defaults, unsigned connections,
+                        unsigned char *used, dest_id *dest) {
+  vhdup__manifest_upload *up = &m->uploads[index];
+  char where[48], buf[80];
+  const mnode *keys[U_COUNT], *values[U_COUNT];
+  const char *s;
+  layer own;
+
+  up->line = map->line;
+  up->col = map->col;
+  up->settings = *defaults;
+  if (map->type != VHDUP__MNODE_MAPPING) {
+    if (map->type != VHDUP__MNODE_ALIAS)
+      vhdup__mdiag(c, ERR, map->line, map->col,
+                   "each upload must be a mapping (source:, destination:, ...), not %s",
+                   is_null(map) ? "empty" : kind_of(map));
+    return;
+  }
+  snprintf(where, sizeof(where), "upload %zu", index + 1);
+  keyset ks = {where,
+               upload_keys,
+               U_COUNT,
+               engine_keys,
+               D_COUNT - S_COUNT,
+               "is shared by all uploads: set it under 'defaults' (per_blob_connections caps "
+               "one upload)",
+               0};
+  read_keys(c, map, &ks, keys, values);
+  read_settings(c, values, &own);
+  apply_settings(&up->settings, &own);
+  check_per_blob(c, &own, connections);
+
+  if (values[U_SOURCE] == NULL)
+    vhdup__mdiag(c, ERR, map->line, map->col, "upload %zu has no 'source' (the disk to upload)",
+                 index + 1);
+  else
+    up->source = get_path(c, values[U_SOURCE], "source", "source", 1);
+  if (values[U_PARENT] != NULL)
+    up->parent = get_path(c, values[U_PARENT], "parent", "parent", 1);
+  if (values[U_JOURNAL] != NULL)
+    up->journal = get_path(c, values[U_JOURNAL], "journal", "journal", 0);
+
+  const vhdup__manifest_credential *cr = NULL;
+  if (values[U_CREDENTIAL] != NULL && get_string(c, values[U_CREDENTIAL], "credential", &s) == 0) {
+    size_t ci;
+    cr = find_credential(m, s, &ci);
+    if (cr == NULL)
+      unknown_credential(c, m, values[U_CREDENTIAL], s);
+    else
+      used[ci] = 1;
+  }
+  up->credential = cr;
+
+  const mnode *dn = values[U_DESTINATION], *cn = values[U_CONTAINER], *bn = values[U_BLOB];
+  if (dn != NULL && (cn != NULL || bn != NULL)) {
+    const mnode *k = keys[cn != NULL ? U_CONTAINER : U_BLOB];
+    vhdup__mdiag(c, ERR, k->line, k->col,
+                 "give either 'destination' (a blob URL) or 'container' and 'blob', not both");
+    return;
+  }
+  if (dn == NULL && cn == NULL && bn == NULL) {
+    vhdup__mdiag(c, ERR, map->line, map->col,
+                 "upload %zu has no 'destination' (a blob URL) and no 'container' and 'blob'",
+                 index + 1);
+    return;
+  }
+  url_parts u;
+  if (dn != NULL) {
+    const char *url;
+    if (get_string(c, dn, "destination", &url) != 0 ||
+        check_url(c, dn, "'destination'", url, up->settings.allow_http, 1, &u) != 0)
+      return;
+    int has_sas = query_has_sig(u.query);
+    if (has_sas)
+      vhdup__mdiag(c, WARN, dn->line, dn->col,
+                   "the destination carries a SAS signature inline: anyone who can read this file "
+                   "can write to the blob; prefer a credential with sas: { env: NAME }");
+    if (has_sas && cr != NULL)
+      vhdup__mdiag(c, WARN, keys[U_CREDENTIAL]->line, keys[U_CREDENTIAL]->col,
+                   "credential '%s' is not used: the destination's own SAS is", cr->name);
+    if (!has_sas && cr == NULL && values[U_CREDENTIAL] == NULL)
+      vhdup__mdiag(c, ERR, dn->line, dn->col,
+                   "the destination has no SAS and the upload names no 'credential'");
+    size_t acct = host_account(&u);
+    if (cr != NULL && cr->account != NULL && acct > 0 && !has_sas &&
+        !lower_eq(u.host, acct, cr->account))
+      vhdup__mdiag(c, ERR, keys[U_CREDENTIAL]->line, keys[U_CREDENTIAL]->col,
+                   "credential '%s' is for account '%s', but the destination is in account "
+                   "'%.*s'",
+                   cr->name, cr->account, (int)(acct < 30 ? acct : 30), u.host);
+    up->destination = vhdup__marena_strndup(c->out, url, strlen(url));
+    if (nomem(c, up->destination))
+      return;
+    dest->id = url_identity(c, url);
+    dest->text = vhdup__marena_printf(c->tree, "%.*s", (int)(u.path + u.path_len - url), url);
+    nomem(c, dest->text);
+    dest->line = dn->line;
+    dest->col = dn->col;
+    return;
+  }
+
+  const char *container = NULL, *blob = NULL;
+  if (cn == NULL || bn == NULL) {
+    const mnode *k = keys[cn != NULL ? U_CONTAINER : U_BLOB];
+    vhdup__mdiag(c, ERR, k->line, k->col, "'%s' needs '%s' too", cn != NULL ? "container" : "blob",
+                 cn != NULL ? "blob" : "container");
+    return;
+  }
+  int bad = 0;
+  if (get_string(c, cn, "container", &container) == 0 && !valid_container(container)) {
+    vhdup__mdiag(c, ERR, cn->line, cn->col,
+                 "'%s' is not a container name (3 to 63 lowercase letters, digits and single "
+                 "hyphens)",
+                 shown(container, buf, sizeof(buf)));
+    bad = 1;
+  }
+  if (get_string(c, bn, "blob", &blob) == 0) {
+    if (strlen(blob) > 1024 || strpbrk(blob, "?#\\") != NULL || blob[0] == '/' ||
+        blob[strlen(blob) - 1] == '/') {
+      vhdup__mdiag(c, ERR, bn->line, bn->col,
+                   "'blob' must be 1 to 1024 characters without '?', '#' or '\\', not starting or "
+                   "ending with '/'");
+      bad = 1;
+    } else {
+      for (const char *p = blob; *p != '\0'; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+          vhdup__mdiag(c, ERR, bn->line, bn->col, "'blob' contains a control character");
+          bad = 1;
+          break;
+        }
+    }
+  }
+  if (bad || container == NULL || blob == NULL)
+    return;
+  up->container = vhdup__marena_strndup(c->out, container, strlen(container));
+  up->blob = vhdup__marena_strndup(c->out, blob, strlen(blob));
+  if (nomem(c, up->container) || nomem(c, up->blob))
+    return;
+  if (cr == NULL) {
+    if (values[U_CREDENTIAL] == NULL)
+      vhdup__mdiag(c, ERR, cn->line, cn->col,
+                   "'container' and 'blob' need a 'credential' (which names the account)");
+    return;
+  }
+  dest->line = cn->line;
+  dest->col = cn->col;
+  if (cr->kind == VHDUP__MANIFEST_CRED_CONNECTION_STRING) {
+    /* The library joins CONTAINER/BLOB onto the connection string's
+     * endpoint (vhdup_job_options.destination). */
+    up->destination = vhdup__marena_printf(c->out, "%s/%s", container, blob);
+    dest->text =
+        vhdup__marena_printf(c->tree, "%s/%s (credential '%s')", container, blob, cr->name);
+    if (nomem(c, up->destination) || nomem(c, dest->text))
+      return;
+    dest->id = container_blob_identity(c, cr, container, blob);
+    return;
+  }
+  if (cr->endpoint != NULL)
+    up->destination = vhdup__marena_printf(c->out, "%s/%s/%s", cr->endpoint, container, blob);
+  else if (cr->account != NULL)
+    up->destination = vhdup__marena_printf(c->out, "https://%s.blob.core.windows.net/%s/%s",
+                                           cr->account, container, blob);
+  else {
+    vhdup__mdiag(c, ERR, values[U_CREDENTIAL]->line, values[U_CREDENTIAL]->col,
+                 "credential '%s' names no account or endpoint, so 'container' and 'blob' cannot "
+                 "be placed: add 'account' to it, or give 'destination' as a URL",
+                 cr->name);
+    return;
+  }
+  if (nomem(c, up->destination))
+    return;
+  if (check_url(c, cn, "the destination", up->destination, up->settings.allow_http, 1, &u) != 0)
+    return;
+  dest->text = up->destination;
+  dest->id = url_identity(c, up->destination);
+}
+
+static int compare_dest(const void *a, const void *b) {
+  const dest_id *x = a, *y = b;
+  int r = strcmp(x->id, y->id);
+  if (r != 0)
+    return r;
+  return x->index < y->index ? -1 : x->index > y->index;
+}
+
+static void check_duplicates(vhdup__mctx *c, dest_id *dests, size_t n) {
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++)
+    if (dests[i].id != NULL && dests[i].text != NULL)
+      dests[k++] = dests[i];
+  qsort(dests, k, sizeof(*dests), compare_dest);
+  for (size_t i = 0; i < k;) {
+    size_t j = i + 1;
+    while (j < k && strcmp(dests[i].id, dests[j].id) == 0) {
+      vhdup__mdiag(c, ERR, dests[j].line, dests[j].col,
+                   "upload %zu writes the same blob as upload %zu at %u:%u (%.200s)",
+                   dests[j].index + 1, dests[i].index + 1, dests[i].line, dests[i].col,
+                   dests[j].text);
+      j++;
+    }
+    if (j > i + 1)
+      vhdup__mdiag(c, ERR, dests[i].line, dests[i].col,
+                   "upload %zu writes the same blob as upload %zu at %u:%u (%.200s)",
+                   dests[i].index + 1, dests[i + 1].index + 1, dests[i + 1].line, dests[i + 1].col,
+                   dests[i].text);
+    i = j;
+  }
+}
+
+/* ---- The whole file ---- */
+
+static void read_manifest(vhdup__mctx *c, const mnode *root, vhdup__manifest *m) {
+  const mnode *keys[T_COUNT], *values[T_COUNT];
+  const mnode *dk[D_COUNT], *dv[D_COUNT];
+  char buf[80];
+  layer defaults;
+
+  if (root->type != VHDUP__MNODE_MAPPING) {
+    if (root->type != VHDUP__MNODE_ALIAS)
+      vhdup__mdiag(c, ERR, root->line, root->col,
+                   "a manifest is a mapping with version, defaults, credentials and uploads, "
+                   "not %s",
+                   kind_of(root));
+    return;
+  }
+  keyset ks = {"the manifest", top_keys, T_COUNT, NULL, 0, NULL, 0};
+  read_keys(c, root, &ks, keys, values);
+
+  if (values[T_VERSION] == NULL)
+    vhdup__mdiag(c, ERR, root->line, root->col, "missing 'version: 1' (the manifest's format)");
+  else if (want_scalar(c, values[T_VERSION], "version") == 0) {
+    if (strcmp(values[T_VERSION]->value, "1") != 0)
+      vhdup__mdiag(c, ERR, values[T_VERSION]->line, values[T_VERSION]->col,
+                   "'version' must be 1 (the format this vhdup reads), not '%s'",
+                   shown(values[T_VERSION]->value, buf, sizeof(buf)));
+    else
+      m->version = 1;
+  }
+
+  m->connections = VHDUP__MANIFEST_DEFAULT_CONNECTIONS;
+  m->memory = VHDUP__MANIFEST_DEFAULT_MEMORY;
+  settings_init(&m->defaults);
+  memset(&defaults, 0, sizeof(defaults));
+  if (values[T_DEFAULTS] != NULL &&
+      want_mapping(c, values[T_DEFAULTS], "'defaults'", " of settings") == 0) {
+    ks = (keyset){"defaults",
+                  defaults_keys,
+                  D_COUNT,
+                  upload_only_keys,
+                  U_COUNT - S_COUNT,
+                  "belongs to an upload, not to 'defaults'",
+                  0};
+    read_keys(c, values[T_DEFAULTS], &ks, dk, dv);
+    read_settings(c, dv, &defaults);
+    apply_settings(&m->defaults, &defaults);
+    if (dv[D_CONNECTIONS] != NULL)
+      (void)get_uint(c, dv[D_CONNECTIONS], "connections", 1, 1024, &m->connections);
+    if (dv[D_MEMORY] != NULL && want_scalar(c, dv[D_MEMORY], "memory") == 0) {
+      const mnode *n = dv[D_MEMORY];
+      if (vhdup__manifest_parse_size(n->value, &m->memory) != 0 ||
+          m->memory < VHDUP__MANIFEST_MIN_MEMORY || m->memory > VHDUP__MANIFEST_MAX_MEMORY) {
+        vhdup__mdiag(c, ERR, n->line, n->col,
+                     "'memory' takes a size from 8M to 1T (K, M, G, T suffixes), not '%s'",
+                     shown(n->value, buf, sizeof(buf)));
+        m->memory = VHDUP__MANIFEST_DEFAULT_MEMORY;
+      }
+    }
+    if (dv[D_CA_FILE] != NULL)
+      m->ca_file = get_path(c, dv[D_CA_FILE], "ca_file", "CA file", 1);
+    check_per_blob(c, &defaults, m->connections);
+  }
+
+  if (values[T_CREDENTIALS] != NULL)
+    read_credentials(c, values[T_CREDENTIALS], m);
+  if (c->nomem)
+    return;
+
+  const mnode *list = values[T_UPLOADS];
+  if (list == NULL) {
+    vhdup__mdiag(c, ERR, root->line, root->col, "missing 'uploads' (the list of disks to upload)");
+    return;
+  }
+  if (list->type == VHDUP__MNODE_ALIAS)
+    return;
+  if (is_null(list) || (list->type == VHDUP__MNODE_SEQUENCE && list->count == 0)) {
+    vhdup__mdiag(c, ERR, list->line, list->col, "'uploads' is empty: nothing to upload");
+    return;
+  }
+  if (list->type != VHDUP__MNODE_SEQUENCE) {
+    vhdup__mdiag(c, ERR, list->line, list->col,
+                 "'uploads' must be a list (one '- source: ...' entry per disk), not %s",
+                 kind_of(list));
+    return;
+  }
+  if (list->count > VHDUP__MANIFEST_MAX_UPLOADS) {
+    vhdup__mdiag(c, ERR, list->line, list->col, "'uploads' lists %zu disks; the limit is %u",
+                 list->count, VHDUP__MANIFEST_MAX_UPLOADS);
+    return;
+  }
+  m->uploads = vhdup__marena_alloc(c->out, list->count * sizeof(*m->uploads));
+  dest_id *dests = vhdup__marena_alloc(c->tree, list->count * sizeof(*dests));
+  unsigned char *used = vhdup__marena_alloc(c->tree, m->credential_count + 1);
+  if (nomem(c, m->uploads) || nomem(c, dests) || nomem(c, used))
+    return;
+  m->upload_count = list->count;
+  size_t i = 0;
+  for (const mnode *n = list->first; n != NULL && !c->nomem; n = n->next, i++) {
+    dests[i].index = i;
+    read_upload(c, m, n, i, &m->defaults, m->connections, used, &dests[i]);
+  }
+  if (c->nomem)
+    return;
+  check_duplicates(c, dests, m->upload_count);
+  for (size_t k = 0; k < m->credential_count; k++)
+    if (!used[k])
+      vhdup__mdiag(c, WARN, m->credentials[k].line, m->credentials[k].col,
+                   "credential '%s' is not used by any upload", m->credentials[k].name);
+}
+
+/* Sorts the diagnostics by position (stable: same place, found order). */
+static vhdup__manifest_diag *sort_diags(vhdup__manifest_diag *list) {
+  vhdup__manifest_diag *sorted = NULL;
+  while (list != NULL) {
+    vhdup__manifest_diag *d = list, **pp = &sorted;
+    list = list->next;
+    while (*pp != NULL &&
+           ((*pp)->line < d->line || ((*pp)->line == d->line && (*pp)->col <= d->col)))
+      pp = &(*pp)->next;
+    d->next = *pp;
+    *pp = d;
+  }
+  return sorted;
+}
+
+void vhdup__manifest_free(vhdup__manifest *m) {
+  if (m == NULL)
+    return;
+  vhdup__marena_free(m->arena);
+  memset(m, 0, sizeof(*m));
+  vhdup__free(m);
+}
+
+int vhdup__manifest_parse(const char *text, size_t len, const char *file_name, const char *base_dir,
+                          const vhdup__manifest_env *env, vhdup__manifest **out,
+                          vhdup__manifest_diag **diags) {
+  vhdup__mctx c;
+  vhdup__manifest *m = NULL;
+
+  if (out != NULL)
+    *out = NULL;
+  if (diags != NULL)
+    *diags = NULL;
+  if (text == NULL || file_name == NULL || out == NULL || diags == NULL)
+    return VHDUP_EINVAL;
+  memset(&c, 0, sizeof(c));
+  c.file = file_name;
+  c.base_dir = base_dir;
+  c.env = env;
+  c.tree = vhdup__marena_new();
+  m = vhdup__calloc(1, sizeof(*m));
+  if (m != NULL)
+    m->arena = c.out = vhdup__marena_new();
+  if (c.tree == NULL || m == NULL || m->arena == NULL) {
+    c.nomem = 1;
+    goto done;
+  }
+  m->file = vhdup__marena_strndup(c.out, file_name, strlen(file_name));
+  m->base_dir = base_dir != NULL ? vhdup__marena_strndup(c.out, base_dir, strlen(base_dir)) : NULL;
+  if (nomem(&c, m->file) || (base_dir != NULL && nomem(&c, m->base_dir)))
+    goto done;
+  c.file = m->file;
+  if (len > VHDUP__MANIFEST_MAX_BYTES) {
+    vhdup__mdiag(&c, ERR, 0, 0, "the manifest is %zu bytes; the limit is %zu (4 MiB)", len,
+                 VHDUP__MANIFEST_MAX_BYTES);
+    goto done;
+  }
+  const mnode *root = vhdup__mtree_build(&c, text, len);
+  /* After refused aliases the tree is whole: check the rest too. */
+  if (c.nomem || (root == NULL && c.errors > 0))
+    goto done;
+  if (root == NULL || is_null(root)) {
+    vhdup__mdiag(&c, ERR, 1, 1, "the manifest is empty (it needs version: 1 and uploads:)");
+    goto done;
+  }
+  read_manifest(&c, root, m);
+
+done:
+  vhdup__marena_free(c.tree);
+  if (c.truncated && !c.nomem) {
+    c.diags = sort_diags(c.diags);
+    c.diags_tail = c.diags;
+    while (c.diags_tail != NULL && c.diags_tail->next != NULL)
+      c.diags_tail = c.diags_tail->next;
+    c.ndiags = 0; /* room for the note */
+    unsigned errors = c.errors;
+    vhdup__mdiag(&c, ERR, 0, 0, "too many problems: only the first %u are shown",
+                 VHDUP__MANIFEST_MAX_DIAGS);
+    c.errors = errors;
+  } else {
+    c.diags = sort_diags(c.diags);
+  }
+  if (c.nomem) {
+    vhdup__manifest_diags_free(c.diags);
+    vhdup__manifest_free(m);
+    return VHDUP_ENOMEM;
+  }
+  *diags = c.diags;
+  if (c.errors > 0) {
+    vhdup__manifest_free(m);
+    return VHDUP_EMANIFEST;
+  }
+  *out = m;
+  return 0;
+}
