@@ -57,7 +57,7 @@ run_curl() {
   /usr/bin/time -f '%e %U %S %M' -o "$T/time" \
     curl -sS --parallel --parallel-immediate --parallel-max "$n" -K "$T/curl.cfg" \
     >"$T/codes" 2>"$T/curl.err" || true
-  read -r e u s m <"$T/time"
+  read -r e u s m < <(tail -n 1 "$T/time") # "Command exited with ..." may come first
   echo "$e $(echo "$u + $s" | bc -l) $m $(grep -c '^201$' "$T/codes" || true)"
 }
 
