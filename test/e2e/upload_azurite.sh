@@ -8,7 +8,7 @@
 # with a notice; exact with --no-resize). Every blob is downloaded with an
 # independent signer and compared byte for byte with qemu-img's raw
 # conversion (or the generator's raw), followed by a valid fixed footer. The
-# whole-disk MD5 in the summary / JSON is the md5sum of the blob and is the
+# whole-disk MD5 (--disk-md5) in the summary / JSON is the md5sum of the blob and is the
 # blob's Content-MD5 property; what was sent is about the disk's non-zero
 # data, not its size.
 source "$(dirname "$0")/lib.sh"
@@ -124,7 +124,7 @@ qemu-io -f vpc \
   -c "write -P 0xef $((96 * M - 512)) 512" "$T/dyn.vhd" >/dev/null
 qemu-img convert -f vpc -O raw "$T/dyn.vhd" "$T/dyn.raw"
 AZURE_STORAGE_CONNECTION_STRING="$AZURITE_CONN" \
-  "$VHDUP" upload --progress=json --merge-gap 0 "$T/dyn.vhd" "$AZURITE_URL/vhds/dyn.vhd" >"$T/dyn.json" 2>"$T/dyn.err" ||
+  "$VHDUP" upload --disk-md5 --progress=json --merge-gap 0 "$T/dyn.vhd" "$AZURITE_URL/vhds/dyn.vhd" >"$T/dyn.json" 2>"$T/dyn.err" ||
   fail "dynamic: upload exited $?: $(cat "$T/dyn.err")"
 [ "$(done_field "$T/dyn.json" status)" = ok ] || fail "dynamic: $(tail -n 1 "$T/dyn.json")"
 check_blob dyn vhds/dyn.vhd "$T/dyn.raw" $((96 * M))
@@ -139,7 +139,7 @@ qemu-img create -q -f vpc -o subformat=fixed,force_size=on "$T/fixed.vhd" 20M
 qemu-io -f vpc -c 'write -P 0x77 4k 8k' -c "write -P 0x78 $((20 * M - 4096)) 4k" \
   -c "write -P 0x79 $((9 * M)) 1m" "$T/fixed.vhd" >/dev/null
 qemu-img convert -f vpc -O raw "$T/fixed.vhd" "$T/fixed.raw"
-env -u AZURE_STORAGE_CONNECTION_STRING "$VHDUP" upload --connection-string "$AZURITE_CONN" \
+env -u AZURE_STORAGE_CONNECTION_STRING "$VHDUP" upload --disk-md5 --connection-string "$AZURITE_CONN" \
   "$T/fixed.vhd" vhds/fixed.vhd >"$T/fixed.out" 2>"$T/fixed.err" ||
   fail "fixed: upload exited $?: $(cat "$T/fixed.err")"
 md5=$(sed -n 's/^ *disk MD5 *\([0-9a-f]\{32\}\)$/\1/p' "$T/fixed.out")
@@ -165,7 +165,7 @@ with open(sys.argv[1], 'wb') as f:
     f.write(b'\x5a' * 512)
 PY
 printf '%s\n' "$AZURITE_KEY" >"$T/key"
-env -u AZURE_STORAGE_CONNECTION_STRING "$VHDUP" upload --progress=json --merge-gap 0 --account-key-file "$T/key" \
+env -u AZURE_STORAGE_CONNECTION_STRING "$VHDUP" upload --disk-md5 --progress=json --merge-gap 0 --account-key-file "$T/key" \
   "$T/disk.img" "$AZURITE_URL/vhds/raw.vhd" >"$T/raw.json" 2>"$T/raw.err" ||
   fail "raw: upload exited $?: $(cat "$T/raw.err")"
 check_blob raw vhds/raw.vhd "$T/disk.img" $((40 * M))
@@ -178,7 +178,7 @@ pass "raw .img via --account-key-file"
 # locators), and a chain of 4 KiB blocks under 2 MiB blocks from a spec.
 python3 "$MKVHD" cases "$T/cases" >/dev/null
 AZURE_STORAGE_CONNECTION_STRING="$AZURITE_CONN" \
-  "$VHDUP" upload --progress=json "$T/cases/chain_top.vhd" "$AZURITE_URL/vhds/chain.vhd" \
+  "$VHDUP" upload --disk-md5 --progress=json "$T/cases/chain_top.vhd" "$AZURITE_URL/vhds/chain.vhd" \
   >"$T/chain.json" 2>"$T/chain.err" || fail "chain: upload exited $?: $(cat "$T/chain.err")"
 vs=$(stat -c %s "$T/cases/chain_top.vhd.raw")
 check_blob chain vhds/chain.vhd "$T/cases/chain_top.vhd.raw" $(((vs + M - 1) / M * M))
@@ -196,7 +196,7 @@ cat >"$T/spec/s.json" <<JSON
 JSON
 python3 "$MKVHD" spec "$T/spec/s.json"
 AZURE_STORAGE_CONNECTION_STRING="$AZURITE_CONN" \
-  "$VHDUP" upload --progress=json --merge-gap 0 "$T/spec/top.vhd" "$AZURITE_URL/vhds/spec.vhd" \
+  "$VHDUP" upload --disk-md5 --progress=json --merge-gap 0 "$T/spec/top.vhd" "$AZURITE_URL/vhds/spec.vhd" \
   >"$T/spec.json" 2>"$T/spec.err" || fail "spec chain: upload exited $?: $(cat "$T/spec.err")"
 check_blob spec vhds/spec.vhd "$T/spec/top.vhd.raw" 6291456
 check_md5 spec vhds/spec.vhd "$(done_field "$T/spec.json" disk_md5)"
@@ -209,7 +209,7 @@ pass "differencing chains (locators; mixed block sizes)"
 tail_raw="$T/cases/tail.vhd.raw"
 [ "$(stat -c %s "$tail_raw")" -eq $((5 * M + 1536)) ] || fail "generator's tail case changed size"
 AZURE_STORAGE_CONNECTION_STRING="$AZURITE_CONN" \
-  "$VHDUP" upload "$T/cases/tail.vhd" "$AZURITE_URL/vhds/tail.vhd" >"$T/tail.out" 2>"$T/tail.err" ||
+  "$VHDUP" upload --disk-md5 "$T/cases/tail.vhd" "$AZURITE_URL/vhds/tail.vhd" >"$T/tail.out" 2>"$T/tail.err" ||
   fail "tail: upload exited $?: $(cat "$T/tail.err")"
 grep -q "not a whole number of MiB; rounding up to $((6 * M))" "$T/tail.err" ||
   fail "tail: no rounding notice on stderr: $(cat "$T/tail.err")"
@@ -217,7 +217,7 @@ check_blob tail vhds/tail.vhd "$tail_raw" $((6 * M))
 md5=$(sed -n 's/^ *disk MD5 *\([0-9a-f]\{32\}\)$/\1/p' "$T/tail.out")
 check_md5 tail vhds/tail.vhd "$md5"
 AZURE_STORAGE_CONNECTION_STRING="$AZURITE_CONN" \
-  "$VHDUP" upload --no-resize --progress=json "$T/cases/tail.vhd" "$AZURITE_URL/vhds/tail-exact.vhd" \
+  "$VHDUP" upload --disk-md5 --no-resize --progress=json "$T/cases/tail.vhd" "$AZURITE_URL/vhds/tail-exact.vhd" \
   >"$T/tailx.json" 2>"$T/tailx.err" || fail "tail --no-resize: upload exited $?: $(cat "$T/tailx.err")"
 check_blob tailx vhds/tail-exact.vhd "$tail_raw" $((5 * M + 1536))
 check_md5 tailx vhds/tail-exact.vhd "$(done_field "$T/tailx.json" disk_md5)"

@@ -28,7 +28,7 @@ qemu-img convert -f vpc -O raw "$T/d.vhd" "$T/d.raw"
 # over a second and progress events appear too.
 ts_faults "trickle:3"
 ts_reset_stats
-"$VHDUP" upload --progress=json --merge-gap 0 -v "$T/d.vhd" "$TS_URL/vhds/j.vhd?$SAS" \
+"$VHDUP" upload --disk-md5 --progress=json --merge-gap 0 -v "$T/d.vhd" "$TS_URL/vhds/j.vhd?$SAS" \
   >"$T/j.out" 2>"$T/j.err" || fail "json upload exited $?: $(tail -n 3 "$T/j.err")"
 ts_stats >"$T/j.stats"
 python3 - "$T/j.out" "$T/j.stats" $((32 * M)) <<'PY' || fail "JSON output: $(cat "$T/j.out")"
@@ -84,7 +84,7 @@ pass "--progress=json: every line JSON, last 'done' ok, numbers consistent, no s
 ts_faults none
 
 # ------------------------------------------------------------- summary
-"$VHDUP" upload -v "$T/d.vhd" "$TS_URL/vhds/s.vhd?$SAS" >"$T/s.out" 2>"$T/s.err" ||
+"$VHDUP" upload --disk-md5 -v "$T/d.vhd" "$TS_URL/vhds/s.vhd?$SAS" >"$T/s.out" 2>"$T/s.err" ||
   fail "summary upload exited $?: $(tail -n 3 "$T/s.err")"
 grep -q "^uploaded .*sig=REDACTED" "$T/s.out" || fail "summary lacks sig=REDACTED: $(cat "$T/s.out")"
 grep -q "disk MD5" "$T/s.out" || fail "summary lacks the disk MD5: $(cat "$T/s.out")"
