@@ -31,6 +31,16 @@ void vhdup__page_walk_next(vhdup__page_walk *w) {
   w->seg_end = w->end - w->seg_start < w->segment ? w->end : w->seg_start + w->segment;
 }
 
+int vhdup__page_walk_shrink(vhdup__page_walk *w) {
+  uint64_t len = w->seg_end - w->seg_start;
+  if (len <= PAGE)
+    return VHDUP_ELIMIT;
+  uint64_t half = (len / 2 + PAGE - 1) / PAGE * PAGE;
+  w->segment = half;
+  w->seg_end = w->seg_start + half;
+  return 0;
+}
+
 int vhdup__page_walk_add(vhdup__page_walk *w, uint64_t start, uint64_t end, vhdup__page_span *out) {
   if (start % PAGE != 0 || end % PAGE != PAGE - 1 || end < start)
     return VHDUP_EFORMAT;

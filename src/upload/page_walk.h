@@ -40,6 +40,12 @@ int vhdup__page_walk_segment(const vhdup__page_walk *w, uint64_t *offset, uint64
 /* The current segment's answer is complete (its last page had no marker). */
 void vhdup__page_walk_next(vhdup__page_walk *w);
 
+/* The current segment's answer was too large (an old service version
+ * cannot page it): ask for half of the segment instead, and use that size
+ * from now on. Only before any range of the segment was added. Returns 0, or
+ * VHDUP_ELIMIT when the segment is a single page already. */
+int vhdup__page_walk_shrink(vhdup__page_walk *w);
+
 /* One range of the current segment's answer, [start, end] inclusive.
  * Clipped to the segment; a range that continues or overlaps the one held
  * back is merged into it. Returns 1 when a finished range is in *out, 0

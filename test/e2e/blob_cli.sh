@@ -122,6 +122,17 @@ requests=$(ts_stat requests)
 [ "$requests" -eq $((1 + 19 + 11 + 14)) ] || fail "$requests requests, expected 45: not paged as asked"
 pass "marker paging: 200 ranges, 7 per answer, $requests requests, none lost or repeated"
 
+# A service version before 2020-10-02 (as managed disks' SAS URLs carry) has
+# no marker: maxresults is not sent, each segment is answered whole.
+ts_reset_stats
+"$VHDUP" blob ranges --json --max-results 7 --segment 256K --service-version 2019-12-12 \
+  --account-key-file "$T/key" "$TS_URL/vhds/frag.vhd" >"$T/old.json" 2>"$T/err" ||
+  fail "listing with 2019-12-12 exited $?: $(cat "$T/err")"
+ranges_of "$T/old.json" | diff <(ranges_of "$T/paged.json") - || fail "2019-12-12: ranges differ"
+requests=$(ts_stat requests)
+[ "$requests" -eq $((1 + 16)) ] || fail "2019-12-12: $requests requests, expected 17 (no paging)"
+pass "an old service version: no marker paging, the same ranges"
+
 # ------------------------------- 3. info after an upload with --disk-md5
 qemu-img create -q -f vpc -o subformat=dynamic,force_size=on "$T/d.vhd" 24M
 qemu-io -f vpc -c 'write -P 0xab 0 64k' -c "write -P 0xcd $((9 * M)) 1m" "$T/d.vhd" >/dev/null

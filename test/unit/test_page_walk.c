@@ -186,6 +186,34 @@ static void test_bad_ranges(void **state) {
   assert_int_equal(vhdup__page_walk_flush(&w, &s), 0);
 }
 
+/* Too large an answer: the segment halves (rounded to pages) and stays
+ * smaller; the walk still covers the span exactly. */
+static void test_shrink(void **state) {
+  (void)state;
+  vhdup__page_walk w;
+  uint64_t off, len;
+  assert_int_equal(vhdup__page_walk_init(&w, 0, 10 * 512, 3 * 512), 0);
+  assert_int_equal(vhdup__page_walk_shrink(&w), 0);
+  assert_int_equal(vhdup__page_walk_segment(&w, &off, &len), 1);
+  assert_int_equal(off, 0);
+  assert_int_equal(len, 1024);
+  assert_int_equal(vhdup__page_walk_shrink(&w), 0);
+  assert_int_equal(vhdup__page_walk_segment(&w, &off, &len), 1);
+  assert_int_equal(len, 512);
+  assert_int_equal(vhdup__page_walk_shrink(&w), VHDUP_ELIMIT);
+  uint64_t next = 0;
+  unsigned n = 0;
+  while (vhdup__page_walk_segment(&w, &off, &len)) {
+    assert_int_equal(off, next);
+    assert_int_equal(len, 512);
+    next += len;
+    n++;
+    vhdup__page_walk_next(&w);
+  }
+  assert_int_equal(next, 10 * 512);
+  assert_int_equal(n, 10);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_segments_cover_the_span),
@@ -194,6 +222,7 @@ int main(void) {
       cmocka_unit_test(test_clipped_to_span),
       cmocka_unit_test(test_adjacent_and_paged),
       cmocka_unit_test(test_bad_ranges),
+      cmocka_unit_test(test_shrink),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
