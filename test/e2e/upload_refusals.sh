@@ -42,14 +42,14 @@ part() {
 # ------------------------------------------------------- 1. invalid sources
 invalid_sources() {
 n=0
-while IFS=$'\t' read -r name kind file code regex extra; do
+while IFS=$'\t' read -r name _kind file code regex extra; do
   case "$name" in
   bad_cookie | bad_footer_checksum | truncated_mid | bat_overlap | block_size_not_pow2 | \
     hostile_entries | missing_parent | random | empty) ;;
   *) continue ;;
   esac
   # shellcheck disable=SC2086 # extra holds whole options
-  expect_fail 3 "$regex" -- "$VHDUP" upload $extra "$file" "$AZURITE_URL/vhds/$name.vhd"
+  expect_fail "$code" "$regex" -- "$VHDUP" upload $extra "$file" "$AZURITE_URL/vhds/$name.vhd"
   grep -qF -- "$file" "$T/err" || fail "$name: the message does not name the file: $(cat "$T/err")"
   no_blob "$name" "vhds/$name.vhd"
   n=$((n + 1))
