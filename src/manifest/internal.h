@@ -50,6 +50,8 @@ typedef struct vhdup__mctx {
   unsigned ndiags, errors;
   int truncated; /* diagnostics beyond VHDUP__MANIFEST_MAX_DIAGS dropped */
   int nomem;
+  int credentials_broken; /* so a bad credentials section does not also make
+                           * every reference to it an error */
   size_t nodes;
 } vhdup__mctx;
 

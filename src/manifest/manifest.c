@@ -80,31 +80,38 @@ static const char *const format_names[] = {"auto", "vhd", "raw"};
 /* ---- Small helpers ---- */
 
 unsigned vhdup__manifest_edit_distance(const char *a, const char *b, unsigned cap) {
-  unsigned row[MAX_NAME + 1];
+  /* Optimal string alignment: insertions, deletions, substitutions and
+   * swaps of two neighbours ("kye" for "key") cost one each. */
+  unsigned rows[3][MAX_NAME + 1];
   size_t la = strlen(a), lb = strlen(b);
   if (la > MAX_NAME || lb > MAX_NAME)
     return cap + 1;
+  unsigned *two = rows[0], *one = rows[1], *cur = rows[2];
   for (size_t j = 0; j <= lb; j++)
-    row[j] = (unsigned)j;
+    one[j] = (unsigned)j;
   for (size_t i = 1; i <= la; i++) {
-    unsigned diag = row[0], best = (unsigned)i;
-    row[0] = (unsigned)i;
+    unsigned best;
+    cur[0] = best = (unsigned)i;
     for (size_t j = 1; j <= lb; j++) {
-      unsigned up = row[j];
-      unsigned v = diag + (a[i - 1] != b[j - 1]);
-      if (up + 1 < v)
-        v = up + 1;
-      if (row[j - 1] + 1 < v)
-        v = row[j - 1] + 1;
-      row[j] = v;
-      diag = up;
+      unsigned v = one[j - 1] + (a[i - 1] != b[j - 1]);
+      if (one[j] + 1 < v)
+        v = one[j] + 1;
+      if (cur[j - 1] + 1 < v)
+        v = cur[j - 1] + 1;
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && two[j - 2] + 1 < v)
+        v = two[j - 2] + 1;
+      cur[j] = v;
       if (v < best)
         best = v;
     }
     if (best > cap)
       return cap + 1;
+    unsigned *t = two;
+    two = one;
+    one = cur;
+    cur = t;
   }
-  return row[lb] > cap ? cap + 1 : row[lb];
+  return one[lb] > cap ? cap + 1 : one[lb];
 }
 
 /* The closest of names to s, if close enough to be a typo. */
@@ -370,9 +377,10 @@ typedef struct keyset {
 
 /* Fills keys[i]/values[i] with the pair of names[i] (or NULL), reporting
  * keys that are not scalars, unknown, or given twice. */
-static void read_keys(vhdup__mctx *c, const mnode *map, const keyset *ks, const mnode **keys,
-                      const mnode **values) {
+static unsigned read_keys(vhdup__mctx *c, const mnode *map, const keyset *ks, const mnode **keys,
+                          const mnode **values) {
   char buf[80];
+  unsigned unknown = 0;
   for (size_t i = 0; i < ks->count; i++)
     keys[i] = values[i] = NULL;
   for (const mnode *k = map->first; k != NULL && k->next != NULL; k = k->next->next) {
@@ -398,8 +406,16 @@ static void read_keys(vhdup__mctx *c, const mnode *map, const keyset *ks, const 
     for (size_t j = 0; j < ks->elsewhere_count; j++)
       if (strcmp(k->value, ks->elsewhere[j]) == 0) {
         vhdup__mdiag(c, ERR, k->line, k->col, "'%s' %s", ks->elsewhere[j], ks->elsewhere_why);
+        unknown++;
         goto next;
       }
+    unknown++;
+    if (strcmp(k->value, "<<") == 0) {
+      vhdup__mdiag(c, ERR, k->line, k->col,
+                   "merge keys ('<<') are not supported: settings shared by all uploads go under "
+                   "'defaults'");
+      continue;
+    }
     if (ks->hide_long && (k->len > 24 || strpbrk(k->value, "=;&?") != NULL)) {
       vhdup__mdiag(c, ERR, k->line, k->col, "unknown key in %s (not shown: it may be a secret)",
                    ks->where);
@@ -423,6 +439,7 @@ static void read_keys(vhdup__mctx *c, const mnode *map, const keyset *ks, const 
     }
   next:;
   }
+  return unknown;
 }
 
 /* 0 for a mapping, 1 for an empty value (allowed where empty means "none"),
@@ -811,7 +828,9 @@ static int read_secret(vhdup__mctx *c, const mnode *n, const char *cred, const c
   const mnode *keys[R_COUNT], *values[R_COUNT];
   snprintf(where, sizeof(where), "the %s of credential '%s'", key, cred);
   keyset ks = {where, secret_keys, R_COUNT, NULL, 0, NULL, 1};
-  read_keys(c, n, &ks, keys, values);
+  unsigned unknown = read_keys(c, n, &ks, keys, values);
+  if (values[R_ENV] == NULL && values[R_FILE] == NULL && unknown > 0)
+    return -1;
   if ((values[R_ENV] == NULL) == (values[R_FILE] == NULL)) {
     const mnode *at = values[R_FILE] != NULL ? keys[R_FILE] : n;
     vhdup__mdiag(c, ERR, at->line, at->col, "%s takes one of { env: NAME } or { file: PATH }",
@@ -859,7 +878,7 @@ static void read_credential(vhdup__mctx *c, const mnode *name_node, const mnode 
   const mnode *keys[C_COUNT], *values[C_COUNT];
   snprintf(where, sizeof(where), "credential '%s'", name);
   keyset ks = {where, credential_keys, C_COUNT, NULL, 0, NULL, 1};
-  read_keys(c, map, &ks, keys, values);
+  unsigned unknown = read_keys(c, map, &ks, keys, values);
 
   static const int kinds[] = {C_CONNSTR, C_KEY, C_SAS};
   const mnode *first = NULL;
@@ -877,6 +896,8 @@ static void read_credential(vhdup__mctx *c, const mnode *name_node, const mnode 
     kind = kinds[i];
   }
   if (kind < 0) {
+    if (unknown > 0)
+      return; /* a misspelt key, already reported */
     vhdup__mdiag(c, ERR, map->line, map->col,
                  "credential '%s' needs connection_string, key (with account) or sas", name);
     return;
@@ -930,12 +951,15 @@ static void read_credential(vhdup__mctx *c, const mnode *name_node, const mnode 
 
 static void read_credentials(vhdup__mctx *c, const mnode *map, vhdup__manifest *m) {
   char buf[80];
-  if (want_mapping(c, map, "'credentials'", " of names to credentials") != 0)
+  if (want_mapping(c, map, "'credentials'", " of names to credentials") != 0) {
+    c->credentials_broken = !is_null(map);
     return;
+  }
   size_t n = map->count / 2;
   if (n > MAX_CREDENTIALS) {
     vhdup__mdiag(c, ERR, map->line, map->col, "%zu credentials; the limit is %u", n,
                  MAX_CREDENTIALS);
+    c->credentials_broken = 1;
     return;
   }
   m->credentials = vhdup__marena_alloc(c->out, n * sizeof(*m->credentials));
@@ -943,11 +967,14 @@ static void read_credentials(vhdup__mctx *c, const mnode *map, vhdup__manifest *
     return;
   for (const mnode *k = map->first; k != NULL && k->next != NULL; k = k->next->next) {
     const char *name;
-    if (k->type == VHDUP__MNODE_ALIAS)
+    if (k->type == VHDUP__MNODE_ALIAS) {
+      c->credentials_broken = 1;
       continue;
+    }
     if (k->type != VHDUP__MNODE_SCALAR || is_null(k)) {
       vhdup__mdiag(c, ERR, k->line, k->col, "a credential's name must be a plain word, not %s",
                    is_null(k) ? "empty" : kind_of(k));
+      c->credentials_broken = 1;
       continue;
     }
     name = k->value;
@@ -955,6 +982,7 @@ static void read_credentials(vhdup__mctx *c, const mnode *map, vhdup__manifest *
       vhdup__mdiag(c, ERR, k->line, k->col,
                    "'%s' is not a credential name (letters, digits, '_', '-', '.'; up to %u)",
                    shown(name, buf, sizeof(buf)), MAX_NAME);
+      c->credentials_broken = 1;
       continue;
     }
     size_t i = 0;
@@ -971,7 +999,10 @@ static void read_credentials(vhdup__mctx *c, const mnode *map, vhdup__manifest *
     cr->name = vhdup__marena_strndup(c->out, name, k->len);
     if (nomem(c, cr->name))
       return;
+    unsigned errors = c->errors;
     read_credential(c, k, k->next, cr);
+    if (c->errors != errors)
+      cr->kind = 0; /* reported; uploads naming it say nothing more */
   }
 }
 
@@ -1057,6 +1088,8 @@ static void unknown_credential(vhdup__mctx *c, const vhdup__manifest *m, const m
                                const char *name) {
   char buf[80];
   const char *names[MAX_CREDENTIALS];
+  if (c->credentials_broken)
+    return;
   for (size_t i = 0; i < m->credential_count; i++)
     names[i] = m->credentials[i].name;
   const char *near = suggest(name, names, m->credential_count);
@@ -1100,15 +1133,17 @@ static void read_upload(vhdup__mctx *c, vhdup__manifest *m, const mnode *map, si
                "is shared by all uploads: set it under 'defaults' (per_blob_connections caps "
                "one upload)",
                0};
-  read_keys(c, map, &ks, keys, values);
+  unsigned unknown = read_keys(c, map, &ks, keys, values);
   read_settings(c, values, &own);
   apply_settings(&up->settings, &own);
   check_per_blob(c, &own, connections);
 
-  if (values[U_SOURCE] == NULL)
+  /* A missing key after an unknown one is most likely the same typo:
+   * report it once. */
+  if (values[U_SOURCE] == NULL && unknown == 0)
     vhdup__mdiag(c, ERR, map->line, map->col, "upload %zu has no 'source' (the disk to upload)",
                  index + 1);
-  else
+  else if (values[U_SOURCE] != NULL)
     up->source = get_path(c, values[U_SOURCE], "source", "source", 1);
   if (values[U_PARENT] != NULL)
     up->parent = get_path(c, values[U_PARENT], "parent", "parent", 1);
@@ -1123,6 +1158,8 @@ static void read_upload(vhdup__mctx *c, vhdup__manifest *m, const mnode *map, si
       unknown_credential(c, m, values[U_CREDENTIAL], s);
     else
       used[ci] = 1;
+    if (cr != NULL && cr->kind == 0)
+      cr = NULL;
   }
   up->credential = cr;
 
@@ -1134,6 +1171,8 @@ static void read_upload(vhdup__mctx *c, vhdup__manifest *m, const mnode *map, si
     return;
   }
   if (dn == NULL && cn == NULL && bn == NULL) {
+    if (unknown > 0)
+      return;
     vhdup__mdiag(c, ERR, map->line, map->col,
                  "upload %zu has no 'destination' (a blob URL) and no 'container' and 'blob'",
                  index + 1);
@@ -1299,11 +1338,11 @@ static void read_manifest(vhdup__mctx *c, const mnode *root, vhdup__manifest *m)
     return;
   }
   keyset ks = {"the manifest", top_keys, T_COUNT, NULL, 0, NULL, 0};
-  read_keys(c, root, &ks, keys, values);
+  unsigned unknown = read_keys(c, root, &ks, keys, values);
 
-  if (values[T_VERSION] == NULL)
+  if (values[T_VERSION] == NULL && unknown == 0)
     vhdup__mdiag(c, ERR, root->line, root->col, "missing 'version: 1' (the manifest's format)");
-  else if (want_scalar(c, values[T_VERSION], "version") == 0) {
+  else if (values[T_VERSION] != NULL && want_scalar(c, values[T_VERSION], "version") == 0) {
     if (strcmp(values[T_VERSION]->value, "1") != 0)
       vhdup__mdiag(c, ERR, values[T_VERSION]->line, values[T_VERSION]->col,
                    "'version' must be 1 (the format this vhdup reads), not '%s'",
@@ -1352,7 +1391,9 @@ static void read_manifest(vhdup__mctx *c, const mnode *root, vhdup__manifest *m)
 
   const mnode *list = values[T_UPLOADS];
   if (list == NULL) {
-    vhdup__mdiag(c, ERR, root->line, root->col, "missing 'uploads' (the list of disks to upload)");
+    if (unknown == 0)
+      vhdup__mdiag(c, ERR, root->line, root->col,
+                   "missing 'uploads' (the list of disks to upload)");
     return;
   }
   if (list->type == VHDUP__MNODE_ALIAS)
