@@ -28,7 +28,7 @@ void vhdup_engine_options_init(vhdup_engine_options *o) {
 int vhdup_engine_new(uv_loop_t *loop, const vhdup_engine_options *o, vhdup_engine **out) {
   *out = NULL;
   if (loop == NULL || o == NULL || o->connections == 0 || o->connections > 1024 ||
-      o->memory < 8 * MIB)
+      o->memory < 8 * MIB || o->per_blob_connections > o->connections)
     return VHDUP_EINVAL;
   vhdup_engine *e = vhdup__calloc(1, sizeof(*e));
   if (e == NULL)
@@ -36,7 +36,9 @@ int vhdup_engine_new(uv_loop_t *loop, const vhdup_engine_options *o, vhdup_engin
   e->loop = loop;
   e->o = *o;
   e->o.ca_file = NULL;
-  if (o->ca_file != NULL && (e->o.ca_file = e->ca_file = vhdup__strdup(o->ca_file)) == NULL) {
+  if ((o->ca_file != NULL && (e->o.ca_file = e->ca_file = vhdup__strdup(o->ca_file)) == NULL) ||
+      vhdup__budget_new(o->memory, o->connections, &e->budget) != 0) {
+    vhdup__free(e->ca_file);
     vhdup__free(e);
     return VHDUP_ENOMEM;
   }
@@ -71,6 +73,7 @@ static void engine_maybe_closed(vhdup_engine *e) {
     return;
   if (e->close_cb != NULL)
     e->close_cb(e);
+  vhdup__budget_free(e->budget);
   vhdup__free(e->ca_file);
   vhdup__free(e);
 }
@@ -417,8 +420,9 @@ int vhdup_job_start(vhdup_job *j, vhdup_job_cb done_cb) {
 
   vhdup__pipeline_opts po;
   vhdup__pipeline_opts_init(&po);
-  po.memory = j->e->o.memory;
-  po.connections = j->e->o.connections;
+  po.budget = j->e->budget;
+  po.connections =
+      j->e->o.per_blob_connections ? j->e->o.per_blob_connections : j->e->o.connections;
   po.merge_gap = j->o.merge_gap;
   po.max_attempts = j->o.max_attempts;
   po.blob_size = j->blob_size;

@@ -14,7 +14,8 @@ struct vhdup_engine {
   uv_loop_t *loop;
   vhdup_engine_options o;
   char *ca_file;
-  vhdup__http *http; /* made by the first job that needs it */
+  vhdup__http *http;     /* made by the first job that needs it */
+  vhdup__budget *budget; /* requests and read buffers all jobs share */
   int http_closing;
   unsigned pending_closes;
   vhdup_job *jobs;

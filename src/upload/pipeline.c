@@ -32,8 +32,9 @@ typedef struct subread {
 enum { PIECE_FREE = 0, PIECE_READING, PIECE_SCANNING, PIECE_READY };
 
 struct piece {
-  vhdup__pipeline *pl;
-  piece *next_free;
+  vhdup__pipeline *pl; /* the owner while taken from the budget */
+  piece *next_free;    /* in the budget's free list */
+  piece *next_active;  /* in the owner's list, in plan order */
   uint8_t *buf;
   int state;
   uint64_t seq;
@@ -74,11 +75,16 @@ struct vhdup__pipeline {
   uint64_t cur_used;
   int plan_done;
 
-  piece *pieces;
-  unsigned n_pieces;
-  piece *free_pieces;
+  vhdup__budget *budget;
+  int own_budget;
+  piece *active_head, *active_tail; /* pieces taken, in plan order */
+  unsigned n_held;
+  unsigned cap;               /* this blob's requests in flight at most */
+  vhdup__pipeline *wait_next; /* in the budget's queue of waiters */
+  int waiting;
+  int wants_slot, wants_piece;
+  int registered; /* counted among the budget's running pipelines */
   uint64_t next_seq;
-  size_t max_runs;
 
   pagewrite *free_writes;
   pagewrite *retry_head; /* sorted by due time */
@@ -121,6 +127,220 @@ struct vhdup__pipeline {
 };
 
 static void pump(vhdup__pipeline *pl);
+
+/* ---- the budget: requests in flight and read buffers, shared by every
+ * pipeline of an engine (a manifest of 50 disks at 64 connections holds at
+ * most 64 requests and one pool). Fairness: while some pipeline waits, the
+ * others may not go beyond their fair share (total / running pipelines), and
+ * freed resources go to waiters first, in arrival order. ---- */
+
+struct vhdup__budget {
+  piece *pieces;
+  unsigned n_pieces;
+  piece *free;
+  unsigned n_free;
+  size_t max_runs;
+  unsigned slots_total;
+  unsigned slots_used;
+  unsigned n_running;
+  vhdup__pipeline *wait_head, *wait_tail;
+  unsigned n_waiting;
+  int waking;
+};
+
+int vhdup__budget_new(size_t memory, unsigned slots, vhdup__budget **out) {
+  *out = NULL;
+  if (slots == 0)
+    return VHDUP_EINVAL;
+  vhdup__budget *b = vhdup__calloc(1, sizeof(*b));
+  if (b == NULL)
+    return VHDUP_ENOMEM;
+  b->slots_total = slots;
+  b->n_pieces = (unsigned)(memory / VHDUP__PIECE_MAX);
+  if (b->n_pieces < 2)
+    b->n_pieces = 2;
+  /* Two runs are at least one zero sector apart, so a piece holds at most
+   * this many: the table never overflows. */
+  b->max_runs = VHDUP__PIECE_MAX / 1024 + 1;
+  b->pieces = vhdup__calloc(b->n_pieces, sizeof(piece));
+  if (b->pieces == NULL) {
+    vhdup__free(b);
+    return VHDUP_ENOMEM;
+  }
+  for (unsigned i = 0; i < b->n_pieces; i++) {
+    piece *p = &b->pieces[i];
+    p->buf = vhdup__malloc(VHDUP__PIECE_MAX);
+    p->runs = vhdup__malloc(b->max_runs * sizeof(*p->runs));
+    p->md5s = vhdup__malloc(b->max_runs * sizeof(*p->md5s));
+    if (p->buf == NULL || p->runs == NULL || p->md5s == NULL) {
+      vhdup__budget_free(b);
+      return VHDUP_ENOMEM;
+    }
+    p->next_free = b->free;
+    b->free = p;
+    b->n_free++;
+  }
+  *out = b;
+  return 0;
+}
+
+void vhdup__budget_free(vhdup__budget *b) {
+  if (b == NULL)
+    return;
+  for (unsigned i = 0; i < b->n_pieces; i++) {
+    vhdup__free(b->pieces[i].buf);
+    vhdup__free(b->pieces[i].runs);
+    vhdup__free(b->pieces[i].md5s);
+  }
+  vhdup__free(b->pieces);
+  vhdup__free(b);
+}
+
+static unsigned fair(unsigned total, unsigned running) {
+  unsigned share = running ? total / running : total;
+  return share ? share : 1;
+}
+
+static void wait_for_budget(vhdup__pipeline *pl, int slot) {
+  vhdup__budget *b = pl->budget;
+  if (slot)
+    pl->wants_slot = 1;
+  else
+    pl->wants_piece = 1;
+  if (pl->waiting)
+    return;
+  pl->waiting = 1;
+  b->n_waiting++;
+  pl->wait_next = NULL;
+  if (b->wait_tail != NULL)
+    b->wait_tail->wait_next = pl;
+  else
+    b->wait_head = pl;
+  b->wait_tail = pl;
+}
+
+static void unwait(vhdup__pipeline *pl) {
+  vhdup__budget *b = pl->budget;
+  if (!pl->waiting)
+    return;
+  vhdup__pipeline **pp = &b->wait_head, *prev = NULL;
+  while (*pp != NULL && *pp != pl) {
+    prev = *pp;
+    pp = &(*pp)->wait_next;
+  }
+  if (*pp == pl) {
+    *pp = pl->wait_next;
+    if (b->wait_tail == pl)
+      b->wait_tail = prev;
+  }
+  b->n_waiting--;
+  pl->waiting = 0;
+  pl->wants_slot = pl->wants_piece = 0;
+  pl->wait_next = NULL;
+}
+
+/* Hands freed resources to the waiters, oldest first: one pass over those
+ * waiting now, each pumped only if what it waits for is there (otherwise it
+ * keeps its place). Not reentrant: a pump inside the pass that frees
+ * something leaves it to the next event. */
+static void wake_waiters(vhdup__budget *b) {
+  if (b->waking)
+    return;
+  b->waking = 1;
+  for (unsigned n = b->n_waiting; n > 0 && b->wait_head != NULL; n--) {
+    vhdup__pipeline *pl = b->wait_head;
+    int can = (pl->wants_piece && b->n_free > 0) ||
+              (pl->wants_slot && b->slots_used < b->slots_total && pl->in_flight < pl->cap);
+    int slot = pl->wants_slot, pc = pl->wants_piece;
+    unwait(pl);
+    if (can) {
+      pump(pl); /* waits again, at the tail, if still short */
+    } else {
+      if (slot)
+        wait_for_budget(pl, 1);
+      if (pc)
+        wait_for_budget(pl, 0);
+    }
+  }
+  b->waking = 0;
+}
+
+static int others_wait(const vhdup__pipeline *pl) {
+  const vhdup__budget *b = pl->budget;
+  return b->wait_head != NULL && b->wait_head != pl;
+}
+
+static int take_slot(vhdup__pipeline *pl) {
+  vhdup__budget *b = pl->budget;
+  if (b->slots_used >= b->slots_total || pl->in_flight >= pl->cap ||
+      (others_wait(pl) && pl->in_flight >= fair(b->slots_total, b->n_running))) {
+    if (b->slots_used >= b->slots_total || others_wait(pl))
+      wait_for_budget(pl, 1);
+    return 0;
+  }
+  b->slots_used++;
+  pl->in_flight++;
+  return 1;
+}
+
+static void give_slot(vhdup__pipeline *pl) {
+  pl->in_flight--;
+  pl->budget->slots_used--;
+}
+
+static piece *take_piece(vhdup__pipeline *pl) {
+  vhdup__budget *b = pl->budget;
+  if (b->free == NULL || (others_wait(pl) && pl->n_held >= fair(b->n_pieces, b->n_running))) {
+    wait_for_budget(pl, 0);
+    return NULL;
+  }
+  piece *p = b->free;
+  b->free = p->next_free;
+  b->n_free--;
+  p->pl = pl;
+  p->next_active = NULL;
+  if (pl->active_tail != NULL)
+    pl->active_tail->next_active = p;
+  else
+    pl->active_head = p;
+  pl->active_tail = p;
+  pl->n_held++;
+  return p;
+}
+
+static void give_piece(vhdup__pipeline *pl, piece *p) {
+  vhdup__budget *b = pl->budget;
+  piece **pp = &pl->active_head, *prev = NULL;
+  while (*pp != p) {
+    prev = *pp;
+    pp = &(*pp)->next_active;
+  }
+  *pp = p->next_active;
+  if (pl->active_tail == p)
+    pl->active_tail = prev;
+  pl->n_held--;
+  p->state = PIECE_FREE;
+  p->pl = NULL;
+  p->next_free = b->free;
+  b->free = p;
+  b->n_free++;
+}
+
+static void budget_register(vhdup__pipeline *pl) {
+  if (!pl->registered) {
+    pl->registered = 1;
+    pl->budget->n_running++;
+  }
+}
+
+static void budget_unregister(vhdup__pipeline *pl) {
+  unwait(pl);
+  if (pl->registered) {
+    pl->registered = 0;
+    pl->budget->n_running--;
+    wake_waiters(pl->budget);
+  }
+}
 
 void vhdup__pipeline_opts_init(vhdup__pipeline_opts *o) {
   memset(o, 0, sizeof(*o));
@@ -169,58 +389,38 @@ int vhdup__pipeline_new(uv_loop_t *loop, const vhdup__disk *d, vhdup__sink *s,
   pl->sink = s;
   pl->o = *o;
   pl->virtual_size = info.virtual_size;
-  pl->n_pieces = (unsigned)(o->memory / VHDUP__PIECE_MAX);
-  if (pl->n_pieces < 2)
-    pl->n_pieces = 2;
-  /* Two runs are at least one zero sector apart, so a piece holds at most
-   * this many: the table never overflows. */
-  pl->max_runs = VHDUP__PIECE_MAX / 1024 + 1;
+  pl->cap = o->connections;
   pl->digest_on = o->disk_md5;
   pl->rng = uv_hrtime() | 1;
   pl->st.virtual_size = info.virtual_size;
   pl->st.blob_size = o->blob_size;
-  int rc = VHDUP_ENOMEM;
-  pl->pieces = vhdup__calloc(pl->n_pieces, sizeof(piece));
-  if (pl->pieces == NULL)
-    goto fail;
-  for (unsigned i = 0; i < pl->n_pieces; i++) {
-    piece *p = &pl->pieces[i];
-    p->pl = pl;
-    p->buf = vhdup__malloc(VHDUP__PIECE_MAX);
-    p->runs = vhdup__malloc(pl->max_runs * sizeof(*p->runs));
-    p->md5s = o->md5 ? vhdup__malloc(pl->max_runs * sizeof(*p->md5s)) : NULL;
-    if (p->buf == NULL || p->runs == NULL || (o->md5 && p->md5s == NULL))
-      goto fail;
-    p->next_free = pl->free_pieces;
-    pl->free_pieces = p;
+  int rc = 0;
+  if (o->budget != NULL) {
+    pl->budget = o->budget;
+  } else {
+    rc = vhdup__budget_new(o->memory, o->connections, &pl->budget);
+    pl->own_budget = 1;
   }
-  if (pl->digest_on && vhdup__md5_init(&pl->digest) != 0)
-    goto fail;
-  rc = vhdup__extent_iter_new(d, VHDUP__PIECE_MAX, &pl->it);
-  if (rc != 0)
-    goto fail;
-  rc = uv_timer_init(loop, &pl->retry_timer);
-  if (rc != 0)
-    goto fail;
+  if (rc == 0 && pl->digest_on && vhdup__md5_init(&pl->digest) != 0)
+    rc = VHDUP_ENOMEM;
+  if (rc == 0)
+    rc = vhdup__extent_iter_new(d, VHDUP__PIECE_MAX, &pl->it);
+  if (rc == 0)
+    rc = uv_timer_init(loop, &pl->retry_timer);
+  if (rc != 0) {
+    if (pl->own_budget)
+      vhdup__budget_free(pl->budget);
+    if (pl->digest.md != NULL)
+      vhdup__md5_free(&pl->digest);
+    if (pl->it != NULL)
+      vhdup__extent_iter_free(pl->it);
+    vhdup__free(pl);
+    return rc;
+  }
   pl->retry_timer.data = pl;
   pl->timer_inited = 1;
   *out = pl;
   return 0;
-fail:
-  if (pl->pieces != NULL) {
-    for (unsigned i = 0; i < pl->n_pieces; i++) {
-      vhdup__free(pl->pieces[i].buf);
-      vhdup__free(pl->pieces[i].runs);
-      vhdup__free(pl->pieces[i].md5s);
-    }
-  }
-  vhdup__free(pl->pieces);
-  if (pl->digest.md != NULL)
-    vhdup__md5_free(&pl->digest);
-  if (pl->it != NULL)
-    vhdup__extent_iter_free(pl->it);
-  vhdup__free(pl);
-  return rc;
 }
 
 /* ---- writes ---- */
@@ -292,7 +492,13 @@ static void arm_timer(vhdup__pipeline *pl) {
   }
   uint64_t now = uv_now(pl->loop);
   uint64_t due = pl->retry_head->due;
-  uv_timer_start(&pl->retry_timer, retry_timer_cb, due > now ? due - now : 0, 0);
+  /* A retry that is due but found no free slot is sent when a slot comes
+   * back (write_done or the budget's wake-up pumps): no timer, no spin. */
+  if (due <= now) {
+    uv_timer_stop(&pl->retry_timer);
+    return;
+  }
+  uv_timer_start(&pl->retry_timer, retry_timer_cb, due - now, 0);
 }
 
 static void schedule_retry(vhdup__pipeline *pl, pagewrite *w, uint64_t delay) {
@@ -310,7 +516,7 @@ static void start_write(vhdup__pipeline *pl, pagewrite *w);
 static void write_done(vhdup__sink_write *sw, const vhdup__sink_result *r) {
   pagewrite *w = sw->owner;
   vhdup__pipeline *pl = w->pl;
-  pl->in_flight--;
+  give_slot(pl);
   if (r->error == 0) {
     pl->st.bytes_sent += sw->length;
     if (pl->o.on_written != NULL && w->p != NULL)
@@ -328,19 +534,20 @@ static void write_done(vhdup__sink_write *sw, const vhdup__sink_result *r) {
     write_put(pl, w);
   }
   pump(pl);
+  wake_waiters(pl->budget);
 }
 
+/* The caller holds a slot (take_slot). */
 static void start_write(vhdup__pipeline *pl, pagewrite *w) {
   w->attempts++;
   w->sw.cb = write_done;
   w->sw.owner = w;
-  pl->in_flight++;
   pl->st.requests++;
   if (pl->in_flight > pl->st.max_in_flight)
     pl->st.max_in_flight = pl->in_flight;
   int rc = pl->sink->ops->write(pl->sink, &w->sw);
   if (rc != 0) {
-    pl->in_flight--;
+    give_slot(pl);
     fail(pl, rc, "cannot start a write at offset %llu: %s", (unsigned long long)w->sw.offset,
          vhdup_strerror(rc));
     write_put(pl, w);
@@ -350,17 +557,15 @@ static void start_write(vhdup__pipeline *pl, pagewrite *w) {
 /* ---- reading and scanning ---- */
 
 static void piece_release(vhdup__pipeline *pl, piece *p) {
-  p->state = PIECE_FREE;
-  p->next_free = pl->free_pieces;
-  pl->free_pieces = p;
+  give_piece(pl, p);
 }
 
 static void scan_work(uv_work_t *req) {
   piece *p = req->data;
   vhdup__pipeline *pl = p->pl;
-  p->n_runs =
-      vhdup__scan_runs(p->buf, p->len, pl->o.merge_gap, VHDUP__PIECE_MAX, p->runs, pl->max_runs);
-  if (p->md5s != NULL) {
+  p->n_runs = vhdup__scan_runs(p->buf, p->len, pl->o.merge_gap, VHDUP__PIECE_MAX, p->runs,
+                               pl->budget->max_runs);
+  if (pl->o.md5) {
     for (size_t i = 0; i < p->n_runs; i++)
       (void)vhdup__md5_digest(p->buf + p->runs[i].offset, p->runs[i].length, p->md5s[i]);
   }
@@ -518,11 +723,18 @@ static int fill_piece(vhdup__pipeline *pl, piece *p) {
 }
 
 static void fill_pieces(vhdup__pipeline *pl) {
-  while (!pl->stopping && pl->free_pieces != NULL && !pl->plan_done) {
-    piece *p = pl->free_pieces;
-    if (!fill_piece(pl, p))
+  while (!pl->stopping && !pl->plan_done) {
+    /* Peek at the plan first: a pipeline with nothing left to read must not
+     * hold, or wait for, a buffer. */
+    if (!next_extent(pl))
       break;
-    pl->free_pieces = p->next_free;
+    piece *p = take_piece(pl);
+    if (p == NULL)
+      break;
+    if (!fill_piece(pl, p)) {
+      give_piece(pl, p);
+      break;
+    }
     p->state = PIECE_READING;
     p->seq = pl->next_seq++;
     p->read_error = 0;
@@ -593,8 +805,7 @@ static void start_digest(vhdup__pipeline *pl, piece *p) {
 static void advance_digest(vhdup__pipeline *pl) {
   if (!pl->digest_on || pl->digest_busy || pl->stopping)
     return;
-  for (unsigned i = 0; i < pl->n_pieces; i++) {
-    piece *p = &pl->pieces[i];
+  for (piece *p = pl->active_head; p != NULL; p = p->next_active) {
     if (p->state != PIECE_FREE && p->seq == pl->digest_seq && !p->digested &&
         (p->state == PIECE_SCANNING || p->state == PIECE_READY)) {
       start_digest(pl, p);
@@ -606,37 +817,36 @@ static void advance_digest(vhdup__pipeline *pl) {
 /* ---- sending ---- */
 
 static piece *oldest_with_runs(vhdup__pipeline *pl) {
-  piece *best = NULL;
-  for (unsigned i = 0; i < pl->n_pieces; i++) {
-    piece *p = &pl->pieces[i];
-    if (p->state == PIECE_READY && p->next_run < p->n_runs && (best == NULL || p->seq < best->seq))
-      best = p;
-  }
-  return best;
+  /* The active list is in plan order: the first with runs is the oldest. */
+  for (piece *p = pl->active_head; p != NULL; p = p->next_active)
+    if (p->state == PIECE_READY && p->next_run < p->n_runs)
+      return p;
+  return NULL;
 }
 
 static void send_writes(vhdup__pipeline *pl) {
   uint64_t now = uv_now(pl->loop);
-  while (!pl->stopping && pl->in_flight < pl->o.connections && pl->retry_head != NULL &&
-         pl->retry_head->due <= now) {
+  while (!pl->stopping && pl->retry_head != NULL && pl->retry_head->due <= now && take_slot(pl)) {
     pagewrite *w = pl->retry_head;
     pl->retry_head = w->next;
     start_write(pl, w);
   }
   arm_timer(pl);
-  while (!pl->stopping && pl->in_flight < pl->o.connections) {
+  while (!pl->stopping) {
     piece *p = oldest_with_runs(pl);
-    if (p == NULL)
+    if (p == NULL || !take_slot(pl))
       break;
     size_t i = p->next_run++;
     const vhdup__run *run = &p->runs[i];
     uint64_t off = p->voff + run->offset;
     if (pl->o.is_done != NULL && pl->o.is_done(pl->o.journal_ctx, off, run->length)) {
       pl->st.bytes_resumed += run->length;
+      give_slot(pl);
       continue;
     }
     pagewrite *w = write_get(pl);
     if (w == NULL) {
+      give_slot(pl);
       fail(pl, VHDUP_ENOMEM, "out of memory");
       break;
     }
@@ -645,7 +855,7 @@ static void send_writes(vhdup__pipeline *pl) {
     w->sw.offset = off;
     w->sw.length = run->length;
     w->sw.data = p->buf + run->offset;
-    if (p->md5s != NULL) {
+    if (pl->o.md5) {
       w->sw.has_md5 = 1;
       memcpy(w->sw.md5, p->md5s[i], 16);
     }
@@ -654,8 +864,9 @@ static void send_writes(vhdup__pipeline *pl) {
 }
 
 static void release_pieces(vhdup__pipeline *pl) {
-  for (unsigned i = 0; i < pl->n_pieces; i++) {
-    piece *p = &pl->pieces[i];
+  piece *next;
+  for (piece *p = pl->active_head; p != NULL; p = next) {
+    next = p->next_active;
     if (p->state != PIECE_READY || p->writes_alive > 0)
       continue;
     if (pl->stopping || (p->next_run >= p->n_runs && p->digested))
@@ -666,10 +877,7 @@ static void release_pieces(vhdup__pipeline *pl) {
 static int data_phase_over(vhdup__pipeline *pl) {
   if (!pl->plan_done || pl->writes_alive > 0 || pl->reads_pending > 0)
     return 0;
-  for (unsigned i = 0; i < pl->n_pieces; i++)
-    if (pl->pieces[i].state != PIECE_FREE)
-      return 0;
-  return 1;
+  return pl->active_head == NULL;
 }
 
 static void finish_cb(vhdup__sink *s, const vhdup__sink_result *r, void *data) {
@@ -713,6 +921,7 @@ static void fire_done(vhdup__pipeline *pl) {
     return;
   pl->done_fired = 1;
   pl->done_pending = 0;
+  budget_unregister(pl);
   if (pl->status == 0 && pl->phase != VHDUP__PHASE_DONE)
     pl->status = VHDUP_ECANCELED;
   pl->st.phase = pl->phase;
@@ -766,7 +975,7 @@ static void pump(vhdup__pipeline *pl) {
                               pl);
         break;
       }
-      if (!pl->footer_started) {
+      if (!pl->footer_started && take_slot(pl)) {
         pl->footer_started = 1;
         pagewrite *w = &pl->footer;
         memset(w, 0, sizeof(*w));
@@ -791,6 +1000,9 @@ static void pump(vhdup__pipeline *pl) {
     }
   } while (pl->pump_again);
   pl->pumping = 0;
+  /* Pieces or slots given back above may be what another pipeline waits for. */
+  if (pl->budget->wait_head != NULL)
+    wake_waiters(pl->budget);
 }
 
 int vhdup__pipeline_start(vhdup__pipeline *pl, vhdup__pipeline_done_cb cb, void *data) {
@@ -801,6 +1013,7 @@ int vhdup__pipeline_start(vhdup__pipeline *pl, vhdup__pipeline_done_cb cb, void 
   pl->done_data = data;
   memcpy(pl->footer_buf, pl->o.footer, sizeof(pl->footer_buf));
   pl->phase = VHDUP__PHASE_PREPARE;
+  budget_register(pl);
   pl->works_pending++;
   pl->sink->ops->prepare(pl->sink, pl->o.blob_size, prepare_cb, pl);
   return 0;
@@ -827,12 +1040,9 @@ static void timer_closed(uv_handle_t *h) {
   vhdup__pipeline *pl = h->data;
   if (pl->close_cb != NULL)
     pl->close_cb(pl);
-  for (unsigned i = 0; i < pl->n_pieces; i++) {
-    vhdup__free(pl->pieces[i].buf);
-    vhdup__free(pl->pieces[i].runs);
-    vhdup__free(pl->pieces[i].md5s);
-  }
-  vhdup__free(pl->pieces);
+  budget_unregister(pl);
+  if (pl->own_budget)
+    vhdup__budget_free(pl->budget);
   while (pl->free_writes != NULL) {
     pagewrite *w = pl->free_writes;
     pl->free_writes = w->next;

@@ -16,9 +16,21 @@
 
 typedef struct vhdup__pipeline vhdup__pipeline;
 
+/* Requests in flight and read buffers shared by pipelines (an engine's). */
+typedef struct vhdup__budget vhdup__budget;
+
+/* memory / 4 MiB buffers (at least 2), slots requests. Returns 0,
+ * VHDUP_EINVAL or VHDUP_ENOMEM. Free only when no pipeline uses it. */
+int vhdup__budget_new(size_t memory, unsigned slots, vhdup__budget **out)
+    __attribute__((warn_unused_result));
+void vhdup__budget_free(vhdup__budget *b);
+
 typedef struct vhdup__pipeline_opts {
-  size_t memory;        /* pool bytes; pieces = memory / VHDUP__PIECE_MAX, at least 2 */
-  unsigned connections; /* writes in flight at most */
+  /* Shared budget, or NULL for one of the pipeline's own made from memory
+   * (pieces = memory / VHDUP__PIECE_MAX, at least 2) and connections. */
+  vhdup__budget *budget;
+  size_t memory;
+  unsigned connections; /* this pipeline's writes in flight at most */
   size_t merge_gap;     /* zero bytes between two runs that still make one write */
   int md5;              /* Content-MD5 on every write */
   int crc64;            /* x-ms-content-crc64 on every write */
