@@ -231,7 +231,7 @@ typedef void (*vhdup_blob_info_cb)(int status, const vhdup_blob_info *info, cons
                                    void *data);
 
 /* Starts Get Blob Properties on t's blob; done_cb fires exactly once.
- * Strings of t are copied. If op is not NULL it receives a handle for
+ * t is used only during the call. If op is not NULL it receives a handle for
  * vhdup_blob_cancel(), valid until done_cb returns. Returns 0, or (and then
  * done_cb never fires) VHDUP_EINVAL (NULL engine, target, url or callback),
  * VHDUP_ECANCELED (the engine is closing), VHDUP_ENOMEM, or a libuv error.
