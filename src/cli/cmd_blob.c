@@ -54,8 +54,8 @@ const char vhdup__cmd_blob_help[] =
     "\n"
     "Example:\n"
     "  vhdup blob info \"https://acct.blob.core.windows.net/vhds/disk.vhd?$SAS\"\n"
-    "  AZURE_STORAGE_CONNECTION_STRING=UseDevelopmentStorage=true \\\n"
-    "    vhdup blob ranges --json http://127.0.0.1:10000/devstoreaccount1/vhds/disk.vhd\n";
+    "  vhdup blob ranges --json --connection-string UseDevelopmentStorage=true \\\n"
+    "    vhds/disk.vhd\n";
 
 typedef enum { CMD_INFO, CMD_RANGES } blob_cmd;
 
