@@ -317,6 +317,63 @@ static void start_create(az_sink *s) {
   }
 }
 
+/* ---- resume: keep only the journal's ranges the blob really holds ---- */
+
+static void resume_list(az_sink *s);
+
+static void resume_list_done(az_op *op, const vhdup__http_resp *r) {
+  az_sink *s = op->s;
+  vhdup__sink_result res;
+  classify(s, r, &res);
+  if (res.error != 0) {
+    prepare_result(s, res.error, "listing the blob's pages to resume: %s", res.message);
+    return;
+  }
+  vhdup__err err;
+  vhdup__err_clear(&err);
+  int rc = vhdup__az_page_list_parse_array(r->body, r->body_len, 0, s->ranges, RANGES_BATCH,
+                                           &s->n_ranges, s->marker, sizeof(s->marker), &err);
+  if (rc != 0 || r->body_truncated) {
+    prepare_result(s, rc ? rc : VHDUP_ELIMIT, "listing the blob's pages to resume: %s",
+                   err.msg[0] ? err.msg : "answer too large");
+    return;
+  }
+  for (size_t i = 0; i < s->n_ranges && rc == 0; i++)
+    rc = vhdup__journal_restrict_add(s->j->journal, s->ranges[i].start, s->ranges[i].end);
+  if (rc != 0) {
+    prepare_result(s, rc, "out of memory");
+    return;
+  }
+  if (s->marker[0] != '\0') {
+    resume_list(s);
+    return;
+  }
+  vhdup__journal_restrict_end(s->j->journal);
+  prepare_result(s, 0, NULL);
+}
+
+static void resume_list(az_sink *s) {
+  if (s->j->journal == NULL) {
+    prepare_result(s, 0, NULL);
+    return;
+  }
+  az_op *op = op_new(s, resume_list_done);
+  vhdup__err err;
+  vhdup__err_clear(&err);
+  int paged = vhdup__az_blob_version_at_least(&s->blob, VHDUP__AZ_VERSION_MARKER);
+  int rc = op == NULL
+               ? VHDUP_ENOMEM
+               : vhdup__az_req_get_page_ranges(&s->blob, 0, 0, s->marker[0] ? s->marker : NULL,
+                                               paged ? RANGES_BATCH : 0, NULL, &op->req, &err);
+  if (rc == 0)
+    rc = op_send(op, NULL);
+  if (rc != 0) {
+    if (op != NULL)
+      op_free(op);
+    prepare_result(s, rc, "listing pages: %s", err.msg[0] ? err.msg : vhdup_strerror(rc));
+  }
+}
+
 static void head_done(az_op *op, const vhdup__http_resp *r) {
   az_sink *s = op->s;
   vhdup_job *j = s->j;
@@ -367,7 +424,11 @@ static void head_done(az_op *op, const vhdup__http_resp *r) {
     return;
   }
   if (j->o.resume) {
-    prepare_result(s, 0, NULL);
+    /* The journal says what finished; the blob must agree: only what both
+     * hold counts as done (a journal line without the pages behind it, say
+     * after someone cleared the blob, is sent again). */
+    s->marker[0] = '\0';
+    resume_list(s);
     return;
   }
   s->n_ranges = s->next_range = 0;
