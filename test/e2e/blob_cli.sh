@@ -8,7 +8,8 @@
 # and, against vhdup-testserver (Azurite ignores maxresults), paged through
 # markers. A missing blob exits 5, a wrong key 4 with the service's
 # authentication error and no secret in the output. Credentials are taken
-# as by `vhdup upload`: connection string, key file, SAS file, environment.
+# as by `vhdup upload`: connection string, key file, SAS file or URL,
+# environment.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/lib_azure.sh"
 source "$(dirname "$0")/lib_server.sh"
@@ -104,7 +105,8 @@ diff <(printf '%s\n' "$((150 * M))-$((150 * M + 4095)) 4096" "$((155 * M))-$((15
 pass "small segments and a span (--account-key-file): same ranges, clipped at the edges"
 
 # -------------------------------------- 2. marker paging (vhdup-testserver)
-start_testserver --key "$AZURITE_KEY"
+GOODSIG=dGhlLXRlc3Qtc2VydmVyLWFjY2VwdHMtdGhpcw
+start_testserver --key "$AZURITE_KEY" --sas-sig "$GOODSIG"
 az_mkcontainer "$TS_URL" vhds
 make_page_blob "$TS_URL" frag.vhd $((4 * M))
 args=()
@@ -132,6 +134,19 @@ ranges_of "$T/old.json" | diff <(ranges_of "$T/paged.json") - || fail "2019-12-1
 requests=$(ts_stat requests)
 [ "$requests" -eq $((1 + 16)) ] || fail "2019-12-12: $requests requests, expected 17 (no paging)"
 pass "an old service version: no marker paging, the same ranges"
+
+# A SAS from --sas-token-file, and one in the URL: same listing, and the
+# signature never shows, not even in the -v trace.
+printf '?sv=2021-08-06&sr=b&sp=r&sig=%s\n' "$GOODSIG" >"$T/sas"
+"$VHDUP" blob ranges -v --sas-token-file "$T/sas" "$TS_URL/vhds/frag.vhd" >"$T/sas.txt" \
+  2>"$T/sas.err" || fail "--sas-token-file exited $?: $(cat "$T/sas.err")"
+"$VHDUP" blob ranges -v "$TS_URL/vhds/frag.vhd?sv=2021-08-06&sr=b&sp=r&sig=$GOODSIG" \
+  >"$T/sasurl.txt" 2>>"$T/sas.err" || fail "SAS URL exited $?: $(cat "$T/sas.err")"
+diff <(ranges_of "$T/paged.json") <(grep -v '^total: ' "$T/sas.txt") || fail "--sas-token-file: ranges"
+diff "$T/sas.txt" "$T/sasurl.txt" || fail "SAS in the URL: ranges"
+grep -q "sig=REDACTED" "$T/sas.err" || fail "-v shows no redacted SAS"
+grep -qF -- "$GOODSIG" "$T/sas.txt" "$T/sasurl.txt" "$T/sas.err" && fail "the SAS signature leaked"
+pass "--sas-token-file and a SAS in the URL: the same ranges, the signature never shown"
 
 # ------------------------------- 3. info after an upload with --disk-md5
 qemu-img create -q -f vpc -o subformat=dynamic,force_size=on "$T/d.vhd" 24M
