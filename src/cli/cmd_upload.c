@@ -67,6 +67,8 @@ const char vhdup__cmd_upload_help[] =
     "      --ca-file PATH      CA bundle for TLS verification\n"
     "      --service-version V x-ms-version to send (default 2021-08-06)\n"
     "      --retries N         tries per request (default 8)\n"
+    "      --stall-timeout S   a request that moves no data for S seconds is\n"
+    "                          abandoned and retried (default 60)\n"
     "      --merge-gap SIZE    zero gap still sent inside one request (default 64K)\n"
     "      --progress MODE     auto (bar on a terminal), bar, json (lines on\n"
     "                          stdout), none\n"
@@ -149,6 +151,7 @@ enum {
   OPT_PROGRESS,
   OPT_MKCONTAINER,
   OPT_RESUME,
+  OPT_STALL,
   OPT_JOURNAL,
 };
 
@@ -163,6 +166,7 @@ int vhdup__cmd_upload(int argc, char **argv) {
       {"overwrite", no_argument, NULL, OPT_OVERWRITE},
       {"create-container", no_argument, NULL, OPT_MKCONTAINER},
       {"resume", no_argument, NULL, OPT_RESUME},
+      {"stall-timeout", required_argument, NULL, OPT_STALL},
       {"journal", required_argument, NULL, OPT_JOURNAL},
       {"verify", optional_argument, NULL, OPT_VERIFY},
       {"format", required_argument, NULL, OPT_FORMAT},
@@ -227,6 +231,11 @@ int vhdup__cmd_upload(int argc, char **argv) {
       break;
     case OPT_RESUME:
       jo.resume = 1;
+      break;
+    case OPT_STALL:
+      if (vhdup__cli_parse_uint(optarg, 1, 3600, &eo.stall_timeout_s) != 0)
+        return vhdup__cli_usage_error("upload", "--stall-timeout takes 1 to 3600 seconds, not '%s'",
+                                      optarg);
       break;
     case OPT_JOURNAL:
       jo.journal = optarg;
