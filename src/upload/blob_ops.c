@@ -119,8 +119,9 @@ static void fail(vhdup_blob_op *op, int status, const char *fmt, ...) {
 
 static void on_timer(uv_timer_t *t);
 
-/* Ends the operation from the loop, a moment from now. */
-static void finish_later(vhdup_blob_op *op, int status) {
+/* Goes on from the loop, a moment from now: sends the current step's
+ * request (status 0) or ends with status (and op->msg). */
+static void later(vhdup_blob_op *op, int status) {
   op->status = status;
   uv_timer_start(&op->timer, on_timer, 0, 0);
 }
@@ -178,9 +179,10 @@ static void send_step(vhdup_blob_op *op) {
 
 static void on_timer(uv_timer_t *t) {
   vhdup_blob_op *op = t->data;
-  if (op->canceled)
+  if (op->canceled) {
+    op->msg[0] = '\0';
     finish(op, VHDUP_ECANCELED, NULL);
-  else if (op->status != 0)
+  } else if (op->status != 0)
     finish(op, op->status, NULL);
   else
     send_step(op);
@@ -347,6 +349,8 @@ static void http_done(vhdup__http_xfer *x, const vhdup__http_resp *r, void *data
       fail(op, res.error,
            "%s: %s (check the key or the SAS: is it valid, unexpired, with read permission?)",
            op->shown, detail);
+    else if (op->attempt > 1)
+      fail(op, res.error, "%s: %s (after %u attempts)", op->shown, detail, op->attempt);
     else
       fail(op, res.error, "%s: %s", op->shown, detail);
     return;
@@ -382,7 +386,7 @@ static int op_start(vhdup_engine *e, const vhdup_blob_target *t, vhdup_blob_op *
   rc = vhdup__engine_http(e, &op->http);
   if (rc != 0) {
     snprintf(op->msg, sizeof(op->msg), "cannot start the HTTP client: %s", vhdup_strerror(rc));
-    finish_later(op, rc);
+    later(op, rc);
     return 0;
   }
   vhdup__target tg = {
@@ -414,10 +418,10 @@ static int op_start(vhdup_engine *e, const vhdup_blob_target *t, vhdup_blob_op *
   }
   if (rc != 0) {
     snprintf(op->msg, sizeof(op->msg), "%s", err.msg[0] ? err.msg : vhdup_strerror(rc));
-    finish_later(op, rc);
+    later(op, rc);
     return 0;
   }
-  finish_later(op, 0); /* the timer sends the first request */
+  later(op, 0); /* the first request, from the loop */
   return 0;
 }
 

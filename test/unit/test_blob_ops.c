@@ -130,6 +130,23 @@ static void test_transport_failure_redacted(void **state) {
   finish_run(&r);
 }
 
+/* A refused connection is worth retrying: tried max_attempts times. */
+static void test_retries(void **state) {
+  (void)state;
+  run r;
+  setup_run(&r);
+  vhdup_blob_target t;
+  target(&t, REFUSED_URL);
+  t.account_key = KEY;
+  t.max_attempts = 3;
+  assert_int_equal(vhdup_blob_get_info(r.e, &t, on_info, &r, NULL), 0);
+  assert_int_equal(uv_run(&r.loop, UV_RUN_DEFAULT), 0);
+  assert_int_equal(r.done, 1);
+  assert_int_equal(r.status, VHDUP_ENET);
+  assert_non_null(strstr(r.message, "(after 3 attempts)"));
+  finish_run(&r);
+}
+
 /* Closing the engine with an operation running: its done callback fires
  * with VHDUP_ECANCELED, before the engine's close_cb. */
 static void test_engine_close_waits(void **state) {
@@ -206,6 +223,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_error_through_callback),
       cmocka_unit_test(test_transport_failure_redacted),
+      cmocka_unit_test(test_retries),
       cmocka_unit_test(test_engine_close_waits),
       cmocka_unit_test(test_cancel),
       cmocka_unit_test(test_invalid),
