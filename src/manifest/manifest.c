@@ -691,18 +691,22 @@ static const char *url_identity(vhdup__mctx *c, const char *url) {
   char *id;
   if (split_url(url, &u) != 0)
     return NULL;
-  size_t acct = host_account(&u);
-  if (acct > 0)
+  size_t acct = host_account(&u), head;
+  if (acct > 0) {
     id = vhdup__marena_printf(c->tree, "account:%.*s%.*s", (int)acct, u.host, (int)u.path_len,
                               u.path);
-  else
-    id = vhdup__marena_printf(c->tree, "url:%.*s%.*s", (int)(u.authority_end - url), url,
-                              (int)u.path_len, u.path);
+    head = 8 + acct;
+  } else {
+    head = (size_t)(u.authority_end - url);
+    id = vhdup__marena_printf(c->tree, "url:%.*s%.*s", (int)head, url, (int)u.path_len, u.path);
+    head += 4;
+  }
   if (nomem(c, id))
     return NULL;
-  for (char *p = id; *p != '\0' && *p != '/'; p++)
-    if (*p >= 'A' && *p <= 'Z')
-      *p = (char)(*p - 'A' + 'a');
+  /* Scheme, host and account ignore case; container and blob do not. */
+  for (size_t i = 0; i < head && id[i] != '\0'; i++)
+    if (id[i] >= 'A' && id[i] <= 'Z')
+      id[i] = (char)(id[i] - 'A' + 'a');
   return id;
 }
 
@@ -727,9 +731,8 @@ static int check_url(vhdup__mctx *c, const mnode *n, const char *what, const cha
     return -1;
   }
   for (const char *p = url; *p != '\0'; p++)
-    if ((unsigned char)*p <= 0x20 || *p == 0x7f) {
-      vhdup__mdiag(c, ERR, n->line, n->col,
-                   "%s contains a space or control character (percent-encode it)", what);
+    if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+      vhdup__mdiag(c, ERR, n->line, n->col, "%s contains a control character", what);
       return -1;
     }
   if (http && !allow_http && !is_loopback(u->host, u->host_len)) {

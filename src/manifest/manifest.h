@@ -14,7 +14,8 @@
  * (VHDUP__MANIFEST_MAX_BYTES), the uploads, the nesting depth, the YAML
  * nodes, and the number of diagnostics kept. YAML aliases (*name) are refused:
  * a manifest spells out every value, and "billion laughs" expansions cannot
- * happen. */
+ * happen. Everything this module allocates goes through util/alloc.h;
+ * libyaml's own working memory (bounded by the input) does not. */
 #ifndef VHDUP_MANIFEST_MANIFEST_H
 #define VHDUP_MANIFEST_MANIFEST_H
 

@@ -49,7 +49,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if ((rc == 0) != (m != NULL))
     abort();
   int errors = 0;
+  unsigned n = 0;
   for (const vhdup__manifest_diag *d = diags; d != NULL; d = d->next) {
+    if (++n > VHDUP__MANIFEST_MAX_DIAGS + 1)
+      abort();
     if (d->message == NULL || strstr(d->text, d->message) == NULL)
       abort();
     errors += d->severity == VHDUP__MANIFEST_ERROR;

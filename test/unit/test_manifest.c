@@ -593,6 +593,36 @@ static void test_duplicate_destinations(void **state) {
   vhdup__manifest_diags_free(d);
 }
 
+/* Emulator-style URLs: host case and the SAS do not matter, the blob's
+ * case does; an endpoint credential's blobs meet its URLs. */
+static void test_duplicate_emulator(void **state) {
+  (void)state;
+  vhdup__manifest *m;
+  vhdup__manifest_diag *d;
+  const char *yaml =
+      "version: 1\n"
+      "credentials:\n"
+      "  dev: { account: devstoreaccount1, key: { env: K }, endpoint: 'http://127.0.0.1:10000/"
+      "devstoreaccount1' }\n"
+      "uploads:\n"
+      "  - { source: a, destination: 'http://LOCALHOST:10000/devstoreaccount1/c1c/a', "
+      "credential: dev }\n" /* 5 */
+      "  - { source: b, destination: 'http://localhost:10000/devstoreaccount1/c1c/a', "
+      "credential: dev }\n" /* 6 */
+      "  - { source: c, destination: 'http://localhost:10000/devstoreaccount1/c1c/A', "
+      "credential: dev }\n" /* 7 */
+      "  - { source: d, destination: 'http://127.0.0.1:10000/devstoreaccount1/c1c/d', "
+      "credential: dev }\n"                                            /* 8 */
+      "  - { source: e, container: c1c, blob: d, credential: dev }\n"; /* 9 */
+  assert_int_equal(parse(yaml, &m, &d), VHDUP_EMANIFEST);
+  assert_int_equal(count(d, VHDUP__MANIFEST_ERROR), 4);
+  assert_non_null(find(d, 5, 31, "upload 1 writes the same blob as upload 2 at 6:31"));
+  assert_non_null(find(d, 6, 31, "upload 2 writes the same blob as upload 1 at 5:31"));
+  assert_non_null(find(d, 8, 31, "upload 4 writes the same blob as upload 5 at 9:29"));
+  assert_non_null(find(d, 9, 29, "upload 5 writes the same blob as upload 4 at 8:31"));
+  vhdup__manifest_diags_free(d);
+}
+
 /* ---- Secrets ---- */
 
 static void test_inline_secret_warning(void **state) {
@@ -972,6 +1002,7 @@ int main(void) {
       cmocka_unit_test(test_http),
       cmocka_unit_test(test_many_errors),
       cmocka_unit_test(test_duplicate_destinations),
+      cmocka_unit_test(test_duplicate_emulator),
       cmocka_unit_test(test_inline_secret_warning),
       cmocka_unit_test(test_warnings),
       cmocka_unit_test(test_resolve_secret),
