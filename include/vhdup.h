@@ -128,7 +128,11 @@ typedef struct vhdup_job_options {
   int resize;           /* round the virtual size up to a whole MiB (default on) */
   int overwrite;        /* write into an existing blob of the right size */
   int create_container; /* create the container when it does not exist */
-  int resume;           /* continue an interrupted upload (needs the journal) */
+  /* Read and scan the source through the whole pipeline, send nothing:
+   * the stats then say exactly what an upload would send. */
+  int dry_run;
+  unsigned per_blob_connections; /* this job's requests in flight at most (0: the engine's) */
+  int resume;                    /* continue an interrupted upload (needs the journal) */
   vhdup_verify verify;
   const char *journal;         /* resume journal path; NULL: next to the source */
   size_t merge_gap;            /* zero bytes merged into one write (default 64 KiB) */
@@ -163,6 +167,10 @@ void vhdup_job_get_stats(const vhdup_job *job, vhdup_job_stats *st);
 /* The detail of the last error (file, field, offset; HTTP status, Azure
  * error code and request id), or "" . Never contains secrets. */
 const char *vhdup_job_message(const vhdup_job *job);
+
+/* Where this job keeps (or would keep) its resume journal; NULL for
+ * `expand` and dry runs. */
+const char *vhdup_job_journal_path(const vhdup_job *job);
 
 /* The options' data pointer. */
 void *vhdup_job_get_data(const vhdup_job *job);

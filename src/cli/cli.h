@@ -18,6 +18,7 @@
 #define VHDUP__CLI_COMMANDS(XX)                                                                    \
   XX(inspect, "show a disk image's format, sizes, allocation, parent chain and Azure fit")         \
   XX(upload, "upload a disk into an Azure page blob as a fixed VHD, sending only its data")        \
+  XX(run, "upload every disk a YAML manifest lists, sharing one connection and memory budget")     \
   XX(expand, "write the fixed VHD an upload would create, as a sparse local file")                 \
   XX(blob, "show a blob's properties or page ranges (debugging; same credentials as upload)")
 

@@ -8,6 +8,7 @@
 #include "upload/job_int.h"
 #include "upload/pipeline.h"
 #include "upload/sink_file.h"
+#include "upload/sink_null.h"
 #include "util/alloc.h"
 
 #include <stdio.h>
@@ -124,6 +125,8 @@ static int dup_opt(const char *in, char **keep, const char **field) {
   return *keep == NULL ? VHDUP_ENOMEM : 0;
 }
 
+static int journal_locate(vhdup_job *j);
+
 int vhdup_job_new(vhdup_engine *e, const vhdup_job_options *o, vhdup_job **out) {
   *out = NULL;
   if (e == NULL || o == NULL || o->source == NULL || o->destination == NULL ||
@@ -174,10 +177,15 @@ int vhdup_job_new(vhdup_engine *e, const vhdup_job_options *o, vhdup_job **out) 
         j->o.to_file ? vhdup__strdup(j->o.destination) : vhdup__az_redact_url(j->o.destination);
     rc = j->dest_shown == NULL ? VHDUP_ENOMEM : 0;
   }
+  if (rc == 0 && !j->o.to_file && !j->o.dry_run)
+    rc = journal_locate(j);
   if (rc != 0) {
     for (int i = 0; i < JOB_STRINGS; i++)
       vhdup__free(j->strings[i]);
     vhdup__free(j->dest_shown);
+    vhdup__free(j->journal_path);
+    vhdup__free(j->journal_dest);
+    free(j->source_abs);
     vhdup__free(j);
     return rc;
   }
@@ -313,13 +321,27 @@ static int journal_prepared(void *ctx) {
   return 0;
 }
 
-/* Identity and place of the resume journal (Azure destinations only). */
-static int journal_setup(vhdup_job *j, const vhdup__disk_info *info, vhdup__err *err) {
+/* Where the resume journal lives: --journal, else a file named after the
+ * source's absolute path and the destination without its query. */
+static int journal_locate(vhdup_job *j) {
   j->source_abs = realpath(j->o.source, NULL);
   size_t qn = strcspn(j->o.destination, "?");
   j->journal_dest = vhdup__strndup(j->o.destination, qn);
-  if (j->source_abs == NULL || j->journal_dest == NULL)
-    return vhdup__errf(err, VHDUP_ENOMEM, "out of memory");
+  if (j->journal_dest == NULL)
+    return VHDUP_ENOMEM;
+  if (j->o.journal != NULL) {
+    j->journal_path = vhdup__strdup(j->o.journal);
+    return j->journal_path == NULL ? VHDUP_ENOMEM : 0;
+  }
+  vhdup__journal_id id = {.source = j->source_abs ? j->source_abs : j->o.source,
+                          .destination = j->journal_dest};
+  return vhdup__journal_default_path(&id, &j->journal_path);
+}
+
+/* Identity of the upload the journal belongs to; opens it to resume. */
+static int journal_setup(vhdup_job *j, const vhdup__disk_info *info, vhdup__err *err) {
+  if (j->source_abs == NULL)
+    return vhdup__errf(err, VHDUP_EIO, "%s: cannot resolve its absolute path", j->o.source);
   vhdup__journal_id *id = &j->journal_id;
   id->source = j->source_abs;
   id->source_size = j->file->size;
@@ -329,18 +351,13 @@ static int journal_setup(vhdup_job *j, const vhdup__disk_info *info, vhdup__err 
     memcpy(id->uuid, info->footer.uuid, 16);
   id->destination = j->journal_dest;
   id->blob_size = j->blob_size;
-  int rc;
-  if (j->o.journal != NULL) {
-    j->journal_path = vhdup__strdup(j->o.journal);
-    rc = j->journal_path == NULL ? VHDUP_ENOMEM : 0;
-  } else {
-    rc = vhdup__journal_default_path(id, &j->journal_path);
-  }
-  if (rc != 0)
-    return vhdup__errf(err, rc, "out of memory");
   if (j->o.resume)
     return vhdup__journal_resume(j->journal_path, id, &j->journal, err);
   return 0;
+}
+
+const char *vhdup_job_journal_path(const vhdup_job *j) {
+  return j->journal_path;
 }
 
 /* Walks the plan once before starting, so progress has a denominator and
@@ -428,7 +445,14 @@ int vhdup_job_start(vhdup_job *j, vhdup_job_cb done_cb) {
   po.blob_size = j->blob_size;
   vhdup__footer_encode(&f, po.footer);
 
-  if (j->o.to_file) {
+  if (j->o.per_blob_connections > 0 && j->o.per_blob_connections < po.connections)
+    po.connections = j->o.per_blob_connections;
+  if (j->o.dry_run) {
+    po.md5 = 0;
+    po.crc64 = 0;
+    po.disk_md5 = 0;
+    rc = vhdup__null_sink_new(j->e->loop, &j->sink);
+  } else if (j->o.to_file) {
     po.md5 = 0;
     po.crc64 = 0;
     po.disk_md5 = 0;
