@@ -4,7 +4,7 @@
 #define VHDUP_CLI_CLI_H
 
 #include "cli/exit_codes.h"
-#include "cli/file_src.h"
+#include "upload/file_src.h"
 #include "vhd/vhd.h"
 
 #include <stdint.h>
@@ -46,9 +46,8 @@ int vhdup__cli_parse_format(const char *s, vhdup__fmt *out);
 /* The source disk as the user named it: its file, opened and validated
  * with its parents. */
 typedef struct vhdup__cli_disk {
-  vhdup__src src;
+  vhdup__file *file;
   vhdup__disk *disk;
-  char *dir; /* folder of the file, for relative parent locators */
 } vhdup__cli_disk;
 
 /* Opens and validates path. On failure prints "vhdup: PATH: what" on
@@ -63,6 +62,12 @@ int vhdup__cli_report(const char *file, int code, const vhdup__err *err);
 
 /* Prints "vhdup: warning: FILE: MSG" on stderr. */
 void vhdup__cli_warn(const char *file, const char *msg);
+
+/* Writes s (n bytes) as a JSON string literal; bytes that are not
+ * printable ASCII become \u00XX, so the output is valid JSON whatever the
+ * input (paths need not be UTF-8). */
+void vhdup__cli_json_str_n(FILE *out, const char *s, size_t n);
+void vhdup__cli_json_str(FILE *out, const char *s);
 
 /* "1 GiB", "1.50 MiB", "512 bytes": into buf, returned. */
 const char *vhdup__cli_human_size(uint64_t n, char *buf, size_t size);

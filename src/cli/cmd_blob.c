@@ -76,21 +76,6 @@ typedef struct blob_run {
   uint64_t count, bytes;
 } blob_run;
 
-static void json_str(FILE *out, const char *s) {
-  fputc('"', out);
-  for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-    if (*c == '"' || *c == '\\')
-      fprintf(out, "\\%c", *c);
-    else if (*c == '\n')
-      fputs("\\n", out);
-    else if (*c < 0x20 || *c == 0x7f)
-      fprintf(out, "\\u%04x", *c);
-    else
-      fputc(*c, out);
-  }
-  fputc('"', out);
-}
-
 static void engine_closed(vhdup_engine *e) {
   (void)e;
 }
@@ -114,9 +99,9 @@ static void report_error(blob_run *r, int status, const char *message) {
     else
       printf("{\"blob\":");
     if (!r->listing)
-      json_str(stdout, r->url != NULL ? r->url : "");
+      vhdup__cli_json_str(stdout, r->url != NULL ? r->url : "");
     printf("%s\"complete\":false,\"error\":", r->listing ? "" : ",");
-    json_str(stdout, message);
+    vhdup__cli_json_str(stdout, message);
     printf(",\"error_code\":\"%s\"}\n", vhdup_err_name(status));
   }
   fprintf(stderr, "vhdup: blob: %s\n", message);
@@ -157,7 +142,7 @@ static void print_info(const blob_run *r, const vhdup_blob_info *in) {
       if (values[i][0] == '\0')
         printf("null");
       else
-        json_str(stdout, values[i]);
+        vhdup__cli_json_str(stdout, values[i]);
     }
     if (in->has_sequence_number)
       printf(",\"sequence_number\":%llu}\n", (unsigned long long)in->sequence_number);
@@ -263,7 +248,7 @@ static void on_info(int status, const vhdup_blob_info *info, const char *message
     r->ro.length = r->size - r->ro.offset;
   if (r->json) {
     printf("{\"blob\":");
-    json_str(stdout, info->url);
+    vhdup__cli_json_str(stdout, info->url);
     printf(",\"blob_size\":%llu,\"offset\":%llu,\"length\":%llu,\"ranges\":[",
            (unsigned long long)r->size, (unsigned long long)r->ro.offset,
            (unsigned long long)r->ro.length);

@@ -105,33 +105,6 @@ static void parent_name_utf8(const uint16_t *units, size_t n, char *out, size_t 
   out[o] = '\0';
 }
 
-/* Writes s as a JSON string. Bytes that are not printable ASCII are
- * escaped as \u00XX: creator fields are raw bytes, not text, and paths
- * are not guaranteed UTF-8, so this keeps the output valid JSON always. */
-static void json_str_n(FILE *out, const char *s, size_t n) {
-  size_t i;
-
-  fputc('"', out);
-  for (i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)s[i];
-    if (c == '"' || c == '\\')
-      fprintf(out, "\\%c", c);
-    else if (c == '\n')
-      fputs("\\n", out);
-    else if (c == '\t')
-      fputs("\\t", out);
-    else if (c < 0x20 || c >= 0x7F)
-      fprintf(out, "\\u%04x", c);
-    else
-      fputc(c, out);
-  }
-  fputc('"', out);
-}
-
-static void json_str(FILE *out, const char *s) {
-  json_str_n(out, s, strlen(s));
-}
-
 /* The four-byte creator fields for humans: printable ASCII, others as '?'. */
 static void fourcc_text(const uint8_t b[4], char out[5]) {
   size_t i;
@@ -243,7 +216,7 @@ static void print_json(const char *path, const vhdup__disk *d) {
   sparse = !info.is_raw && info.type != VHDUP__DISK_FIXED;
   azure_check(info.virtual_size, &az);
   printf("{\n  \"file\": ");
-  json_str(stdout, path);
+  vhdup__cli_json_str(stdout, path);
   printf(",\n  \"format\": \"%s\",\n  \"type\": \"%s\",\n", info.is_raw ? "raw" : "vhd",
          type_name(info.type, info.is_raw));
   printf("  \"virtual_size\": %" PRIu64 ",\n  \"file_size\": %" PRIu64 ",\n", info.virtual_size,
@@ -257,10 +230,10 @@ static void print_json(const char *path, const vhdup__disk *d) {
            "\"sectors\": %" PRIu64 ", \"bytes\": %" PRIu64 "},\n",
            f->cylinders, f->heads, f->sectors_per_track, chs, chs * VHDUP__SECTOR);
     printf("  \"creator\": {\"application\": ");
-    json_str_n(stdout, (const char *)f->creator_app, 4);
+    vhdup__cli_json_str_n(stdout, (const char *)f->creator_app, 4);
     printf(", \"version\": \"%u.%u\", \"host_os\": ", f->creator_version >> 16,
            f->creator_version & 0xFFFF);
-    json_str_n(stdout, (const char *)f->creator_os, 4);
+    vhdup__cli_json_str_n(stdout, (const char *)f->creator_os, 4);
     printf("},\n  \"original_size\": %" PRIu64 ",\n", f->original_size);
     uuid_text(f->uuid, text);
     printf("  \"uuid\": \"%s\",\n", text);
@@ -280,7 +253,7 @@ static void print_json(const char *path, const vhdup__disk *d) {
     uuid_text(info.header.parent_uuid, text);
     printf("  \"parent_uuid\": \"%s\",\n  \"parent_name\": ", text);
     parent_name_utf8(info.header.parent_name, 256, text, sizeof(text));
-    json_str(stdout, text);
+    vhdup__cli_json_str(stdout, text);
     printf(",\n");
   } else {
     printf("  \"parent_uuid\": null,\n  \"parent_name\": null,\n");
@@ -290,7 +263,7 @@ static void print_json(const char *path, const vhdup__disk *d) {
     vhdup__disk_info li;
     vhdup__disk_get_info(layer, &li);
     printf("%s\n    {\"path\": ", i == 0 ? "" : ",");
-    json_str(stdout, vhdup__disk_src(layer)->name);
+    vhdup__cli_json_str(stdout, vhdup__disk_src(layer)->name);
     printf(", \"type\": \"%s\", \"uuid\": ", type_name(li.type, li.is_raw));
     if (li.is_raw) {
       printf("null}");
@@ -306,7 +279,7 @@ static void print_json(const char *path, const vhdup__disk *d) {
   printf("  \"warnings\": [");
   for (i = 0; vhdup__disk_warning(d, i) != NULL; i++) {
     printf("%s\n    ", i == 0 ? "" : ",");
-    json_str(stdout, vhdup__disk_warning(d, i));
+    vhdup__cli_json_str(stdout, vhdup__disk_warning(d, i));
   }
   printf("%s]\n}\n", i == 0 ? "" : "\n  ");
 }

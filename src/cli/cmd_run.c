@@ -111,19 +111,6 @@ static const char *name_of(const run_item *it) {
   return it->u->source;
 }
 
-static void json_str(FILE *out, const char *s) {
-  fputc('"', out);
-  for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-    if (*c == '"' || *c == '\\')
-      fprintf(out, "\\%c", *c);
-    else if (*c < 0x20)
-      fprintf(out, "\\u%04x", *c);
-    else
-      fputc(*c, out);
-  }
-  fputc('"', out);
-}
-
 static void on_notice(vhdup_job *job, const char *message, void *data) {
   run_item *it = data;
   (void)job;
@@ -167,7 +154,7 @@ static void on_done(vhdup_job *job, int status, void *data) {
       fprintf(stderr, "vhdup: %s: %s\n", name_of(it), it->message);
   } else if (r->json) {
     printf("{\"event\":\"disk_done\",\"source\":");
-    json_str(stdout, name_of(it));
+    vhdup__cli_json_str(stdout, name_of(it));
     printf(",\"bytes_sent\":%llu,\"seconds\":%.3f}\n", (unsigned long long)it->st.bytes_sent,
            it->st.seconds);
     fflush(stdout);
@@ -320,20 +307,20 @@ static int write_report(run_state *r, const char *path, int dry_run) {
   for (size_t i = 0; i < r->n; i++)
     failed += r->items[i].status != 0;
   fprintf(f, "{\"manifest\":");
-  json_str(f, r->m->file);
+  vhdup__cli_json_str(f, r->m->file);
   fprintf(f, ",\"dry_run\":%s,\"disks\":%zu,\"failed\":%zu,\"seconds\":%.3f,\"uploads\":[",
           dry_run ? "true" : "false", r->n, failed, (double)(uv_hrtime() - r->t0) / 1e9);
   for (size_t i = 0; i < r->n; i++) {
     run_item *it = &r->items[i];
     const vhdup_job_stats *st = &it->st;
     fprintf(f, "%s{\"source\":", i ? "," : "");
-    json_str(f, it->u->source);
+    vhdup__cli_json_str(f, it->u->source);
     fprintf(f, ",\"line\":%u,\"result\":\"%s\",\"error_code\":\"%s\",\"error\":", it->u->line,
             it->skipped  ? "complete"
             : it->status ? "failed"
                          : "ok",
             it->status ? vhdup_err_name(it->status) : "");
-    json_str(f, it->status ? it->message : "");
+    vhdup__cli_json_str(f, it->status ? it->message : "");
     fprintf(f,
             ",\"virtual_size\":%llu,\"blob_size\":%llu,\"bytes_allocated\":%llu,"
             "\"bytes_sent\":%llu,\"bytes_skipped\":%llu,\"bytes_resumed\":%llu,"

@@ -95,50 +95,23 @@ void vhdup__cli_warn(const char *file, const char *msg) {
   print_about("warning: ", file, msg);
 }
 
-static char *dir_of(const char *path) {
-  const char *slash = strrchr(path, '/');
-
-  if (slash == NULL)
-    return vhdup__strdup(".");
-  if (slash == path)
-    return vhdup__strdup("/");
-  return vhdup__strndup(path, (size_t)(slash - path));
-}
-
+/* The same file source and parent lookup as an upload's, so inspect and
+ * upload cannot disagree about what a disk is. */
 int vhdup__cli_open_disk(const char *path, vhdup__fmt fmt, const char *parent_override,
                          vhdup__cli_disk *cd) {
-  vhdup__open_opts opts;
   vhdup__err err;
-  int rc;
-
   memset(cd, 0, sizeof(*cd));
   vhdup__err_clear(&err);
-  rc = vhdup__cli_src_open(path, &cd->src);
+  int rc = vhdup__disk_open_path(path, fmt, parent_override, &cd->file, &cd->disk, &err);
   if (rc != 0)
-    return vhdup__cli_report(path, rc, NULL);
-  cd->dir = dir_of(path);
-  if (cd->dir == NULL) {
-    vhdup__cli_close_disk(cd);
-    return vhdup__cli_report(path, VHDUP_ENOMEM, NULL);
-  }
-  memset(&opts, 0, sizeof(opts));
-  opts.format = fmt;
-  opts.parent_io = &vhdup__cli_parent_io;
-  opts.parent_override = parent_override;
-  opts.dir = cd->dir;
-  rc = vhdup__disk_open(&cd->src, &opts, &cd->disk, &err);
-  if (rc != 0) {
-    vhdup__cli_close_disk(cd);
     return vhdup__cli_report(path, rc, &err);
-  }
   return 0;
 }
 
 void vhdup__cli_close_disk(vhdup__cli_disk *cd) {
   if (cd->disk != NULL)
     vhdup__disk_free(cd->disk);
-  vhdup__cli_src_close(&cd->src);
-  vhdup__free(cd->dir);
+  vhdup__file_close(cd->file);
   memset(cd, 0, sizeof(*cd));
 }
 
@@ -248,4 +221,31 @@ int vhdup__cli_parse_uint(const char *s, unsigned min, unsigned max, unsigned *o
     return -1;
   *out = (unsigned)v;
   return 0;
+}
+
+/* Writes s as a JSON string. Bytes that are not printable ASCII are
+ * escaped as \u00XX: creator fields are raw bytes, not text, and paths
+ * are not guaranteed UTF-8, so this keeps the output valid JSON always. */
+void vhdup__cli_json_str_n(FILE *out, const char *s, size_t n) {
+  size_t i;
+
+  fputc('"', out);
+  for (i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c == '"' || c == '\\')
+      fprintf(out, "\\%c", c);
+    else if (c == '\n')
+      fputs("\\n", out);
+    else if (c == '\t')
+      fputs("\\t", out);
+    else if (c < 0x20 || c >= 0x7F)
+      fprintf(out, "\\u%04x", c);
+    else
+      fputc(c, out);
+  }
+  fputc('"', out);
+}
+
+void vhdup__cli_json_str(FILE *out, const char *s) {
+  vhdup__cli_json_str_n(out, s, strlen(s));
 }

@@ -6,22 +6,6 @@
 #include <string.h>
 #include <unistd.h>
 
-/* A JSON string literal of s, quotes included. */
-static void json_str(FILE *out, const char *s) {
-  fputc('"', out);
-  for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-    if (*c == '"' || *c == '\\')
-      fprintf(out, "\\%c", *c);
-    else if (*c == '\n')
-      fputs("\\n", out);
-    else if (*c < 0x20)
-      fprintf(out, "\\u%04x", *c);
-    else
-      fputc(*c, out);
-  }
-  fputc('"', out);
-}
-
 int vhdup__progress_parse_mode(const char *s, int *mode) {
   static const char *const names[] = {"auto", "bar", "json", "none"};
   for (int i = 0; i < 4; i++) {
@@ -144,7 +128,7 @@ void vhdup__progress_note(vhdup__progress *p, const char *msg) {
   clear_bar(p);
   if (p->mode == VHDUP__PROGRESS_JSON) {
     printf("{\"event\":\"note\",\"message\":");
-    json_str(stdout, msg);
+    vhdup__cli_json_str(stdout, msg);
     printf("}\n");
     fflush(stdout);
   }
@@ -167,9 +151,9 @@ void vhdup__progress_finish(vhdup__progress *p, vhdup_job *job, int status, cons
   }
   if (p->mode == VHDUP__PROGRESS_JSON) {
     printf("{\"event\":\"done\",\"status\":\"%s\",\"error\":", status ? "error" : "ok");
-    json_str(stdout, status ? vhdup_job_message(job) : "");
+    vhdup__cli_json_str(stdout, status ? vhdup_job_message(job) : "");
     printf(",\"destination\":");
-    json_str(stdout, vhdup_job_destination(job));
+    vhdup__cli_json_str(stdout, vhdup_job_destination(job));
     printf(",\"error_code\":\"%s\",\"virtual_size\":%llu,\"blob_size\":%llu,"
            "\"bytes_allocated\":%llu,\"bytes_sent\":%llu,\"bytes_skipped\":%llu,"
            "\"requests\":%llu,\"retries\":%llu,\"seconds\":%.3f,\"disk_md5\":\"%s\"}\n",
