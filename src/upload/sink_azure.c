@@ -26,6 +26,7 @@ typedef struct az_op {
   vhdup__sink_write *w; /* NULL for control requests */
   const void *body;
   void (*done)(struct az_op *op, const vhdup__http_resp *r);
+  void (*then)(struct az_sink *s, int error, const char *message); /* list_batch's */
 } az_op;
 
 struct az_sink {
@@ -153,6 +154,49 @@ static void prepare_result(az_sink *s, int error, const char *fmt, ...) {
   s->cb(&s->base, &r, s->cb_data);
 }
 
+/* ---- listing page ranges, a batch at a time (overwrite, resume, verify) ---- */
+
+typedef void (*batch_cb)(az_sink *s, int error, const char *message);
+
+static void batch_done(az_op *op, const vhdup__http_resp *r) {
+  az_sink *s = op->s;
+  vhdup__sink_result res;
+  classify(s, r, &res);
+  if (res.error != 0) {
+    op->then(s, res.error, res.message);
+    return;
+  }
+  vhdup__err err;
+  vhdup__err_clear(&err);
+  int rc = vhdup__az_page_list_parse_array(r->body, r->body_len, 0, s->ranges, RANGES_BATCH,
+                                           &s->n_ranges, s->marker, sizeof(s->marker), &err);
+  if (rc == 0 && r->body_truncated)
+    rc = VHDUP_ELIMIT;
+  op->then(s, rc, rc ? (err.msg[0] ? err.msg : "answer too large") : NULL);
+}
+
+/* Asks for the next batch of page ranges (from s->marker, or the start when
+ * it is empty); then() runs when s->ranges, n_ranges and marker hold it. */
+static void list_batch(az_sink *s, batch_cb then) {
+  az_op *op = op_new(s, batch_done);
+  vhdup__err err;
+  vhdup__err_clear(&err);
+  int paged = vhdup__az_blob_version_at_least(&s->blob, VHDUP__AZ_VERSION_MARKER);
+  int rc = op == NULL
+               ? VHDUP_ENOMEM
+               : vhdup__az_req_get_page_ranges(&s->blob, 0, 0, s->marker[0] ? s->marker : NULL,
+                                               paged ? RANGES_BATCH : 0, NULL, &op->req, &err);
+  if (rc == 0) {
+    op->then = then;
+    rc = op_send(op, NULL);
+  }
+  if (rc != 0) {
+    if (op != NULL)
+      op_free(op);
+    then(s, rc, err.msg[0] ? err.msg : vhdup_strerror(rc));
+  }
+}
+
 /* ---- prepare: HEAD, then create, or check size and clear stale ranges ---- */
 
 static void start_list(az_sink *s);
@@ -200,21 +244,11 @@ static void next_clear(az_sink *s) {
   }
 }
 
-static void list_done(az_op *op, const vhdup__http_resp *r) {
-  az_sink *s = op->s;
-  vhdup__sink_result res;
-  classify(s, r, &res);
-  if (res.error != 0) {
-    prepare_result(s, res.error, "listing the existing blob's pages: %s", res.message);
-    return;
-  }
-  vhdup__err err;
-  vhdup__err_clear(&err);
-  int rc = vhdup__az_page_list_parse_array(r->body, r->body_len, 0, s->ranges, RANGES_BATCH,
-                                           &s->n_ranges, s->marker, sizeof(s->marker), &err);
-  if (rc != 0 || r->body_truncated) {
-    prepare_result(s, rc ? rc : VHDUP_ELIMIT, "listing the existing blob's pages: %s",
-                   err.msg[0] ? err.msg : "answer too large");
+/* The overwrite path lists from the start after each batch is cleared
+ * (cleared ranges no longer appear), so it never needs a marker. */
+static void clear_batch(az_sink *s, int error, const char *message) {
+  if (error != 0) {
+    prepare_result(s, error, "listing the existing blob's pages: %s", message);
     return;
   }
   s->next_range = 0;
@@ -222,29 +256,14 @@ static void list_done(az_op *op, const vhdup__http_resp *r) {
   next_clear(s);
 }
 
-/* Lists the blob's ranges a batch at a time (from the start again after each
- * batch is cleared: cleared ranges no longer appear) and clears them. */
+/* Lists the blob's ranges a batch at a time and clears them. */
 static void start_list(az_sink *s) {
   if (s->next_range < s->n_ranges) {
     next_clear(s);
     return;
   }
-  az_op *op = op_new(s, list_done);
-  if (op == NULL) {
-    prepare_result(s, VHDUP_ENOMEM, "out of memory");
-    return;
-  }
-  vhdup__err err;
-  vhdup__err_clear(&err);
-  int marker_ok = vhdup__az_blob_version_at_least(&s->blob, VHDUP__AZ_VERSION_MARKER);
-  int rc = vhdup__az_req_get_page_ranges(&s->blob, 0, 0, NULL, marker_ok ? RANGES_BATCH : 0, NULL,
-                                         &op->req, &err);
-  if (rc == 0)
-    rc = op_send(op, NULL);
-  if (rc != 0) {
-    op_free(op);
-    prepare_result(s, rc, "listing pages: %s", err.msg[0] ? err.msg : vhdup_strerror(rc));
-  }
+  s->marker[0] = '\0';
+  list_batch(s, clear_batch);
 }
 
 static void create_done(az_op *op, const vhdup__http_resp *r) {
@@ -319,25 +338,12 @@ static void start_create(az_sink *s) {
 
 /* ---- resume: keep only the journal's ranges the blob really holds ---- */
 
-static void resume_list(az_sink *s);
-
-static void resume_list_done(az_op *op, const vhdup__http_resp *r) {
-  az_sink *s = op->s;
-  vhdup__sink_result res;
-  classify(s, r, &res);
-  if (res.error != 0) {
-    prepare_result(s, res.error, "listing the blob's pages to resume: %s", res.message);
+static void resume_batch(az_sink *s, int error, const char *message) {
+  if (error != 0) {
+    prepare_result(s, error, "listing the blob's pages to resume: %s", message);
     return;
   }
-  vhdup__err err;
-  vhdup__err_clear(&err);
-  int rc = vhdup__az_page_list_parse_array(r->body, r->body_len, 0, s->ranges, RANGES_BATCH,
-                                           &s->n_ranges, s->marker, sizeof(s->marker), &err);
-  if (rc != 0 || r->body_truncated) {
-    prepare_result(s, rc ? rc : VHDUP_ELIMIT, "listing the blob's pages to resume: %s",
-                   err.msg[0] ? err.msg : "answer too large");
-    return;
-  }
+  int rc = 0;
   for (size_t i = 0; i < s->n_ranges && rc == 0; i++)
     rc = vhdup__journal_restrict_add(s->j->journal, s->ranges[i].start, s->ranges[i].end);
   if (rc != 0) {
@@ -345,7 +351,7 @@ static void resume_list_done(az_op *op, const vhdup__http_resp *r) {
     return;
   }
   if (s->marker[0] != '\0') {
-    resume_list(s);
+    list_batch(s, resume_batch);
     return;
   }
   vhdup__journal_restrict_end(s->j->journal);
@@ -357,21 +363,8 @@ static void resume_list(az_sink *s) {
     prepare_result(s, 0, NULL);
     return;
   }
-  az_op *op = op_new(s, resume_list_done);
-  vhdup__err err;
-  vhdup__err_clear(&err);
-  int paged = vhdup__az_blob_version_at_least(&s->blob, VHDUP__AZ_VERSION_MARKER);
-  int rc = op == NULL
-               ? VHDUP_ENOMEM
-               : vhdup__az_req_get_page_ranges(&s->blob, 0, 0, s->marker[0] ? s->marker : NULL,
-                                               paged ? RANGES_BATCH : 0, NULL, &op->req, &err);
-  if (rc == 0)
-    rc = op_send(op, NULL);
-  if (rc != 0) {
-    if (op != NULL)
-      op_free(op);
-    prepare_result(s, rc, "listing pages: %s", err.msg[0] ? err.msg : vhdup_strerror(rc));
-  }
+  s->marker[0] = '\0';
+  list_batch(s, resume_batch);
 }
 
 static void head_done(az_op *op, const vhdup__http_resp *r) {
@@ -667,21 +660,9 @@ static void verify_next(az_sink *s) {
   }
 }
 
-static void verify_list_done(az_op *op, const vhdup__http_resp *r) {
-  az_sink *s = op->s;
-  vhdup__sink_result res;
-  classify(s, r, &res);
-  if (res.error != 0) {
-    verify_end(s, res.error, "listing page ranges: %s", res.message);
-    return;
-  }
-  vhdup__err err;
-  vhdup__err_clear(&err);
-  int rc = vhdup__az_page_list_parse_array(r->body, r->body_len, 0, s->ranges, RANGES_BATCH,
-                                           &s->n_ranges, s->marker, sizeof(s->marker), &err);
-  if (rc != 0 || r->body_truncated) {
-    verify_end(s, rc ? rc : VHDUP_ELIMIT, "listing page ranges: %s",
-               err.msg[0] ? err.msg : "answer too large");
+static void verify_batch(az_sink *s, int error, const char *message) {
+  if (error != 0) {
+    verify_end(s, error, "listing page ranges: %s", message);
     return;
   }
   s->next_range = 0;
@@ -689,21 +670,7 @@ static void verify_list_done(az_op *op, const vhdup__http_resp *r) {
 }
 
 static void verify_list(az_sink *s) {
-  az_op *op = op_new(s, verify_list_done);
-  vhdup__err err;
-  vhdup__err_clear(&err);
-  int paged = vhdup__az_blob_version_at_least(&s->blob, VHDUP__AZ_VERSION_MARKER);
-  int rc = op == NULL
-               ? VHDUP_ENOMEM
-               : vhdup__az_req_get_page_ranges(&s->blob, 0, 0, s->marker[0] ? s->marker : NULL,
-                                               paged ? RANGES_BATCH : 0, NULL, &op->req, &err);
-  if (rc == 0)
-    rc = op_send(op, NULL);
-  if (rc != 0) {
-    if (op != NULL)
-      op_free(op);
-    verify_end(s, rc, "listing page ranges: %s", err.msg[0] ? err.msg : vhdup_strerror(rc));
-  }
+  list_batch(s, verify_batch);
 }
 
 static void az_verify(vhdup__sink *base, vhdup__sink_verify *v, vhdup__sink_cb cb, void *data) {
