@@ -49,15 +49,16 @@ typedef struct vhdup_engine_options {
 } vhdup_engine_options;
 
 /* Fills o with the defaults above. */
-void vhdup_engine_options_init(vhdup_engine_options *o);
+VHDUP_EXTERN void vhdup_engine_options_init(vhdup_engine_options *o);
 
 /* Returns 0, VHDUP_EINVAL (a bad option), VHDUP_ENOMEM, or a libuv error. */
-int vhdup_engine_new(uv_loop_t *loop, const vhdup_engine_options *o, vhdup_engine **out);
+VHDUP_EXTERN int vhdup_engine_new(uv_loop_t *loop, const vhdup_engine_options *o,
+                                  vhdup_engine **out);
 
 /* Cancels the engine's jobs, closes its handles, then calls close_cb; the
  * engine's memory is freed when close_cb returns. Jobs must still be closed
  * by their owners (their done callbacks fire with VHDUP_ECANCELED). */
-void vhdup_engine_close(vhdup_engine *e, void (*close_cb)(vhdup_engine *e));
+VHDUP_EXTERN void vhdup_engine_close(vhdup_engine *e, void (*close_cb)(vhdup_engine *e));
 
 typedef enum vhdup_format {
   VHDUP_FORMAT_AUTO = 0, /* a VHD if it has a footer; raw only for .raw/.img/.bin */
@@ -143,11 +144,11 @@ typedef struct vhdup_job_options {
 } vhdup_job_options;
 
 /* Fills o with the defaults above. */
-void vhdup_job_options_init(vhdup_job_options *o);
+VHDUP_EXTERN void vhdup_job_options_init(vhdup_job_options *o);
 
 /* Makes a job; nothing happens until vhdup_job_start(). Options are copied.
  * Returns 0, VHDUP_EINVAL, VHDUP_ENOMEM. */
-int vhdup_job_new(vhdup_engine *e, const vhdup_job_options *o, vhdup_job **out);
+VHDUP_EXTERN int vhdup_job_new(vhdup_engine *e, const vhdup_job_options *o, vhdup_job **out);
 
 /* Validates the source completely, then starts. A bad source or
  * destination returns the error here (and vhdup_job_message() says which
@@ -156,30 +157,30 @@ int vhdup_job_new(vhdup_engine *e, const vhdup_job_options *o, vhdup_job **out);
  * VHDUP_ECHECKSUM, VHDUP_ETRUNCATED, VHDUP_EPARENT, VHDUP_ELIMIT,
  * VHDUP_EUNSUPPORTED, VHDUP_EURL, VHDUP_ECREDENTIAL, VHDUP_EEXIST,
  * VHDUP_EBUSY (already started), VHDUP_ENOMEM, or a libuv error. */
-int vhdup_job_start(vhdup_job *job, vhdup_job_cb done_cb);
+VHDUP_EXTERN int vhdup_job_start(vhdup_job *job, vhdup_job_cb done_cb);
 
 /* Stops the job; done_cb fires with VHDUP_ECANCELED once outstanding
  * requests have ended. Safe from any callback; a no-op when done. */
-void vhdup_job_cancel(vhdup_job *job);
+VHDUP_EXTERN void vhdup_job_cancel(vhdup_job *job);
 
-void vhdup_job_get_stats(const vhdup_job *job, vhdup_job_stats *st);
+VHDUP_EXTERN void vhdup_job_get_stats(const vhdup_job *job, vhdup_job_stats *st);
 
 /* The detail of the last error (file, field, offset; HTTP status, Azure
  * error code and request id), or "" . Never contains secrets. */
-const char *vhdup_job_message(const vhdup_job *job);
+VHDUP_EXTERN const char *vhdup_job_message(const vhdup_job *job);
 
 /* Where this job keeps (or would keep) its resume journal; NULL for
  * `expand` and dry runs. */
-const char *vhdup_job_journal_path(const vhdup_job *job);
+VHDUP_EXTERN const char *vhdup_job_journal_path(const vhdup_job *job);
 
 /* The options' data pointer. */
-void *vhdup_job_get_data(const vhdup_job *job);
+VHDUP_EXTERN void *vhdup_job_get_data(const vhdup_job *job);
 
 /* The destination with any SAS signature shown as sig=REDACTED. */
-const char *vhdup_job_destination(const vhdup_job *job);
+VHDUP_EXTERN const char *vhdup_job_destination(const vhdup_job *job);
 
 /* Cancels if running, then frees the job after close_cb returns. */
-void vhdup_job_close(vhdup_job *job, void (*close_cb)(vhdup_job *job));
+VHDUP_EXTERN void vhdup_job_close(vhdup_job *job, void (*close_cb)(vhdup_job *job));
 
 /* ---- Blob operations --------------------------------------------------
  *
@@ -211,7 +212,7 @@ typedef struct vhdup_blob_target {
 } vhdup_blob_target;
 
 /* Fills t with the defaults above. */
-void vhdup_blob_target_init(vhdup_blob_target *t);
+VHDUP_EXTERN void vhdup_blob_target_init(vhdup_blob_target *t);
 
 /* Get Blob Properties. Strings are "" when the service did not send the
  * header, and valid only during the callback. */
@@ -246,8 +247,8 @@ typedef void (*vhdup_blob_info_cb)(int status, const vhdup_blob_info *info, cons
  * done_cb's status: 0, VHDUP_EURL, VHDUP_ECREDENTIAL, VHDUP_EAUTH (401/403),
  * VHDUP_ENOTFOUND (404: no such blob or container), VHDUP_EHTTP (other
  * answers), VHDUP_ENET, VHDUP_ETIMEDOUT, VHDUP_ECANCELED, VHDUP_ENOMEM. */
-int vhdup_blob_get_info(vhdup_engine *e, const vhdup_blob_target *t, vhdup_blob_info_cb done_cb,
-                        void *data, vhdup_blob_op **op);
+VHDUP_EXTERN int vhdup_blob_get_info(vhdup_engine *e, const vhdup_blob_target *t,
+                                     vhdup_blob_info_cb done_cb, void *data, vhdup_blob_op **op);
 
 typedef struct vhdup_blob_ranges_options {
   uint64_t offset;       /* where to start, a multiple of 512 (default 0) */
@@ -260,7 +261,7 @@ typedef struct vhdup_blob_ranges_options {
 } vhdup_blob_ranges_options;
 
 /* Fills o with the defaults above. */
-void vhdup_blob_ranges_options_init(vhdup_blob_ranges_options *o);
+VHDUP_EXTERN void vhdup_blob_ranges_options_init(vhdup_blob_ranges_options *o);
 
 /* A page range [start, end] (end inclusive, as Azure reports it). A nonzero
  * return stops the listing; done_cb then gets that value as its status. */
@@ -278,13 +279,14 @@ typedef void (*vhdup_blob_done_cb)(int status, const char *message, void *data);
  * VHDUP_EUNSUPPORTED (not a page blob), VHDUP_EINVAL (offset beyond the
  * blob's end), VHDUP_EFORMAT (a malformed answer), VHDUP_ELIMIT (an answer
  * too large: use a smaller segment), or range_cb's value. */
-int vhdup_blob_get_ranges(vhdup_engine *e, const vhdup_blob_target *t,
-                          const vhdup_blob_ranges_options *o, vhdup_blob_range_cb range_cb,
-                          vhdup_blob_done_cb done_cb, void *data, vhdup_blob_op **op);
+VHDUP_EXTERN int vhdup_blob_get_ranges(vhdup_engine *e, const vhdup_blob_target *t,
+                                       const vhdup_blob_ranges_options *o,
+                                       vhdup_blob_range_cb range_cb, vhdup_blob_done_cb done_cb,
+                                       void *data, vhdup_blob_op **op);
 
 /* Stops an operation: its done_cb fires later with VHDUP_ECANCELED (unless
  * it already finished). Safe from any callback, including range_cb. */
-void vhdup_blob_cancel(vhdup_blob_op *op);
+VHDUP_EXTERN void vhdup_blob_cancel(vhdup_blob_op *op);
 
 #ifdef __cplusplus
 }

@@ -10,6 +10,14 @@
 extern "C" {
 #endif
 
+/* Marks the public functions: the shared library is built with
+ * -fvisibility=hidden and exports these alone. */
+#if defined(__GNUC__) && __GNUC__ >= 4
+#define VHDUP_EXTERN __attribute__((visibility("default")))
+#else
+#define VHDUP_EXTERN
+#endif
+
 #define VHDUP_VERSION_MAJOR 0
 #define VHDUP_VERSION_MINOR 1
 #define VHDUP_VERSION_PATCH 0
@@ -49,20 +57,22 @@ typedef enum {
 
 /* Returns a static English message for any vhdup or libuv error code.
  * Never returns NULL. */
-const char *vhdup_strerror(int err);
+VHDUP_EXTERN const char *vhdup_strerror(int err);
 
 /* Returns the code's name ("VHDUP_EFORMAT", "ENOENT", ...). Never NULL. */
-const char *vhdup_err_name(int err);
+VHDUP_EXTERN const char *vhdup_err_name(int err);
 
 /* Allocation hook, used by every allocation vhdup makes (tests use it to fail
  * the Nth allocation). All four must be given, or all NULL to restore the
  * C library's. Not thread-safe: set it before creating any vhdup object.
  * Returns 0 or VHDUP_EINVAL. */
-int vhdup_replace_allocator(void *(*malloc_fn)(size_t), void *(*realloc_fn)(void *, size_t),
-                            void *(*calloc_fn)(size_t, size_t), void (*free_fn)(void *));
+VHDUP_EXTERN int vhdup_replace_allocator(void *(*malloc_fn)(size_t),
+                                         void *(*realloc_fn)(void *, size_t),
+                                         void *(*calloc_fn)(size_t, size_t),
+                                         void (*free_fn)(void *));
 
 /* The library's version string, e.g. "0.1.0". */
-const char *vhdup_version_string(void);
+VHDUP_EXTERN const char *vhdup_version_string(void);
 
 #ifdef __cplusplus
 }
