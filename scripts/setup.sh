@@ -10,7 +10,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 apt_packages=(
   build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
   libuv1-dev libcurl4-openssl-dev libmbedtls-dev libyaml-dev libcmocka-dev
-  libhttp-parser-dev qemu-utils openssl python3 valgrind iproute2 curl ca-certificates procps time
+  libhttp-parser-dev qemu-utils openssl python3 valgrind iproute2 curl ca-certificates procps time socat
 )
 missing=()
 for p in "${apt_packages[@]}"; do
