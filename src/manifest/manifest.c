@@ -312,7 +312,8 @@ static const char *resolve_path(vhdup__mctx *c, const mnode *n, const char *key,
     vhdup__mdiag(c, ERR, n->line, n->col,
                  "'%s': '~user/' paths are not supported; write the whole path", key);
     return NULL;
-  } else if (p[0] == '/' || c->base_dir == NULL || c->base_dir[0] == '\0') {
+  } else if (p[0] == '/' || c->base_dir == NULL || c->base_dir[0] == '\0' ||
+             strcmp(c->base_dir, ".") == 0) {
     r = vhdup__marena_strndup(c->out, p, strlen(p));
   } else {
     size_t bl = strlen(c->base_dir);
@@ -1090,7 +1091,7 @@ const vhdup__manifest_credential *vhdup__manifest_find_credential(const vhdup__m
 static void unknown_credential(vhdup__mctx *c, const vhdup__manifest *m, const mnode *n,
                                const char *name) {
   char buf[80];
-  const char *names[MAX_CREDENTIALS];
+  const char *names[MAX_CREDENTIALS] = {NULL};
   if (c->credentials_broken)
     return;
   for (size_t i = 0; i < m->credential_count; i++)

@@ -159,7 +159,7 @@ typedef struct vhdup__manifest_env {
 
 /* Parses and validates text (len bytes, not NUL-terminated; at most
  * VHDUP__MANIFEST_MAX_BYTES). file_name is used in messages; relative
- * paths are resolved against base_dir (NULL or "": left relative). All
+ * paths are resolved against base_dir (NULL, "" or ".": left as written). All
  * problems are collected, sorted by position, into *diags (NULL when there
  * are none; warnings come back on success too; free with
  * vhdup__manifest_diags_free). On success *out is the manifest (free with

@@ -316,6 +316,7 @@ static void test_paths(void **state) {
   assert_string_equal(source_with("a.vhd", "/", &env), "/a.vhd");
   assert_string_equal(source_with("a.vhd", "rel", &env), "rel/a.vhd");
   assert_string_equal(source_with("a.vhd", NULL, &env), "a.vhd");
+  assert_string_equal(source_with("a.vhd", ".", &env), "a.vhd"); /* dirname("m.yaml") */
   assert_string_equal(source_with("a.vhd", "", NULL), "a.vhd");
   assert_string_equal(source_with("~/a.vhd", "/srv", &env), "/home/me/a.vhd");
   assert_string_equal(source_with("~/a.vhd", "/srv", &no_home),
