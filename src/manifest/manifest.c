@@ -485,8 +485,8 @@ static int valid_version_date(const char *s) {
 
 static void read_settings(vhdup__mctx *c, const mnode *const *values, layer *l) {
   char buf[80];
-  int e;
-  uint64_t size;
+  int e = 0;
+  uint64_t size = 0;
   memset(l, 0, sizeof(*l));
   for (unsigned i = 0; i < S_COUNT; i++) {
     const mnode *n = values[i];
@@ -525,11 +525,13 @@ static void read_settings(vhdup__mctx *c, const mnode *const *values, layer *l) 
       break;
     case S_VERIFY:
       ok = get_enum(c, n, key, verify_names, COUNT_OF(verify_names), &e);
-      l->v.verify = (vhdup__manifest_verify)e;
+      if (ok == 0)
+        l->v.verify = (vhdup__manifest_verify)e;
       break;
     case S_FORMAT:
       ok = get_enum(c, n, key, format_names, COUNT_OF(format_names), &e);
-      l->v.format = (vhdup__manifest_format)e;
+      if (ok == 0)
+        l->v.format = (vhdup__manifest_format)e;
       break;
     case S_RETRIES:
       ok = get_uint(c, n, key, 1, 100, &l->v.retries);
