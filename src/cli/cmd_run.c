@@ -53,6 +53,7 @@ typedef struct run_item {
   int started;
   int done;
   int skipped; /* --resume: already complete */
+  int resume;  /* --resume, or `resume: true` in the manifest */
   char message[1024];
   vhdup_job_stats st;
 } run_item;
@@ -144,7 +145,7 @@ static void on_done(vhdup_job *job, int status, void *data) {
   run_state *r = it->r;
   vhdup_job_get_stats(job, &it->st);
   it->status = status;
-  if (status == VHDUP_EEXIST && r->resume) {
+  if (status == VHDUP_EEXIST && it->resume) {
     /* Exists and no journal: an upload that completed earlier. */
     it->status = 0;
     it->skipped = 1;
@@ -261,8 +262,9 @@ static int make_job(run_state *r, run_item *it, int dry_run) {
       break;
     }
   }
+  it->resume = r->resume || st->resume;
   int rc = vhdup_job_new(r->engine, &jo, &it->job);
-  if (rc == 0 && r->resume) {
+  if (rc == 0 && it->resume) {
     /* Resume what has a journal; the rest starts as usual (and a blob that
      * is already there without one counts as complete: see on_done). */
     const char *jp = vhdup_job_journal_path(it->job);
