@@ -15,6 +15,8 @@
 #        GAPS="0 4K 16K 64K 256K"  AZ_GAPS="0 64K 256K"  CURL_REQUESTS=64
 #        HASH_SECONDS=2  SECTIONS="1 2 3 4 curl" (which parts to run)
 #        SKIP_AZURITE=1   VERIFY=0 (no byte-for-byte check of one blob)
+#        RUN_TIMEOUT=180  (seconds; a run still going then is killed and
+#                         reported as TIMEOUT: a hang is a result, not a stall)
 #        VHDUP_BENCH_CACHE=~/.cache/vhdup/bench   (the disks, made once)
 # Needs in BUILD_DIR: vhdup, test/vhdup-testserver, test/bench_hashrate;
 # qemu-img/qemu-io, python3, curl, GNU time; Azurite from scripts/setup.sh.
@@ -47,6 +49,7 @@ AZ_GAPS=${AZ_GAPS:-0 64K 256K}
 CURL_REQUESTS=${CURL_REQUESTS:-64}
 HASH_SECONDS=${HASH_SECONDS:-2}
 VERIFY=${VERIFY:-1}
+RUN_TIMEOUT=${RUN_TIMEOUT:-180}
 SECTIONS=" ${SECTIONS:-1 2 3 4 curl} "
 want() { [[ $SECTIONS == *" $1 "* ]]; }
 cache=${VHDUP_BENCH_CACHE:-${VHDUP_CACHE:-$HOME/.cache/vhdup}/bench}
@@ -179,8 +182,10 @@ upload() {
     [ -n "$port" ] && curl -sS -o /dev/null -X POST "http://127.0.0.1:$port/_control/reset-stats"
     echo "vhdup upload --progress=json -c $conns --merge-gap $gap ${opts[*]} $src $target/$blob" >"$log.cmd"
     rc=0
+    # timeout: SIGTERM, then SIGKILL 5 s later (a busy loop may never see
+    # the TERM). GNU time reports its child's and so vhdup's peak RSS.
     env "${envs[@]}" /usr/bin/time -f '%e %U %S %M' -o "$log.time" \
-      "$VHDUP" upload --progress=json -c "$conns" --merge-gap "$gap" "${opts[@]}" "$src" "$url" \
+      timeout -k 5 "$RUN_TIMEOUT" "$VHDUP" upload --progress=json -c "$conns" --merge-gap "$gap" "${opts[@]}" "$src" "$url" \
       >"$log.json" 2>"$log.err" || rc=$?
     local e u s m srv=""
     read -r e u s m < <(tail -n 1 "$log.time")
@@ -194,7 +199,9 @@ for line in open(sys.argv[1]):
     if line.startswith('{"event":"done"'):
         d = json.loads(line)
 st = d.get("status", "none")
-if st != "ok" or sys.argv[2] != "0":
+if sys.argv[2] in ("124", "137"):
+    st = "TIMEOUT(rc=%s)" % sys.argv[2]
+elif st != "ok" or sys.argv[2] != "0":
     st = "FAIL(rc=%s,%s)" % (sys.argv[2], d.get("error_code") or st)
 print(d.get("bytes_sent", 0), d.get("requests", 0), d.get("retries", 0), st)
 PY
@@ -268,37 +275,43 @@ t_start=$(date +%s)
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---------------------------------------------------------------- 1. conns
-# The whole-disk MD5 (blob Content-MD5, on by default) hashes the full
-# virtual size, zeros included, in one thread; it would hide the transfer, so
-# the sweep runs with --no-disk-md5 and one default row shows its cost.
+# The whole-disk MD5 (the blob's Content-MD5) hashes the full virtual size,
+# zeros included, on one thread; it would hide the transfer, so runs are
+# without it unless a row says "disk MD5 on". Builds before --disk-md5 had
+# it on by default (--no-disk-md5 turned it off).
+if "$VHDUP" upload --help 2>&1 | grep -q -- --no-disk-md5; then
+  dmd5_on=() dmd5_off=(--no-disk-md5)
+else
+  dmd5_on=(--disk-md5) dmd5_off=()
+fi
 if want 1; then
 for n in $CONNS; do
-  upload 1 sink "ref, --no-disk-md5" "$n" 64K "$ref" "$ref_nz" --no-disk-md5
+  upload 1 sink "ref, disk MD5 off" "$n" 64K "$ref" "$ref_nz" "${dmd5_off[@]}"
 done
-upload 1 sink "ref, default (disk MD5 on)" 16 64K "$ref" "$ref_nz"
+upload 1 sink "ref, disk MD5 on" 16 64K "$ref" "$ref_nz" "${dmd5_on[@]}"
 fi
 if want 1 && [ -z "${SKIP_AZURITE:-}" ]; then
-  upload 1 azurite "ref, default (disk MD5 on)" 16 64K "$ref" "$ref_nz"
+  upload 1 azurite "ref, disk MD5 on" 16 64K "$ref" "$ref_nz" "${dmd5_on[@]}"
   for n in $CONNS; do
-    upload 1 azurite "ref, --no-disk-md5" "$n" 64K "$ref" "$ref_nz" --no-disk-md5
+    upload 1 azurite "ref, disk MD5 off" "$n" 64K "$ref" "$ref_nz" "${dmd5_off[@]}"
   done
 fi
 
 # ---------------------------------------------------------------- 2. memory
-# --no-disk-md5: with it on, the 1 TiB disk would hash 1 TiB of zeros.
+# Disk MD5 off: with it on, the 1 TiB disk would hash 1 TiB of zeros.
 want 2 && for v in 1G 1T; do
   for n in $RSS_CONNS; do
-    upload 2 sink-no-md5 "scatter 197 MiB in $v virtual" "$n" 64K "$cache/scatter-$v/disk.vhd" "$scatter_nz" --no-disk-md5
+    upload 2 sink-no-md5 "scatter 197 MiB in $v virtual" "$n" 64K "$cache/scatter-$v/disk.vhd" "$scatter_nz" "${dmd5_off[@]}"
   done
 done
 
 # ---------------------------------------------------------------- 3. md5
 if want 3; then
-upload 3 sink-no-md5 "Content-MD5 per request (default)" 16 64K "$ref" "$ref_nz" --no-disk-md5
-upload 3 sink-no-md5 "--no-md5" 16 64K "$ref" "$ref_nz" --no-disk-md5 --no-md5
-upload 3 sink-no-md5 "--crc64" 16 64K "$ref" "$ref_nz" --no-disk-md5 --crc64
-upload 3 sink-no-md5 "Content-MD5 + disk MD5 (all defaults)" 16 64K "$ref" "$ref_nz"
-upload 3 sink-no-md5 "--no-md5, disk MD5 on" 16 64K "$ref" "$ref_nz" --no-md5
+upload 3 sink-no-md5 "Content-MD5 per request (default), disk MD5 off" 16 64K "$ref" "$ref_nz" "${dmd5_off[@]}"
+upload 3 sink-no-md5 "--no-md5" 16 64K "$ref" "$ref_nz" "${dmd5_off[@]}" --no-md5
+upload 3 sink-no-md5 "--crc64" 16 64K "$ref" "$ref_nz" "${dmd5_off[@]}" --crc64
+upload 3 sink-no-md5 "Content-MD5 + disk MD5" 16 64K "$ref" "$ref_nz" "${dmd5_on[@]}"
+upload 3 sink-no-md5 "--no-md5, disk MD5 on" 16 64K "$ref" "$ref_nz" "${dmd5_on[@]}" --no-md5
 fi
 
 # ---------------------------------------------------------------- 4. gap
@@ -308,18 +321,18 @@ fi
 # Azurite (one Node.js thread) stands in for a server whose requests cost.
 if want 4; then
 for g in $GAPS; do
-  upload 4 sink "ref" 16 "$g" "$ref" "$ref_nz" --no-disk-md5
+  upload 4 sink "ref" 16 "$g" "$ref" "$ref_nz" "${dmd5_off[@]}"
 done
 for g in $GAPS; do
-  upload 4 sink "gaps" 16 "$g" "$gaps" "$gaps_nz" --no-disk-md5
+  upload 4 sink "gaps" 16 "$g" "$gaps" "$gaps_nz" "${dmd5_off[@]}"
 done
 fi
 if want 4 && [ -z "${SKIP_AZURITE:-}" ]; then
   for g in $AZ_GAPS; do
-    upload 4 azurite "ref" 16 "$g" "$ref" "$ref_nz" --no-disk-md5
+    upload 4 azurite "ref" 16 "$g" "$ref" "$ref_nz" "${dmd5_off[@]}"
   done
   for g in $AZ_GAPS; do
-    upload 4 azurite "gaps" 16 "$g" "$gaps" "$gaps_nz" --no-disk-md5
+    upload 4 azurite "gaps" 16 "$g" "$gaps" "$gaps_nz" "${dmd5_off[@]}"
   done
 fi
 
@@ -405,7 +418,7 @@ print("Read-back check of one Azurite blob: $verify_result")
 print()
 table("1", [("target", c("target")), ("run", c("label")), ("conns", c("connections"))] + common
       + [("sent / non-zero", c("sent_ratio"))], "1. Reference disk vs connections (merge gap 64K)")
-table("2", [("disk", c("label")), ("conns", c("connections"))] + common, "2. Peak RSS vs virtual size and connections (sink, --no-disk-md5, --memory 64M)")
+table("2", [("disk", c("label")), ("conns", c("connections"))] + common, "2. Peak RSS vs virtual size and connections (sink, disk MD5 off, --memory 64M)")
 r2 = [float(r["peak_rss_MiB"]) for r in rows if r["section"] == "2"]
 if r2:
     print("RSS spread: max/min = %.3f (target <= 1.10); max %.1f MiB (target < 96 MiB = 32 + 64 pool)" % (max(r2) / min(r2), max(r2)))
@@ -413,7 +426,7 @@ if r2:
 table("3", [("checksums", c("label"))] + common, "3. Per-request checksum on/off (sink --sink-no-md5, 16 conns)")
 table("4", [("target", c("target")), ("disk", c("label")), ("merge gap", c("merge_gap"))] + common
       + [("sent / non-zero", c("sent_ratio"))],
-      "4. Merge gap (16 conns, --no-disk-md5; sink = strict, MD5 checked; gaps = 20 MiB in 4 KiB islands, gaps of 1-256 KiB)")
+      "4. Merge gap (16 conns, disk MD5 off; sink = strict, MD5 checked; gaps = 20 MiB in 4 KiB islands, gaps of 1-256 KiB)")
 table("curl", [("run", c("label"))] + common, "Ceiling: plain curl to the same sink (4 MiB bodies, no MD5)")
 PY
 cat "$out/results.md"
