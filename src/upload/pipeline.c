@@ -2,6 +2,7 @@
 
 #include "upload/file_src.h"
 #include "upload/scan.h"
+#include "azure/azure.h"
 #include "util/alloc.h"
 #include "util/crypto.h"
 
@@ -47,6 +48,7 @@ struct piece {
   uv_work_t scan_work;
   vhdup__run *runs;
   uint8_t (*md5s)[16];
+  uint64_t *crcs;
   size_t n_runs;
   size_t next_run;
   unsigned writes_alive;
@@ -172,7 +174,8 @@ int vhdup__budget_new(size_t memory, unsigned slots, vhdup__budget **out) {
     p->buf = vhdup__malloc(VHDUP__PIECE_MAX);
     p->runs = vhdup__malloc(b->max_runs * sizeof(*p->runs));
     p->md5s = vhdup__malloc(b->max_runs * sizeof(*p->md5s));
-    if (p->buf == NULL || p->runs == NULL || p->md5s == NULL) {
+    p->crcs = vhdup__malloc(b->max_runs * sizeof(*p->crcs));
+    if (p->buf == NULL || p->runs == NULL || p->md5s == NULL || p->crcs == NULL) {
       vhdup__budget_free(b);
       return VHDUP_ENOMEM;
     }
@@ -191,6 +194,7 @@ void vhdup__budget_free(vhdup__budget *b) {
     vhdup__free(b->pieces[i].buf);
     vhdup__free(b->pieces[i].runs);
     vhdup__free(b->pieces[i].md5s);
+    vhdup__free(b->pieces[i].crcs);
   }
   vhdup__free(b->pieces);
   vhdup__free(b);
@@ -452,7 +456,8 @@ static void write_put(vhdup__pipeline *pl, pagewrite *w) {
 
 /* xorshift64*: jitter needs no quality beyond spreading retries apart, and a
  * per-pipeline state keeps the library free of global state. */
-static uint64_t next_random(vhdup__pipeline *pl) {
+static uint64_t next_random(void *ctx) {
+  vhdup__pipeline *pl = ctx;
   uint64_t x = pl->rng;
   x ^= x >> 12;
   x ^= x << 25;
@@ -461,16 +466,12 @@ static uint64_t next_random(vhdup__pipeline *pl) {
   return x * 0x2545F4914F6CDD1Dull;
 }
 
-/* Exponential backoff with full jitter (a delay drawn uniformly from
- * [0, min(cap, base * 2^attempt)]), never less than the server's hint. */
+/* Exponential backoff with full jitter, never less than the server's
+ * Retry-After (src/azure's policy; attempt counts from 1 here). */
 static uint64_t backoff_ms(vhdup__pipeline *pl, unsigned attempt, uint64_t hint_ms) {
-  uint64_t ceiling = pl->o.backoff_base_ms;
-  for (unsigned i = 1; i < attempt && ceiling < pl->o.backoff_cap_ms; i++)
-    ceiling *= 2;
-  if (ceiling > pl->o.backoff_cap_ms)
-    ceiling = pl->o.backoff_cap_ms;
-  uint64_t delay = ceiling ? next_random(pl) % (ceiling + 1) : 0;
-  return delay < hint_ms ? hint_ms : delay;
+  long hint_s = hint_ms > 0 ? (long)((hint_ms + 999) / 1000) : -1;
+  return vhdup__az_backoff_ms(attempt > 0 ? attempt - 1 : 0, (uint32_t)pl->o.backoff_base_ms,
+                              (uint32_t)pl->o.backoff_cap_ms, hint_s, next_random, pl);
 }
 
 static void fire_done(vhdup__pipeline *pl);
@@ -565,6 +566,10 @@ static void scan_work(uv_work_t *req) {
   vhdup__pipeline *pl = p->pl;
   p->n_runs = vhdup__scan_runs(p->buf, p->len, pl->o.merge_gap, VHDUP__PIECE_MAX, p->runs,
                                pl->budget->max_runs);
+  if (pl->o.crc64) {
+    for (size_t i = 0; i < p->n_runs; i++)
+      p->crcs[i] = vhdup__crc64(0, p->buf + p->runs[i].offset, p->runs[i].length);
+  }
   if (pl->o.md5) {
     for (size_t i = 0; i < p->n_runs; i++)
       (void)vhdup__md5_digest(p->buf + p->runs[i].offset, p->runs[i].length, p->md5s[i]);
@@ -855,7 +860,10 @@ static void send_writes(vhdup__pipeline *pl) {
     w->sw.offset = off;
     w->sw.length = run->length;
     w->sw.data = p->buf + run->offset;
-    if (pl->o.md5) {
+    if (pl->o.crc64) {
+      w->sw.has_crc64 = 1;
+      w->sw.crc64 = p->crcs[i];
+    } else if (pl->o.md5) {
       w->sw.has_md5 = 1;
       memcpy(w->sw.md5, p->md5s[i], 16);
     }
@@ -984,7 +992,10 @@ static void pump(vhdup__pipeline *pl) {
         w->sw.offset = pl->o.blob_size - VHDUP__FOOTER_SIZE;
         w->sw.length = VHDUP__FOOTER_SIZE;
         w->sw.data = pl->footer_buf;
-        if (pl->o.md5) {
+        if (pl->o.crc64) {
+          w->sw.has_crc64 = 1;
+          w->sw.crc64 = vhdup__crc64(0, pl->footer_buf, VHDUP__FOOTER_SIZE);
+        } else if (pl->o.md5) {
           w->sw.has_md5 = 1;
           (void)vhdup__md5_digest(pl->footer_buf, VHDUP__FOOTER_SIZE, w->sw.md5);
         }
