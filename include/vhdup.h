@@ -100,6 +100,9 @@ typedef struct vhdup_job_stats {
 } vhdup_job_stats;
 
 typedef void (*vhdup_job_cb)(vhdup_job *job, int status, void *data);
+/* Progress: called as writes are confirmed, at most every
+ * progress_interval_ms; vhdup_job_get_stats() gives the numbers. */
+typedef void (*vhdup_progress_cb)(vhdup_job *job, void *data);
 typedef void (*vhdup_notice_cb)(vhdup_job *job, const char *message, void *data);
 
 typedef struct vhdup_job_options {
@@ -135,12 +138,14 @@ typedef struct vhdup_job_options {
   unsigned per_blob_connections; /* this job's requests in flight at most (0: the engine's) */
   int resume;                    /* continue an interrupted upload (needs the journal) */
   vhdup_verify verify;
-  const char *journal;         /* resume journal path; NULL: next to the source */
-  size_t merge_gap;            /* zero bytes merged into one write (default 64 KiB) */
-  unsigned max_attempts;       /* tries per request (default 8) */
-  const char *service_version; /* x-ms-version override */
-  vhdup_notice_cb notice_cb;   /* warnings and notices (may be NULL) */
-  void *data;                  /* handed to the callbacks */
+  const char *journal;           /* resume journal path; NULL: next to the source */
+  size_t merge_gap;              /* zero bytes merged into one write (default 64 KiB) */
+  unsigned max_attempts;         /* tries per request (default 8) */
+  const char *service_version;   /* x-ms-version override */
+  vhdup_notice_cb notice_cb;     /* warnings and notices (may be NULL) */
+  vhdup_progress_cb progress_cb; /* may be NULL */
+  unsigned progress_interval_ms; /* default 200 */
+  void *data;                    /* handed to the callbacks */
 } vhdup_job_options;
 
 /* Fills o with the defaults above. */

@@ -113,6 +113,7 @@ void vhdup_job_options_init(vhdup_job_options *o) {
   o->use_environment = 1;
   o->merge_gap = 64 * 1024;
   o->max_attempts = 8;
+  o->progress_interval_ms = 200;
 }
 
 static int dup_opt(const char *in, char **keep, const char **field) {
@@ -296,10 +297,19 @@ static int journal_is_done(void *ctx, uint64_t offset, uint64_t length) {
   return j->journal != NULL && vhdup__journal_is_done(j->journal, offset, length);
 }
 
-static void journal_written(void *ctx, uint64_t offset, uint64_t length) {
+/* A write was confirmed: the journal learns first, then the owner's
+ * progress callback, at most every progress_interval_ms. */
+static void write_confirmed(void *ctx, uint64_t offset, uint64_t length) {
   vhdup_job *j = ctx;
   if (j->journal != NULL)
     vhdup__journal_record(j->journal, offset, length);
+  if (j->o.progress_cb != NULL) {
+    uint64_t now = uv_now(j->e->loop);
+    if (j->last_progress == 0 || now - j->last_progress >= j->o.progress_interval_ms) {
+      j->last_progress = now;
+      j->o.progress_cb(j, j->o.data);
+    }
+  }
 }
 
 /* The destination is ready: a new upload starts its journal now (not
@@ -445,6 +455,8 @@ int vhdup_job_start(vhdup_job *j, vhdup_job_cb done_cb) {
   po.blob_size = j->blob_size;
   vhdup__footer_encode(&f, po.footer);
 
+  po.on_written = write_confirmed;
+  po.journal_ctx = j;
   if (j->o.per_blob_connections > 0 && j->o.per_blob_connections < po.connections)
     po.connections = j->o.per_blob_connections;
   if (j->o.dry_run) {
@@ -462,7 +474,6 @@ int vhdup_job_start(vhdup_job *j, vhdup_job_cb done_cb) {
     if (rc != 0)
       return set_error(j, rc, err.msg);
     po.is_done = journal_is_done;
-    po.on_written = journal_written;
     po.on_prepared = journal_prepared;
     po.journal_ctx = j;
     po.md5 = j->o.md5;

@@ -39,6 +39,7 @@ struct vhdup_job {
   uint64_t blob_size;
   uint64_t data_bytes; /* allocated data the plan reads */
   uint64_t start_ns;
+  uint64_t last_progress; /* loop time of the last progress callback */
   double seconds;
   int started;
   int done;
