@@ -149,12 +149,19 @@ static void print_human(const char *path, const vhdup__disk *d) {
     chs = (uint64_t)f->cylinders * f->heads * f->sectors_per_track;
     printf("  geometry (CHS)     %u/%u/%u = %" PRIu64 " sectors = %" PRIu64 " bytes\n",
            f->cylinders, f->heads, f->sectors_per_track, chs, chs * VHDUP__SECTOR);
+    if (chs * VHDUP__SECTOR != f->current_size)
+      printf("                     not the virtual size: vhdup and Azure use the current size; "
+             "qemu reads %" PRIu64 " bytes\n",
+             vhdup__qemu_virtual_size(f));
     fourcc_text(f->creator_app, fcc);
     fourcc_text(f->creator_os, fcc2);
     printf("  creator            \"%s\" version %u.%u on \"%s\"\n", fcc, f->creator_version >> 16,
            f->creator_version & 0xFFFF, fcc2);
     printf("  original size      %" PRIu64 " bytes (%s)\n", f->original_size,
            vhdup__cli_human_size(f->original_size, h, sizeof(h)));
+    if (f->original_size != f->current_size)
+      printf("                     not the virtual size (the disk was resized): vhdup and Azure "
+             "use the current size\n");
     uuid_text(f->uuid, text);
     printf("  uuid               %s\n", text);
     iso_time(f->timestamp, text, sizeof(text));
@@ -222,13 +229,15 @@ static void print_json(const char *path, const vhdup__disk *d) {
   printf("  \"virtual_size\": %" PRIu64 ",\n  \"file_size\": %" PRIu64 ",\n", info.virtual_size,
          info.file_size);
   if (info.is_raw) {
-    printf("  \"geometry\": null,\n  \"creator\": null,\n  \"original_size\": null,\n"
+    printf("  \"geometry\": null,\n  \"qemu_virtual_size\": null,\n  \"creator\": null,\n  "
+           "\"original_size\": null,\n"
            "  \"uuid\": null,\n  \"timestamp\": null,\n  \"footer_recovered\": false,\n");
   } else {
     uint64_t chs = (uint64_t)f->cylinders * f->heads * f->sectors_per_track;
     printf("  \"geometry\": {\"cylinders\": %u, \"heads\": %u, \"sectors_per_track\": %u, "
            "\"sectors\": %" PRIu64 ", \"bytes\": %" PRIu64 "},\n",
            f->cylinders, f->heads, f->sectors_per_track, chs, chs * VHDUP__SECTOR);
+    printf("  \"qemu_virtual_size\": %" PRIu64 ",\n", vhdup__qemu_virtual_size(f));
     printf("  \"creator\": {\"application\": ");
     vhdup__cli_json_str_n(stdout, (const char *)f->creator_app, 4);
     printf(", \"version\": \"%u.%u\", \"host_os\": ", f->creator_version >> 16,

@@ -105,6 +105,12 @@ void vhdup__footer_encode(const vhdup__footer *f, uint8_t buf[VHDUP__FOOTER_SIZE
 int vhdup__dynhdr_decode(const uint8_t buf[VHDUP__DYNHDR_SIZE], vhdup__dynhdr *h, vhdup__err *err);
 void vhdup__dynhdr_encode(const vhdup__dynhdr *h, uint8_t buf[VHDUP__DYNHDR_SIZE]);
 
+/* The size qemu's vpc driver reads for this footer: the current size for
+ * the creators it trusts ("win ", "qem2", "d2v ", "CTXS", "tap\0") or a
+ * maximal geometry, otherwise the CHS product. vhdup and Azure always use
+ * the current size; inspect shows both when they differ. */
+uint64_t vhdup__qemu_virtual_size(const vhdup__footer *f);
+
 /* CHS geometry for a size in bytes, by the spec's appendix algorithm. */
 void vhdup__chs(uint64_t size, uint16_t *cylinders, uint8_t *heads, uint8_t *spt);
 

@@ -134,6 +134,12 @@ static int qemu_trusts_current_size(const vhdup__footer *f) {
   return 0;
 }
 
+uint64_t vhdup__qemu_virtual_size(const vhdup__footer *f) {
+  uint64_t chs = (uint64_t)f->cylinders * f->heads * f->sectors_per_track * VHDUP__SECTOR;
+  int max_chs = f->cylinders == 65535 && f->heads == 16 && f->sectors_per_track == 255;
+  return qemu_trusts_current_size(f) || max_chs ? f->current_size : chs;
+}
+
 static void size_warnings(vhdup__disk *d, const vhdup__footer *f, uint64_t footer_off) {
   const char *name = src_name(&d->src);
   uint64_t chs = (uint64_t)f->cylinders * f->heads * f->sectors_per_track * VHDUP__SECTOR;

@@ -33,7 +33,7 @@ pass "text fields of a qemu dynamic disk"
 python3 - "$T/j" "$T/d.vhd" <<'PY' || fail "json fields: $(cat "$T/j")"
 import json, re, sys
 j = json.load(open(sys.argv[1]))
-keys = {'file', 'format', 'type', 'virtual_size', 'file_size', 'geometry', 'creator',
+keys = {'file', 'format', 'type', 'virtual_size', 'file_size', 'geometry', 'qemu_virtual_size', 'creator',
         'original_size', 'uuid', 'timestamp', 'timestamp_raw', 'footer_recovered', 'block_size',
         'max_table_entries', 'blocks_allocated', 'bytes_allocated', 'parent_uuid',
         'parent_name', 'chain_depth', 'chain', 'azure', 'warnings'}
