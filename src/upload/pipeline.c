@@ -370,6 +370,10 @@ static void fail(vhdup__pipeline *pl, int status, const char *fmt, ...) {
     va_end(ap);
     pl->status = status;
   }
+  /* A failure found inside pump() (a write or read that could not even
+   * start) must bring it round to the stopping branch, which ends the job:
+   * with nothing in flight, no later callback would. */
+  pl->pump_again = 1;
   if (!pl->stopping) {
     pl->stopping = 1;
     if (pl->sink->ops->abort != NULL && pl->in_flight > 0)
