@@ -567,6 +567,11 @@ static int open_parent(vhdup__disk *d, const vhdup__open_opts *opts, const char 
     vhdup__src psrc;
     memset(&psrc, 0, sizeof(psrc));
     rc = opts->parent_io->open_parent(opts->parent_io->ctx, path, &psrc);
+    if (rc == VHDUP_ENOMEM) { /* not a reason to try the next locator */
+      vhdup__errf(err, rc, "%s: opening parent '%s': out of memory", name, path);
+      vhdup__free(path);
+      return rc;
+    }
     if (rc < 0) {
       if (tw < sizeof(tried) - 1)
         tw += (size_t)snprintf(tried + tw, sizeof(tried) - tw, "%s'%s' (error %d)", tw ? ", " : "",
