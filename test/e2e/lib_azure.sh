@@ -92,3 +92,25 @@ az_put_blob_garbage() {
     [ "$st" = 201 ] || fail "put garbage page: HTTP $st $(cat "$T/az.body")"
   done
 }
+
+# az_container_sas CONTAINER [PERMS]: prints a service SAS query for a whole
+# container of the Azurite account, valid for an hour, signed here with
+# python's hmac (the service-SAS string-to-sign of version 2021-08-06:
+# permissions, start, expiry, canonical resource, identifier, IP, protocol,
+# version, resource, snapshot time, encryption scope, five rsc* headers).
+az_container_sas() {
+  python3 - "$1" "${2:-racwd}" "${AZ_ACCOUNT:-$AZURITE_ACCOUNT}" "${AZ_KEY:-$AZURITE_KEY}" <<'PY'
+import base64, datetime, hashlib, hmac, sys, urllib.parse
+container, perms, account, key = sys.argv[1:5]
+now = datetime.datetime.now(datetime.timezone.utc)
+st = (now - datetime.timedelta(minutes=5)).strftime('%Y-%m-%dT%H:%M:%SZ')
+se = (now + datetime.timedelta(hours=1)).strftime('%Y-%m-%dT%H:%M:%SZ')
+sv = '2021-08-06'
+resource = '/blob/%s/%s' % (account, container)
+fields = [perms, st, se, resource, '', '', 'http,https', sv, 'c', '', '', '', '', '', '', '']
+sts = '\n'.join(fields)
+sig = base64.b64encode(hmac.new(base64.b64decode(key), sts.encode(), hashlib.sha256).digest()).decode()
+q = [('sv', sv), ('st', st), ('se', se), ('sr', 'c'), ('sp', perms), ('spr', 'http,https'), ('sig', sig)]
+print(urllib.parse.urlencode(q))
+PY
+}
