@@ -7,7 +7,8 @@
 # SAS, a credential that stops working mid-upload (the strict server's
 # 403after:N), a non-retryable 400, a stalled request given up after
 # --stall-timeout 2 --retries 1, a connection string whose key is not
-# base64, a bad manifest with secrets written inline. Then EVERYTHING vhdup
+# base64, a bad manifest with secrets written inline; and `vhdup blob info`
+# and `ranges` with the same credentials. Then EVERYTHING vhdup
 # wrote — stdout, stderr (JSON lines, notes, the trace), the resume journals
 # under $XDG_STATE_HOME/vhdup, `vhdup run --report` files, anything new
 # under $HOME or next to the sources — is searched for each secret: the
@@ -260,6 +261,23 @@ SECRETS_TEST_BADCONN=$BADCONN "$VHDUP" run "$T/man/badconn.yaml" --progress json
   --report "$OUT/run_badconn.report.json" >"$OUT/run_badconn.out" 2>"$OUT/run_badconn.err" || rc=$?
 [ "$rc" -ne 0 ] || fail "run_badconn: a malformed key was accepted"
 pass "run_badconn: exit $rc"
+
+# `vhdup blob` (info and ranges, --json and -v) with each kind of credential,
+# on a blob that exists, one that does not, and a refused credential.
+blob_case() { # NAME CODE ARGS...
+  local name=$1 code=$2 rc=0
+  shift 2
+  timeout -k 2 30 "$VHDUP" blob "$@" --json -v >"$OUT/blob_$name.out" 2>"$OUT/blob_$name.err" || rc=$?
+  [ "$rc" -eq "$code" ] || fail "blob $name: exit $rc, expected $code: $(tail -n 3 "$OUT/blob_$name.err")"
+}
+for cmd in info ranges; do
+  blob_case "${cmd}_sas" 0 "$cmd" "$TS_URL/vhds/sasurl.vhd?$SAS"
+  blob_case "${cmd}_keyfile" 0 "$cmd" --account-key-file "$SECRETS/key" "$TS_URL/vhds/keyfile.vhd"
+  blob_case "${cmd}_sasfile_missing" 5 "$cmd" --sas-token-file "$SECRETS/sas" "$TS_URL/vhds/nosuch.vhd"
+  blob_case "${cmd}_wrongsas" 4 "$cmd" "$TS_URL/vhds/sasurl.vhd?$WRONG_SAS"
+  blob_case "${cmd}_wrongkey" 4 "$cmd" --account-key-file "$SECRETS/wrong.key" "$TS_URL/vhds/keyfile.vhd"
+done
+pass "vhdup blob info/ranges with SAS, key file, missing blob, wrong credentials"
 
 # The stall, back.
 rc=0
