@@ -294,7 +294,12 @@ static void give_slot(vhdup__pipeline *pl) {
 
 static piece *take_piece(vhdup__pipeline *pl) {
   vhdup__budget *b = pl->budget;
-  if (b->free == NULL || (others_wait(pl) && pl->n_held >= fair(b->n_pieces, b->n_running))) {
+  /* Buffers turn over slowly (a piece is held until all its writes are
+   * confirmed), so a pipeline keeps to its fair share of them whenever
+   * others run, not only once they wait: a job that starts second must not
+   * find the whole pool taken for a second or more. */
+  if (b->free == NULL ||
+      ((others_wait(pl) || b->n_running > 1) && pl->n_held >= fair(b->n_pieces, b->n_running))) {
     wait_for_budget(pl, 0);
     return NULL;
   }
