@@ -205,10 +205,14 @@ static int parse(const char *url, unsigned flags, int need_blob, vhdup__az_url *
   out->port_explicit = port_explicit;
 
   if (!https && !(flags & VHDUP__AZ_URL_ALLOW_HTTP) && !is_loopback(out->host)) {
+    /* The host is not a secret (the SAS is in the query, never quoted). */
+    vhdup__errf(err, VHDUP_EURL,
+                "refusing plain http:// to %s, which is not a loopback address: the data and "
+                "the credential would cross the network unencrypted (use https://, or "
+                "--allow-http / allow_http: true if you mean it)",
+                out->host);
     vhdup__az_url_free(out);
-    return vhdup__errf(err, VHDUP_EURL,
-                       "refusing plain http:// to a non-loopback host (use https://, or allow "
-                       "http explicitly)");
+    return VHDUP_EURL;
   }
 
   /* IP-style endpoints put the account in the path (the SDKs' rule: an IP
