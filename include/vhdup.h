@@ -36,6 +36,10 @@ typedef struct vhdup_engine vhdup_engine;
 typedef struct vhdup_job vhdup_job;
 
 typedef struct vhdup_engine_options {
+  /* Non-zero: find the connection count by itself (AIMD on measured
+   * throughput, backing off on throttling and rising latency), from 2 up
+   * to `connections`. */
+  int connections_auto;
   unsigned connections; /* requests in flight at most, all jobs together (default 16) */
   /* One blob's requests in flight at most (0: connections). Azure takes
    * about 500 requests/s and 60 MiB/s per page blob, so when many disks go
@@ -94,6 +98,7 @@ typedef struct vhdup_job_stats {
   uint64_t requests;        /* write requests started, retries included */
   uint64_t retries;
   unsigned in_flight;
+  unsigned connections_limit; /* requests in flight allowed now (auto's choice) */
   double seconds;
   int has_disk_md5;
   uint8_t disk_md5[16]; /* MD5 of the whole blob, footer included */

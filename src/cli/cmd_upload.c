@@ -37,7 +37,9 @@ const char vhdup__cmd_upload_help[] =
     "then `vhdup upload disk.vhd 'SAS-URL' --overwrite`.\n"
     "\n"
     "Options:\n"
-    "  -c, --connections N     requests in flight at once (default 16)\n"
+    "  -c, --connections N     requests in flight at once (default 16); auto finds\n"
+    "                          the count by itself from measured throughput (2 to\n"
+    "                          256; it backs off on throttling and rising latency)\n"
     "  -m, --memory SIZE       read buffers, e.g. 64M (default 64M; >= 8M); memory\n"
     "                          use stays near this, whatever the disk size\n"
     "      --no-md5            no Content-MD5 on each request\n"
@@ -201,8 +203,12 @@ int vhdup__cmd_upload(int argc, char **argv) {
   while ((opt = getopt_long(argc, argv, ":c:m:qv", longopts, NULL)) != -1) {
     switch (opt) {
     case 'c':
-      if (vhdup__cli_parse_uint(optarg, 1, 1024, &eo.connections) != 0)
-        return vhdup__cli_usage_error("upload", "--connections takes 1 to 1024, not '%s'", optarg);
+      if (strcmp(optarg, "auto") == 0) {
+        eo.connections_auto = 1;
+        eo.connections = 256;
+      } else if (vhdup__cli_parse_uint(optarg, 1, 1024, &eo.connections) != 0)
+        return vhdup__cli_usage_error("upload", "--connections takes 1 to 1024 or auto, not '%s'",
+                                      optarg);
       break;
     case 'm':
       if (vhdup__cli_parse_size(optarg, &size) != 0 || size < 8u * 1024 * 1024 ||

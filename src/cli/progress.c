@@ -80,11 +80,11 @@ static void draw(vhdup__progress *p) {
   if (p->mode == VHDUP__PROGRESS_JSON) {
     printf("{\"event\":\"progress\",\"phase\":\"%s\",\"bytes_sent\":%llu,\"bytes_to_send\":%llu,"
            "\"bytes_allocated\":%llu,\"bytes_skipped\":%llu,\"requests\":%llu,\"retries\":%llu,"
-           "\"in_flight\":%u,\"seconds\":%.3f,\"rate_bps\":%.0f}\n",
+           "\"in_flight\":%u,\"connections_limit\":%u,\"seconds\":%.3f,\"rate_bps\":%.0f}\n",
            phase_name(st.phase), (unsigned long long)st.bytes_sent, (unsigned long long)total,
            (unsigned long long)st.bytes_allocated, (unsigned long long)st.bytes_skipped,
            (unsigned long long)st.requests, (unsigned long long)st.retries, st.in_flight,
-           st.seconds, p->rate);
+           st.connections_limit, st.seconds, p->rate);
     fflush(stdout);
     return;
   }
@@ -156,11 +156,13 @@ void vhdup__progress_finish(vhdup__progress *p, vhdup_job *job, int status, cons
     vhdup__cli_json_str(stdout, vhdup_job_destination(job));
     printf(",\"error_code\":\"%s\",\"virtual_size\":%llu,\"blob_size\":%llu,"
            "\"bytes_allocated\":%llu,\"bytes_sent\":%llu,\"bytes_skipped\":%llu,"
-           "\"requests\":%llu,\"retries\":%llu,\"seconds\":%.3f,\"disk_md5\":\"%s\"}\n",
+           "\"requests\":%llu,\"retries\":%llu,\"connections_limit\":%u,\"seconds\":%.3f,"
+           "\"disk_md5\":\"%s\"}\n",
            status ? vhdup_err_name(status) : "", (unsigned long long)st.virtual_size,
            (unsigned long long)st.blob_size, (unsigned long long)st.bytes_allocated,
            (unsigned long long)st.bytes_sent, (unsigned long long)st.bytes_skipped,
-           (unsigned long long)st.requests, (unsigned long long)st.retries, st.seconds, md5);
+           (unsigned long long)st.requests, (unsigned long long)st.retries, st.connections_limit,
+           st.seconds, md5);
     fflush(stdout);
   }
   if (status != 0) {
@@ -184,6 +186,7 @@ void vhdup__progress_finish(vhdup__progress *p, vhdup_job *job, int status, cons
   if (st.bytes_resumed > 0)
     printf("  resumed       %s were already on the blob\n",
            vhdup__cli_human_size(st.bytes_resumed, a, sizeof(a)));
+  printf("  connections   %u at the end\n", st.connections_limit);
   printf("  requests      %llu (%llu retries)\n", (unsigned long long)st.requests,
          (unsigned long long)st.retries);
   printf("  time          %.2f s, %.1f MB/s\n", st.seconds, mbps);

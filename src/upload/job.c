@@ -43,6 +43,8 @@ int vhdup_engine_new(uv_loop_t *loop, const vhdup_engine_options *o, vhdup_engin
     vhdup__free(e);
     return VHDUP_ENOMEM;
   }
+  if (o->connections_auto)
+    vhdup__budget_set_auto(e->budget, o->connections);
   *out = e;
   return 0;
 }
@@ -527,6 +529,7 @@ void vhdup_job_get_stats(const vhdup_job *j, vhdup_job_stats *st) {
     st->requests = ps.requests;
     st->retries = ps.retries;
     st->in_flight = ps.in_flight;
+    st->connections_limit = vhdup__budget_limit(j->e->budget);
     st->has_disk_md5 = ps.has_disk_md5;
     memcpy(st->disk_md5, ps.disk_md5, sizeof(st->disk_md5));
   }

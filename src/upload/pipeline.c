@@ -60,6 +60,7 @@ struct pagewrite {
   vhdup__pipeline *pl;
   piece *p; /* NULL for the footer */
   unsigned attempts;
+  uint64_t started; /* loop ms, for --connections auto's latency */
   uint64_t due;
   pagewrite *next;
 };
@@ -148,7 +149,88 @@ struct vhdup__budget {
   vhdup__pipeline *wait_head, *wait_tail;
   unsigned n_waiting;
   int waking;
+  /* --connections auto: slots_total moves between 1 and auto_max. */
+  int auto_on;
+  unsigned auto_max;
+  int slow_start;
+  uint64_t win_start; /* loop ms; 0: no window open */
+  uint64_t win_bytes;
+  unsigned win_done;
+  uint64_t win_latency; /* ms, summed */
+  int win_congested;
+  double prev_rate, best_rate, min_latency;
+  unsigned best_limit;
 };
+
+/* --connections auto, AIMD on measured goodput: from 4 requests, double
+ * while a window of completions shows throughput growing by more than 10%
+ * (slow start); then grow by an eighth while it still grows by 5%, shrink by
+ * an eighth when latency has doubled over its best without any gain, and
+ * halve on a throttle or a failed request (503, 429, 500, reset, timeout).
+ * A window lasts at least three request latencies (and 100 ms) and one
+ * round of the current limit, so one slow request cannot steer it. Bounded by auto_max, itself bounded
+ * by the memory pool through the pieces every request needs. */
+static void auto_observe(vhdup__budget *b, uint64_t now, uint64_t bytes, uint64_t latency_ms,
+                         int congested) {
+  if (!b->auto_on)
+    return;
+  if (b->win_start == 0)
+    b->win_start = now;
+  b->win_bytes += bytes;
+  b->win_done++;
+  b->win_latency += latency_ms;
+  b->win_congested |= congested;
+  uint64_t elapsed = now - b->win_start;
+  double latency = (double)b->win_latency / b->win_done;
+  if (elapsed < 100 || (double)elapsed < 3 * latency || b->win_done < b->slots_total)
+    return;
+  double rate = (double)b->win_bytes * 1000.0 / (double)elapsed;
+  if (b->min_latency == 0 || latency < b->min_latency)
+    b->min_latency = latency;
+  if (rate > b->best_rate) {
+    b->best_rate = rate;
+    b->best_limit = b->slots_total;
+  }
+  unsigned limit = b->slots_total;
+  unsigned step = limit / 8 ? limit / 8 : 1;
+  if (b->win_congested) {
+    limit = limit / 2 ? limit / 2 : 1;
+    b->slow_start = 0;
+  } else if (b->slow_start) {
+    if (rate > b->prev_rate * 1.10) {
+      limit *= 2;
+    } else {
+      b->slow_start = 0;
+      limit = b->best_limit;
+    }
+  } else if (rate > b->prev_rate * 1.05) {
+    limit += step;
+  } else if (latency > 2 * b->min_latency && limit > 1) {
+    limit -= step;
+  }
+  if (limit > b->auto_max)
+    limit = b->auto_max;
+  if (limit < 1)
+    limit = 1;
+  b->slots_total = limit;
+  b->prev_rate = rate;
+  b->win_start = now;
+  b->win_bytes = 0;
+  b->win_done = 0;
+  b->win_latency = 0;
+  b->win_congested = 0;
+}
+
+void vhdup__budget_set_auto(vhdup__budget *b, unsigned max) {
+  b->auto_on = 1;
+  b->auto_max = max ? max : b->slots_total;
+  b->slots_total = b->auto_max < 4 ? b->auto_max : 4;
+  b->slow_start = 1;
+}
+
+unsigned vhdup__budget_limit(const vhdup__budget *b) {
+  return b->slots_total;
+}
 
 int vhdup__budget_new(size_t memory, unsigned slots, vhdup__budget **out) {
   *out = NULL;
@@ -527,6 +609,9 @@ static void write_done(vhdup__sink_write *sw, const vhdup__sink_result *r) {
   pagewrite *w = sw->owner;
   vhdup__pipeline *pl = w->pl;
   give_slot(pl);
+  uint64_t now = uv_now(pl->loop);
+  auto_observe(pl->budget, now, r->error == 0 ? sw->length : 0, now - w->started,
+               r->error != 0 && r->retryable);
   if (r->error == 0) {
     pl->st.bytes_sent += sw->length;
     if (pl->o.on_written != NULL && w->p != NULL)
@@ -550,6 +635,7 @@ static void write_done(vhdup__sink_write *sw, const vhdup__sink_result *r) {
 /* The caller holds a slot (take_slot). */
 static void start_write(vhdup__pipeline *pl, pagewrite *w) {
   w->attempts++;
+  w->started = uv_now(pl->loop);
   w->sw.cb = write_done;
   w->sw.owner = w;
   pl->st.requests++;

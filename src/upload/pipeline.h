@@ -25,6 +25,12 @@ int vhdup__budget_new(size_t memory, unsigned slots, vhdup__budget **out)
     __attribute__((warn_unused_result));
 void vhdup__budget_free(vhdup__budget *b);
 
+/* --connections auto: the slot count starts at 4 and follows measured
+ * goodput up to max (see auto_observe in pipeline.c). */
+void vhdup__budget_set_auto(vhdup__budget *b, unsigned max);
+/* Requests in flight allowed now (the fixed count, or auto's choice). */
+unsigned vhdup__budget_limit(const vhdup__budget *b);
+
 typedef struct vhdup__pipeline_opts {
   /* Shared budget, or NULL for one of the pipeline's own made from memory
    * (pieces = memory / VHDUP__PIECE_MAX, at least 2) and connections. */
