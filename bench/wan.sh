@@ -18,7 +18,8 @@
 #                        delay only, NO rate limit), WAN_URL (the account URL
 #                        through the proxy), WAN_EXEC (the prefix that runs a
 #                        command beside vhdup), WAN_SEXEC (beside the sink),
-#                        WAN_SINK_PORT (in the server namespace)
+#                        WAN_SINK_PORT (in the server namespace), WAN_DIR
+#                        (sink.log, proxy.log)
 #   wan_down             stops what wan_up started (by PID) and deletes its
 #                        namespaces (and so the veth pair); also run at exit.
 # Run as a command (as root), it brings a path up, sends 256 MiB through it
@@ -55,6 +56,8 @@ wan_up() {
   local nsc=vhdup-wan-c$tag nss=vhdup-wan-s$tag vc=vwc$tag vs=vws$tag
   local delay=$((rtt / 2)) dir
   dir=$(mktemp -d "${T:-/tmp}/wan.XXXXXX")
+  # shellcheck disable=SC2034 # for the caller
+  WAN_DIR=$dir
   [ -x "$proxy" ] || { echo "wan: no $proxy (build target bench_delay_proxy)" >&2; return 1; }
   wan_down
   if ip netns add "$nsc" 2>"$dir/netns.err"; then

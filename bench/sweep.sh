@@ -1,0 +1,339 @@
+#!/usr/bin/env bash
+# Throughput against connection count, on loopback and over an emulated WAN.
+#
+# ONE command (as root, for the WAN namespaces), from the repository root:
+#
+#   BENCH_OUT=bench/results bench/sweep.sh build-wan
+#
+# For each connection count in CONNS, vhdup upload of two workloads:
+#   ref    bench/make-disk.sh's reference-like 2 GiB dynamic VHD (197 MiB of
+#          data: big runs plus 2000 4 KiB islands, so ~2050 requests)
+#   dense  random data filling a dynamic VHD (1 GiB on loopback, 256 MiB on
+#          Azurite, 512 MiB over the WAN paths), every request a full 4 MiB
+#   dense-nomd5  (loopback only) the same with --no-md5, as the curl
+#          ceiling sends no Content-MD5 either: separates the cost of the
+#          per-request MD5 (computed by vhdup, checked by the sink) from the
+#          engine's
+# against these targets:
+#   loopback       vhdup-testserver --sink on 127.0.0.1 (REPS runs, median)
+#   azurite        Azurite on 127.0.0.1, AZ_CONNS only (Node.js, one thread)
+#   wan-1gbit-20ms, wan-800mbit-80ms   the sink behind bench/wan.sh: netns +
+#          veth (198.18.0.0/15 only) + tbf rate, bench_delay_proxy RTT/2 each
+#          way. A ref point whose requests alone would take longer than
+#          WAN_MAX_PRED s (requests x RTT / connections) is skipped, and says so.
+# and, at the same parallelism against the same target, the plain-curl
+# ceiling: curl --parallel-max N of 4 MiB Put Pages, the dense workload's
+# bytes (bench/engine.sh's method).
+# Per point: payload MB/s (10^6 B of bytes_sent per wall second), virtual
+# MB/s, requests/s, retries, CPU s per GiB sent, peak RSS (GNU time).
+# Output in BENCH_OUT (default: a new temporary folder): sweep.csv, sweep.md,
+# sweep.svg (bench/plot.py), runs/ (per-run logs; not for committing).
+#
+# env: CONNS="1 2 4 8 16 32 64 128 256"  AZ_CONNS="1 4 16 64"
+#      WAN_PROFILES="1gbit:20 800mbit:80" (RATE:RTT_MS; "" for none)
+#      TARGETS="loopback azurite wan" REPS=3 (loopback; others 1)
+#      WAN_MAX_PRED=60  RUN_TIMEOUT=180
+#      VHDUP_BENCH_CACHE=~/.cache/vhdup/bench (the disks, made once)
+# shellcheck source-path=SCRIPTDIR/..
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build=$(cd "${1:-${VHDUP_BUILD_DIR:-$root/build}}" && pwd)
+export VHDUP_SOURCE_DIR=$root VHDUP_BUILD_DIR=$build VHDUP=$build/vhdup VHDUP_TOOLS_DIR=$build/test
+for f in "$VHDUP" "$VHDUP_TOOLS_DIR/vhdup-testserver" "$VHDUP_TOOLS_DIR/bench_delay_proxy"; do
+  [ -x "$f" ] || { echo "sweep: no $f (cmake --build $build)" >&2; exit 2; }
+done
+[ -x /usr/bin/time ] || { echo "sweep: needs GNU time at /usr/bin/time" >&2; exit 2; }
+
+# shellcheck source=test/e2e/lib.sh
+source "$root/test/e2e/lib.sh"
+# shellcheck source=test/e2e/lib_server.sh
+source "$root/test/e2e/lib_server.sh"
+# shellcheck source=test/e2e/lib_azure.sh
+source "$root/test/e2e/lib_azure.sh"
+# shellcheck source=bench/wan.sh
+source "$root/bench/wan.sh"
+trap 'wan_down; _cleanup' EXIT
+trap 'exit 130' INT TERM
+
+CONNS=${CONNS:-1 2 4 8 16 32 64 128 256}
+AZ_CONNS=${AZ_CONNS:-1 4 16 64}
+WAN_PROFILES=${WAN_PROFILES-1gbit:20 800mbit:80}
+TARGETS=" ${TARGETS:-loopback azurite wan} "
+REPS=${REPS:-3}
+WAN_MAX_PRED=${WAN_MAX_PRED:-60}
+RUN_TIMEOUT=${RUN_TIMEOUT:-180}
+cache=${VHDUP_BENCH_CACHE:-${VHDUP_CACHE:-$HOME/.cache/vhdup}/bench}
+out=${BENCH_OUT:-$(mktemp -d "${TMPDIR:-/tmp}/vhdup-sweep.XXXXXX")}
+mkdir -p "$out/runs" "$cache"
+out=$(cd "$out" && pwd)
+csv=$out/sweep.csv
+M=$((1024 * 1024))
+note() { echo "sweep: $(date -u +%T) $*" >&2; }
+t_start=$(date +%s)
+
+# ---------------------------------------------------------------- disks
+cached() {
+  local dir=$1
+  shift
+  [ -e "$dir/.complete" ] && return 0
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  "$@" >"$dir/make.log" 2>&1 || { cat "$dir/make.log" >&2; fail "could not make $dir"; }
+  touch "$dir/.complete"
+}
+# make_dense DIR MIB: MIB MiB of random bytes as a dynamic VHD of that size.
+make_dense() {
+  head -c $(($2 * M)) /dev/urandom >"$1/dense.raw"
+  qemu-img convert -f raw -O vpc -o subformat=dynamic,force_size=on "$1/dense.raw" "$1/dense.vhd"
+  rm -f "$1/dense.raw"
+}
+note "disks (made once into $cache)"
+cached "$cache/sweep-ref-2G" "$root/bench/make-disk.sh" "$cache/sweep-ref-2G/ref.vhd" 2G
+cached "$cache/sweep-dense-1G" make_dense "$cache/sweep-dense-1G" 1024
+cached "$cache/sweep-dense-256M" make_dense "$cache/sweep-dense-256M" 256
+cached "$cache/sweep-dense-512M" make_dense "$cache/sweep-dense-512M" 512
+disk_ref=$cache/sweep-ref-2G/ref.vhd
+disk_dense_big=$cache/sweep-dense-1G/dense.vhd
+disk_dense_small=$cache/sweep-dense-256M/dense.vhd
+disk_dense_wan=$cache/sweep-dense-512M/dense.vhd
+
+echo "target,workload,connections,reps,wall_s,bytes_sent,virtual_size,requests,retries,payload_MBps,virtual_MBps,req_per_s,cpu_s_per_GiB,peak_rss_MiB,link_MBps,status" >"$csv"
+nrun=0
+
+# summarize TARGET WORKLOAD CONNS LINK ROWS: the median-wall row of ROWS
+# ("wall cpu rss_kib bytes_sent virtual requests retries status" lines) as
+# one CSV line.
+summarize() {
+  python3 - "$@" >>"$csv" <<'PY'
+import sys
+target, workload, conns, link, rows_path = sys.argv[1:]
+rows = sorted((l.split() for l in open(rows_path) if l.strip()), key=lambda r: float(r[0]))
+e, cpu, rss, sent, virt, req, retr, st = rows[(len(rows) - 1) // 2]
+bad = [r[7] for r in rows if r[7] != "ok"]
+st = bad[0] if bad else st
+e, cpu, sent, virt, req = float(e), float(cpu), int(sent), int(virt), int(req)
+f = lambda x: "%.1f" % x
+print(",".join([target, workload, conns, str(len(rows)), "%.2f" % e, str(sent), str(virt), str(req), retr,
+    f(sent / 1e6 / e) if e else "0", f(virt / 1e6 / e) if e and virt else "", f(req / e) if e else "0",
+    "%.2f" % (cpu / (sent / 2**30)) if sent else "", f(int(rss) / 1024), link, st]))
+PY
+  note "$(tail -n 1 "$csv")"
+}
+
+# run_vhdup TARGET WORKLOAD DISK CONNS REPS URL_BASE LINK [ENV...] -- [PREFIX...]:
+# REPS uploads of DISK into new blobs under URL_BASE (a container URL, SAS
+# appended for the sink), each through PREFIX (e.g. ip netns exec NS); a
+# WORKLOAD ending in -nomd5 adds --no-md5.
+run_vhdup() {
+  local target=$1 workload=$2 disk=$3 conns=$4 reps=$5 base=$6 link=$7 r rc opts=()
+  shift 7
+  [[ $workload == *-nomd5 ]] && opts=(--no-md5)
+  local envs=()
+  while [ "$1" != -- ]; do envs+=("$1"); shift; done
+  shift
+  local prefix=("$@") rows=$T/rows
+  : >"$rows"
+  for ((r = 0; r < reps; r++)); do
+    nrun=$((nrun + 1))
+    local log=$out/runs/$nrun url
+    if [ "$target" = azurite ]; then url=$base/run$nrun.vhd; else url="$base/run$nrun.vhd?sv=2021-08-06&sig=testsig"; fi
+    echo "$target $workload: vhdup upload --progress=json -c $conns --allow-http ${opts[*]} $disk $url" >"$log.cmd"
+    rc=0
+    "${prefix[@]}" env "${envs[@]}" /usr/bin/time -f '%e %U %S %M' -o "$log.time" \
+      timeout -k 5 "$RUN_TIMEOUT" "$VHDUP" upload --progress=json -c "$conns" --allow-http "${opts[@]}" "$disk" "$url" \
+      >"$log.json" 2>"$log.err" || rc=$?
+    local e u s m
+    read -r e u s m < <(tail -n 1 "$log.time")
+    python3 - "$log.json" "$rc" "$e" "$(echo "$u + $s" | bc -l)" "$m" >>"$rows" <<'PY'
+import json, sys
+path, rc, e, cpu, rss = sys.argv[1:]
+d = {}
+for line in open(path):
+    if line.startswith('{"event":"done"'):
+        d = json.loads(line)
+st = d.get("status", "none")
+if rc in ("124", "137"):
+    st = "TIMEOUT"
+elif st != "ok" or rc != "0":
+    st = "FAIL(rc=%s;%s)" % (rc, d.get("error_code") or st)
+print(e, cpu, rss, d.get("bytes_sent", 0), d.get("virtual_size", 0), d.get("requests", 0), d.get("retries", 0), st)
+PY
+    [ "$rc" -eq 0 ] || note "FAILED ($rc): $(cat "$log.cmd"): $(tail -n 3 "$log.err")"
+    if [ "$target" = azurite ]; then
+      az_req DELETE "$AZURITE_URL" "bench/run$nrun.vhd" >/dev/null || true
+    fi
+  done
+  summarize "$target" "$workload" "$conns" "$link" "$rows"
+}
+
+# skipped TARGET WORKLOAD CONNS LINK WHY: a CSV row for a point not run.
+skipped() {
+  echo "$1,$2,$3,0,,,,,,,,,,,$4,$5" >>"$csv"
+  note "$(tail -n 1 "$csv")"
+}
+
+# run_curl TARGET CONNS REPS REQUESTS URL_BASE QUERY LINK [PREFIX...]: the
+# ceiling, REQUESTS Put Pages of 4 MiB into one page blob through curl
+# --parallel-max CONNS; QUERY authorizes (sig=testsig, or a container SAS).
+# curl does not retry: its "retries" column counts failed requests.
+size=$((4 * M))
+head -c "$size" /dev/urandom >"$T/piece"
+run_curl() {
+  local target=$1 n=$2 reps=$3 nreq=$4 base=$5 query=$6 link=$7 r i
+  shift 7
+  local prefix=("$@") rows=$T/rows blob=curl$n.vhd
+  : >"$rows"
+  "${prefix[@]}" curl -sS -o /dev/null -X PUT -H 'Content-Length: 0' -H 'x-ms-blob-type: PageBlob' \
+    -H 'x-ms-version: 2021-08-06' -H "x-ms-blob-content-length: $((nreq * size))" "$base/$blob?$query"
+  : >"$T/curl.cfg"
+  for ((i = 0; i < nreq; i++)); do
+    # "next" resets per-URL options, so every group repeats them.
+    printf 'next\nurl = "%s/%s?comp=page&%s"\nupload-file = "%s"\noutput = "/dev/null"\nheader = "x-ms-range: bytes=%d-%d"\nheader = "x-ms-page-write: update"\nheader = "x-ms-version: 2021-08-06"\nheader = "Expect:"\nsilent\nshow-error\nwrite-out = "%%{http_code}\\n"\n' \
+      "$base" "$blob" "$query" "$T/piece" $((i * size)) $(((i + 1) * size - 1)) >>"$T/curl.cfg"
+  done
+  sed -i '1d' "$T/curl.cfg"
+  for ((r = 0; r < reps; r++)); do
+    "${prefix[@]}" /usr/bin/time -f '%e %U %S %M' -o "$T/curl.time" \
+      curl -sS --parallel --parallel-immediate --parallel-max "$n" -K "$T/curl.cfg" \
+      >"$T/codes" 2>"$T/curl.err" || true
+    local e u s m ok st=ok
+    read -r e u s m < <(tail -n 1 "$T/curl.time")
+    ok=$(grep -c '^201$' "$T/codes" || true)
+    if [ "$ok" -ne "$nreq" ]; then
+      # The sink resets a connection now and then (a request that arrives
+      # before its write callback for the previous response has run is
+      # taken for pipelining); only the 201s count as bytes sent.
+      st="partial($((nreq - ok))-of-$nreq-failed)"
+      nrun=$((nrun + 1))
+      cp "$T/codes" "$out/runs/$nrun.curl-codes"
+      cp "$T/curl.err" "$out/runs/$nrun.curl-err"
+      note "curl $target -c $n: $st: codes $(sort "$T/codes" | uniq -c | tr -s ' \n' ' '); $(head -c 300 "$T/curl.err")"
+    fi
+    echo "$e $(echo "$u + $s" | bc -l) $m $((ok * size)) 0 $ok $((nreq - ok)) $st" >>"$rows"
+  done
+  summarize "$target" curl "$n" "$link" "$rows"
+}
+
+# ---------------------------------------------------------------- loopback
+want() { [[ $TARGETS == *" $1 "* ]]; }
+ref_requests=2100
+if want loopback; then
+  note "loopback: sink on 127.0.0.1"
+  start_testserver --sink --sas-sig testsig
+  curl -sS -o /dev/null -X PUT -H 'Content-Length: 0' "$TS_URL/bench?restype=container&sig=testsig"
+  for n in $CONNS; do
+    run_vhdup loopback ref "$disk_ref" "$n" "$REPS" "$TS_URL/bench" "" --
+    run_vhdup loopback dense "$disk_dense_big" "$n" "$REPS" "$TS_URL/bench" "" --
+    run_vhdup loopback dense-nomd5 "$disk_dense_big" "$n" "$REPS" "$TS_URL/bench" "" --
+    run_curl loopback "$n" "$REPS" $((1024 * M / size)) "$TS_URL/bench" sig=testsig ""
+  done
+  ref_requests=$(awk -F, '$1 == "loopback" && $2 == "ref" { print $8; exit }' "$csv")
+  stop_testserver
+  cp "$TS_LOG" "$out/runs/loopback-sink.log"
+fi
+
+# ---------------------------------------------------------------- azurite
+if want azurite; then
+  if [ -x "$VHDUP_AZURITE_BIN" ]; then
+    note "azurite on 127.0.0.1"
+    start_azurite
+    az_mkcontainer "$AZURITE_URL" bench
+    sas=$(az_container_sas bench)
+    for n in $AZ_CONNS; do
+      run_vhdup azurite ref "$disk_ref" "$n" 1 "$AZURITE_URL/bench" "" AZURE_STORAGE_CONNECTION_STRING="$AZURITE_CONN" --
+      run_vhdup azurite dense "$disk_dense_small" "$n" 1 "$AZURITE_URL/bench" "" AZURE_STORAGE_CONNECTION_STRING="$AZURITE_CONN" --
+      run_curl azurite "$n" 1 $((256 * M / size)) "$AZURITE_URL/bench" "$sas" ""
+      az_req DELETE "$AZURITE_URL" "bench/curl$n.vhd" >/dev/null || true
+    done
+  else
+    note "no Azurite at $VHDUP_AZURITE_BIN (scripts/setup.sh): skipped"
+  fi
+fi
+
+# ---------------------------------------------------------------- wan
+wan_modes=""
+if want wan; then
+  for p in $WAN_PROFILES; do
+    rate=${p%%:*} rtt=${p##*:}
+    wan_up "$rate" "$rtt"
+    target=wan-$rate-${rtt}ms
+    [ "$WAN_MODE" = netns ] || target=$target-loopback-norate
+    wan_modes="$wan_modes $target:$WAN_MODE"
+    note "$target: $WAN_MODE, link ${WAN_LINK_MBPS:-unlimited} MB/s, proxy at $WAN_URL"
+    "${WAN_EXEC[@]}" curl -sS -o /dev/null -X PUT -H 'Content-Length: 0' "$WAN_URL/bench?restype=container&sig=testsig"
+    for n in $CONNS; do
+      pred=$((ref_requests * rtt / 1000 / n))
+      if [ "$pred" -gt "$WAN_MAX_PRED" ]; then
+        skipped "$target" ref "$n" "${WAN_LINK_MBPS:-}" "skipped(~${pred}s:${ref_requests}req*${rtt}ms/${n})"
+      else
+        run_vhdup "$target" ref "$disk_ref" "$n" 1 "$WAN_URL/bench" "${WAN_LINK_MBPS:-}" -- "${WAN_EXEC[@]}"
+      fi
+      run_vhdup "$target" dense "$disk_dense_wan" "$n" 1 "$WAN_URL/bench" "${WAN_LINK_MBPS:-}" -- "${WAN_EXEC[@]}"
+      run_curl "$target" "$n" 1 $((512 * M / size)) "$WAN_URL/bench" sig=testsig "${WAN_LINK_MBPS:-}" "${WAN_EXEC[@]}"
+    done
+    cp "$WAN_DIR/sink.log" "$out/runs/$target-sink.log"
+    cp "$WAN_DIR/proxy.log" "$out/runs/$target-proxy.log"
+    wan_down
+  done
+fi
+
+# ---------------------------------------------------------------- report
+elapsed=$(($(date +%s) - t_start))
+python3 - "$csv" >"$out/sweep.md" <<PY
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+curl = {(r["target"], r["connections"]): r for r in rows if r["workload"] == "curl"}
+print("# vhdup upload: throughput against connection count")
+print()
+print("$(date -u '+%Y-%m-%d %H:%M UTC'), vhdup $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')"
+      " ($(git -C "$root" status --porcelain -- src include 2>/dev/null | grep -q . && echo 'src has local changes' || echo 'clean src')),"
+      " $(nproc) CPUs, ${elapsed}s for the whole sweep (bench/sweep.sh). WAN paths:${wan_modes:- none}.")
+print()
+print("MB = 10^6 bytes. payload MB/s = bytes sent / wall; virtual MB/s = the disk's virtual size / wall;"
+      " curl MB/s = the plain-curl ceiling at the same connection count against the same target"
+      " (4 MiB Put Pages, the dense workload's bytes); link = the tbf rate. Wall = the whole vhdup process."
+      " ref = reference-like 2 GiB dynamic disk (197 MiB data, ~2050 requests);"
+      " dense = random data filling the disk (1 GiB on loopback, 256 MiB on Azurite, 512 MiB over WAN);"
+      " dense-nomd5 = dense with --no-md5 (no per-request Content-MD5, like the curl ceiling).")
+print()
+print("| target | workload | conns | payload MB/s | virtual MB/s | req/s | retries | CPU s/GiB | RSS MiB | curl MB/s | vhdup/curl | of link | status |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+for r in rows:
+    if r["workload"] == "curl":
+        continue
+    c = curl.get((r["target"], r["connections"]))
+    cm = c["payload_MBps"] if c else ""
+    ratio = "%.0f%%" % (100 * float(r["payload_MBps"]) / float(cm)) if c and r["payload_MBps"] and float(cm) else ""
+    link = "%.0f%%" % (100 * float(r["payload_MBps"]) / float(r["link_MBps"])) if r["link_MBps"] and r["payload_MBps"] else ""
+    print("| " + " | ".join([r["target"], r["workload"], r["connections"], r["payload_MBps"], r["virtual_MBps"],
+          r["req_per_s"], r["retries"], r["cpu_s_per_GiB"], r["peak_rss_MiB"], cm, ratio, link, r["status"]]) + " |")
+print()
+print("## Targets")
+print()
+for t in sorted({r["target"] for r in rows if r["link_MBps"]}):
+    for w in ("dense", "ref"):
+        pts = [r for r in rows if r["target"] == t and r["workload"] == w and r["status"] == "ok" and int(r["connections"]) <= 16]
+        if not pts:
+            continue
+        best = max(pts, key=lambda r: float(r["payload_MBps"]))
+        pct = 100 * float(best["payload_MBps"]) / float(best["link_MBps"])
+        print("- %s, %s: best at <= 16 connections %s MB/s with %s = %.1f%% of the %s MB/s link: %s (target >= 95%%)"
+              % (t, w, best["payload_MBps"], best["connections"], pct, best["link_MBps"], "MET" if pct >= 95 else "not met"))
+for w in ("dense", "dense-nomd5", "ref"):
+    pts = [r for r in rows if r["target"] == "loopback" and r["workload"] == w and r["status"] == "ok"]
+    for r in pts:
+        c = curl.get(("loopback", r["connections"]))
+        if c:
+            r["ratio"] = float(r["payload_MBps"]) / float(c["payload_MBps"])
+    pts = [r for r in pts if "ratio" in r]
+    if pts:
+        met = [r["connections"] for r in pts if r["ratio"] >= 0.9]
+        at16 = [r for r in pts if r["connections"] == "16"]
+        print("- loopback, %s: vhdup/curl %s; >= 90%% of the curl ceiling at connections: %s"
+              % (w, ", ".join("%s: %.0f%%" % (r["connections"], 100 * r["ratio"]) for r in pts), " ".join(met) or "none"))
+print()
+print("![MB/s against connections](sweep.svg)")
+PY
+python3 "$root/bench/plot.py" "$csv" "$out/sweep.svg"
+cat "$out/sweep.md"
+note "done in ${elapsed}s: $out/sweep.csv, $out/sweep.md, $out/sweep.svg, per-run logs in $out/runs"
