@@ -70,6 +70,7 @@ csv=$out/sweep.csv
 M=$((1024 * 1024))
 note() { echo "sweep: $(date -u +%T) $*" >&2; }
 t_start=$(date +%s)
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---------------------------------------------------------------- disks
 cached() {
@@ -279,6 +280,7 @@ fi
 
 # ---------------------------------------------------------------- report
 elapsed=$(($(date +%s) - t_start))
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 python3 - "$csv" >"$out/sweep.md" <<PY
 import csv, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
@@ -287,7 +289,8 @@ print("# vhdup upload: throughput against connection count")
 print()
 print("$(date -u '+%Y-%m-%d %H:%M UTC'), vhdup $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')"
       " ($(git -C "$root" status --porcelain -- src include 2>/dev/null | grep -q . && echo 'src has local changes' || echo 'clean src')),"
-      " $(nproc) CPUs, ${elapsed}s for the whole sweep (bench/sweep.sh). WAN paths:${wan_modes:- none}.")
+      " $(nproc) CPUs, load $load_before before / $load_after after, ${elapsed}s for the whole sweep"
+      " (bench/sweep.sh). WAN paths:${wan_modes:- none}.")
 print()
 print("MB = 10^6 bytes. payload MB/s = bytes sent / wall; virtual MB/s = the disk's virtual size / wall;"
       " curl MB/s = the plain-curl ceiling at the same connection count against the same target"
