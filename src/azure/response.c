@@ -458,12 +458,15 @@ typedef struct array_ctx {
   vhdup__az_page_range *ranges;
   size_t cap;
   size_t count;
+  int overflow; /* the caller's array was full: not the parser's own limit */
 } array_ctx;
 
 static int array_add(void *ctx, const vhdup__az_page_range *r) {
   array_ctx *a = ctx;
-  if (a->count == a->cap)
+  if (a->count == a->cap) {
+    a->overflow = 1;
     return VHDUP_ELIMIT;
+  }
   a->ranges[a->count++] = *r;
   return 0;
 }
@@ -471,11 +474,11 @@ static int array_add(void *ctx, const vhdup__az_page_range *r) {
 int vhdup__az_page_list_parse_array(const char *body, size_t len, size_t max_body,
                                     vhdup__az_page_range *ranges, size_t cap, size_t *count,
                                     char *next_marker, size_t marker_size, vhdup__err *err) {
-  array_ctx a = {ranges, cap, 0};
+  array_ctx a = {ranges, cap, 0, 0};
   int rc =
       vhdup__az_page_list_parse(body, len, max_body, array_add, &a, next_marker, marker_size, err);
   *count = a.count;
-  if (rc == VHDUP_ELIMIT && a.count == cap && (err == NULL || err->code != VHDUP_ELIMIT))
+  if (rc == VHDUP_ELIMIT && a.overflow)
     return vhdup__errf(err, VHDUP_ELIMIT, "page list: more than %zu ranges", cap);
   return rc;
 }
