@@ -14,7 +14,7 @@ source "$(dirname "$0")/lib_azure.sh"
 CHECK_FOOTER="$VHDUP_SOURCE_DIR/test/tools/check_footer.py"
 EMBED="$VHDUP_TOOLS_DIR/embed_upload"
 M=$((1024 * 1024))
-LATE_MAX_MS=${LATE_MAX_MS:-200}
+LATE_MAX_MS=${LATE_MAX_MS:-300}
 [ -x "$EMBED" ] || fail "embed_upload not built at $EMBED"
 unset AZURE_STORAGE_CONNECTION_STRING AZURE_STORAGE_ACCOUNT AZURE_STORAGE_KEY AZURE_STORAGE_SAS_TOKEN
 
