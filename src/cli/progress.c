@@ -156,13 +156,14 @@ void vhdup__progress_finish(vhdup__progress *p, vhdup_job *job, int status, cons
     vhdup__cli_json_str(stdout, vhdup_job_destination(job));
     printf(",\"error_code\":\"%s\",\"virtual_size\":%llu,\"blob_size\":%llu,"
            "\"bytes_allocated\":%llu,\"bytes_sent\":%llu,\"bytes_skipped\":%llu,"
+           "\"bytes_resumed\":%llu,"
            "\"requests\":%llu,\"retries\":%llu,\"connections_limit\":%u,\"seconds\":%.3f,"
            "\"disk_md5\":\"%s\"}\n",
            status ? vhdup_err_name(status) : "", (unsigned long long)st.virtual_size,
            (unsigned long long)st.blob_size, (unsigned long long)st.bytes_allocated,
            (unsigned long long)st.bytes_sent, (unsigned long long)st.bytes_skipped,
-           (unsigned long long)st.requests, (unsigned long long)st.retries, st.connections_limit,
-           st.seconds, md5);
+           (unsigned long long)st.bytes_resumed, (unsigned long long)st.requests,
+           (unsigned long long)st.retries, st.connections_limit, st.seconds, md5);
     fflush(stdout);
   }
   if (status != 0) {

@@ -88,9 +88,9 @@ resume_ok int
 ls "$T/state/vhdup/"*.journal >/dev/null 2>&1 && fail "the journal is left after a complete upload"
 pass "SIGINT: exit 130 with a resume hint; --resume finishes, identical"
 
-# 2. kill -9 at three random points of one upload, resuming each time.
+# 2. kill -9 at five random points of one upload, resuming each time.
 first=1
-for i in 1 2 3; do
+for i in 1 2 3 4 5; do
   delay=$(python3 -c "import random; print(round(random.uniform(0.3, 2.0), 2))")
   if [ "$first" = 1 ]; then
     rc=$(interrupt kill KILL "$delay")
@@ -107,7 +107,36 @@ for i in 1 2 3; do
   echo "kill -9 #$i after ${delay}s: exit $rc"
 done
 resume_ok kill
-pass "kill -9 three times at random points; --resume finishes, identical"
+pass "kill -9 five times at random points; --resume finishes, identical"
+
+# 2b. The same for a manifest run: kill -9 mid-way, `vhdup run --resume`.
+cp "$T/disk.vhd" "$T/m1.vhd"
+cp "$T/disk.vhd" "$T/m2.vhd"
+{
+  echo "version: 1"
+  echo "defaults: { connections: $CONNS }"
+  echo "credentials:"
+  echo "  strict: { account: devstoreaccount1, key: { file: key }, endpoint: \"$TS_URL\" }"
+  echo "uploads:"
+  echo "  - { source: m1.vhd, container: vhds, blob: m1.vhd, credential: strict }"
+  echo "  - { source: m2.vhd, container: vhds, blob: m2.vhd, credential: strict }"
+} >"$T/m.yaml"
+(cd "$T" && exec "$VHDUP" run m.yaml --quiet) &
+pid=$!
+sleep 2
+kill -KILL "$pid" 2>/dev/null || true
+wait "$pid" || true
+(cd "$T" && "$VHDUP" run m.yaml --resume --report resume.json) >"$T/mr.out" 2>&1 ||
+  fail "manifest --resume failed: $(cat "$T/mr.out")"
+check m1
+check m2
+python3 - "$T/resume.json" <<'PY' || fail "manifest resume report: $(cat "$T/resume.json")"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["failed"] == 0, r
+assert sum(u["bytes_resumed"] for u in r["uploads"]) > 0, r
+PY
+pass "manifest killed with -9 mid-way; vhdup run --resume finished both, identical"
 
 # 3. The source changed after the interruption: refused, nothing mixed.
 rc=$(interrupt changed INT 1)
