@@ -5,6 +5,10 @@
 #
 #   BENCH_OUT=bench/results bench/sweep.sh build-wan
 #
+# (about 13 minutes on 2 cores; bench/results/.gitignore keeps runs/ out of
+# git; the build needs the targets vhdup, vhdup-testserver and
+# bench_delay_proxy).
+#
 # For each connection count in CONNS, vhdup upload of two workloads:
 #   ref    bench/make-disk.sh's reference-like 2 GiB dynamic VHD (197 MiB of
 #          data: big runs plus 2000 4 KiB islands, so ~2050 requests)
@@ -25,9 +29,15 @@
 # ceiling: curl --parallel-max N of 4 MiB Put Pages, the dense workload's
 # bytes (bench/engine.sh's method).
 # Per point: payload MB/s (10^6 B of bytes_sent per wall second), virtual
-# MB/s, requests/s, retries, CPU s per GiB sent, peak RSS (GNU time).
+# MB/s, requests/s, retries, CPU s per GiB sent, peak RSS (GNU time); and
+# from vhdup's --progress=json lines (one a second) the steady MB/s (bytes
+# completed between the first and the last progress line over the time
+# between them: the transfer without start-up, blob creation and the
+# serial footer at the end; dense workloads only) and the most requests
+# seen in flight.
 # Output in BENCH_OUT (default: a new temporary folder): sweep.csv, sweep.md,
-# sweep.svg (bench/plot.py), runs/ (per-run logs; not for committing).
+# sweep.svg (bench/plot.py), machine.md (nproc, lscpu, kernel, date, load),
+# runs/ (per-run logs; not for committing).
 #
 # env: CONNS="1 2 4 8 16 32 64 128 256"  AZ_CONNS="1 4 16 64"
 #      WAN_PROFILES="1gbit:20 800mbit:80" (RATE:RTT_MS; "" for none)
@@ -64,6 +74,7 @@ WAN_MAX_PRED=${WAN_MAX_PRED:-60}
 RUN_TIMEOUT=${RUN_TIMEOUT:-180}
 cache=${VHDUP_BENCH_CACHE:-${VHDUP_CACHE:-$HOME/.cache/vhdup}/bench}
 out=${BENCH_OUT:-$(mktemp -d "${TMPDIR:-/tmp}/vhdup-sweep.XXXXXX")}
+rm -rf "$out/runs"
 mkdir -p "$out/runs" "$cache"
 out=$(cd "$out" && pwd)
 csv=$out/sweep.csv
@@ -98,25 +109,28 @@ disk_dense_big=$cache/sweep-dense-1G/dense.vhd
 disk_dense_small=$cache/sweep-dense-256M/dense.vhd
 disk_dense_wan=$cache/sweep-dense-512M/dense.vhd
 
-echo "target,workload,connections,reps,wall_s,bytes_sent,virtual_size,requests,retries,payload_MBps,virtual_MBps,req_per_s,cpu_s_per_GiB,peak_rss_MiB,link_MBps,status" >"$csv"
+echo "target,workload,connections,reps,wall_s,bytes_sent,virtual_size,requests,retries,payload_MBps,virtual_MBps,req_per_s,cpu_s_per_GiB,peak_rss_MiB,link_MBps,status,steady_MBps,max_in_flight" >"$csv"
 nrun=0
 
 # summarize TARGET WORKLOAD CONNS LINK ROWS: the median-wall row of ROWS
-# ("wall cpu rss_kib bytes_sent virtual requests retries status" lines) as
-# one CSV line.
+# ("wall cpu rss_kib bytes_sent virtual requests retries status steady
+# in_flight" lines) as one CSV line.
 summarize() {
   python3 - "$@" >>"$csv" <<'PY'
 import sys
 target, workload, conns, link, rows_path = sys.argv[1:]
 rows = sorted((l.split() for l in open(rows_path) if l.strip()), key=lambda r: float(r[0]))
-e, cpu, rss, sent, virt, req, retr, st = rows[(len(rows) - 1) // 2]
+e, cpu, rss, sent, virt, req, retr, st, steady, inflight = rows[(len(rows) - 1) // 2]
+if not workload.startswith("dense"):
+    steady = "-"  # ref's rate changes from the big runs to the islands: no steady state
 bad = [r[7] for r in rows if r[7] != "ok"]
 st = bad[0] if bad else st
 e, cpu, sent, virt, req = float(e), float(cpu), int(sent), int(virt), int(req)
 f = lambda x: "%.1f" % x
 print(",".join([target, workload, conns, str(len(rows)), "%.2f" % e, str(sent), str(virt), str(req), retr,
     f(sent / 1e6 / e) if e else "0", f(virt / 1e6 / e) if e and virt else "", f(req / e) if e else "0",
-    "%.2f" % (cpu / (sent / 2**30)) if sent else "", f(int(rss) / 1024), link, st]))
+    "%.2f" % (cpu / (sent / 2**30)) if sent else "", f(int(rss) / 1024), link, st,
+    "" if steady == "-" else steady, "" if inflight == "-" else inflight]))
 PY
   note "$(tail -n 1 "$csv")"
 }
@@ -149,15 +163,26 @@ run_vhdup() {
 import json, sys
 path, rc, e, cpu, rss = sys.argv[1:]
 d = {}
+prog = []
 for line in open(path):
     if line.startswith('{"event":"done"'):
         d = json.loads(line)
+    elif line.startswith('{"event":"progress"'):
+        p = json.loads(line)
+        if p.get("phase", "data") == "data":
+            prog.append(p)
+steady, inflight = "-", "-"
+if len(prog) >= 2 and prog[-1]["seconds"] - prog[0]["seconds"] >= 0.9:
+    steady = "%.1f" % ((prog[-1]["bytes_sent"] - prog[0]["bytes_sent"]) / 1e6 /
+                       (prog[-1]["seconds"] - prog[0]["seconds"]))
+if prog:
+    inflight = str(max(p.get("in_flight", 0) for p in prog))
 st = d.get("status", "none")
 if rc in ("124", "137"):
     st = "TIMEOUT"
 elif st != "ok" or rc != "0":
     st = "FAIL(rc=%s;%s)" % (rc, d.get("error_code") or st)
-print(e, cpu, rss, d.get("bytes_sent", 0), d.get("virtual_size", 0), d.get("requests", 0), d.get("retries", 0), st)
+print(e, cpu, rss, d.get("bytes_sent", 0), d.get("virtual_size", 0), d.get("requests", 0), d.get("retries", 0), st, steady, inflight)
 PY
     [ "$rc" -eq 0 ] || note "FAILED ($rc): $(cat "$log.cmd"): $(tail -n 3 "$log.err")"
     if [ "$target" = azurite ]; then
@@ -169,7 +194,7 @@ PY
 
 # skipped TARGET WORKLOAD CONNS LINK WHY: a CSV row for a point not run.
 skipped() {
-  echo "$1,$2,$3,0,,,,,,,,,,,$4,$5" >>"$csv"
+  echo "$1,$2,$3,0,,,,,,,,,,,$4,$5,," >>"$csv"
   note "$(tail -n 1 "$csv")"
 }
 
@@ -210,7 +235,7 @@ run_curl() {
       cp "$T/curl.err" "$out/runs/$nrun.curl-err"
       note "curl $target -c $n: $st: codes $(sort "$T/codes" | uniq -c | tr -s ' \n' ' '); $(head -c 300 "$T/curl.err")"
     fi
-    echo "$e $(echo "$u + $s" | bc -l) $m $((ok * size)) 0 $ok $((nreq - ok)) $st" >>"$rows"
+    echo "$e $(echo "$u + $s" | bc -l) $m $((ok * size)) 0 $ok $((nreq - ok)) $st - -" >>"$rows"
   done
   summarize "$target" curl "$n" "$link" "$rows"
 }
@@ -294,13 +319,14 @@ print("$(date -u '+%Y-%m-%d %H:%M UTC'), vhdup $(git -C "$root" rev-parse --shor
 print()
 print("MB = 10^6 bytes. payload MB/s = bytes sent / wall; virtual MB/s = the disk's virtual size / wall;"
       " curl MB/s = the plain-curl ceiling at the same connection count against the same target"
-      " (4 MiB Put Pages, the dense workload's bytes); link = the tbf rate. Wall = the whole vhdup process."
+      " (4 MiB Put Pages, the dense workload's bytes); link = the tbf rate. Wall = the whole vhdup process; steady = vhdup's own progress lines,"
+      " first to last (blank when the run was under ~2 s); in flight = the most requests in flight seen."
       " ref = reference-like 2 GiB dynamic disk (197 MiB data, ~2050 requests);"
       " dense = random data filling the disk (1 GiB on loopback, 256 MiB on Azurite, 512 MiB over WAN);"
       " dense-nomd5 = dense with --no-md5 (no per-request Content-MD5, like the curl ceiling).")
 print()
-print("| target | workload | conns | payload MB/s | virtual MB/s | req/s | retries | CPU s/GiB | RSS MiB | curl MB/s | vhdup/curl | of link | status |")
-print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+print("| target | workload | conns | payload MB/s | virtual MB/s | req/s | retries | CPU s/GiB | RSS MiB | curl MB/s | vhdup/curl | of link | steady MB/s | steady of link | in flight | status |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
 for r in rows:
     if r["workload"] == "curl":
         continue
@@ -308,8 +334,10 @@ for r in rows:
     cm = c["payload_MBps"] if c else ""
     ratio = "%.0f%%" % (100 * float(r["payload_MBps"]) / float(cm)) if c and r["payload_MBps"] and float(cm) else ""
     link = "%.0f%%" % (100 * float(r["payload_MBps"]) / float(r["link_MBps"])) if r["link_MBps"] and r["payload_MBps"] else ""
+    slink = "%.0f%%" % (100 * float(r["steady_MBps"]) / float(r["link_MBps"])) if r["link_MBps"] and r["steady_MBps"] else ""
     print("| " + " | ".join([r["target"], r["workload"], r["connections"], r["payload_MBps"], r["virtual_MBps"],
-          r["req_per_s"], r["retries"], r["cpu_s_per_GiB"], r["peak_rss_MiB"], cm, ratio, link, r["status"]]) + " |")
+          r["req_per_s"], r["retries"], r["cpu_s_per_GiB"], r["peak_rss_MiB"], cm, ratio, link,
+          r["steady_MBps"], slink, r["max_in_flight"], r["status"]]) + " |")
 print()
 print("## Targets")
 print()
@@ -320,8 +348,17 @@ for t in sorted({r["target"] for r in rows if r["link_MBps"]}):
             continue
         best = max(pts, key=lambda r: float(r["payload_MBps"]))
         pct = 100 * float(best["payload_MBps"]) / float(best["link_MBps"])
-        print("- %s, %s: best at <= 16 connections %s MB/s with %s = %.1f%% of the %s MB/s link: %s (target >= 95%%)"
-              % (t, w, best["payload_MBps"], best["connections"], pct, best["link_MBps"], "MET" if pct >= 95 else "not met"))
+        line = ("- %s, %s: best at <= 16 connections %s MB/s (wall) with %s = %.1f%% of the %s MB/s link: %s (target >= 95%%)"
+                % (t, w, best["payload_MBps"], best["connections"], pct, best["link_MBps"], "MET" if pct >= 95 else "not met"))
+        sp = [r for r in pts if r["steady_MBps"]]
+        if sp:
+            sb = max(sp, key=lambda r: float(r["steady_MBps"]))
+            sv = 100 * float(sb["steady_MBps"]) / float(sb["link_MBps"])
+            line += "; steady %s MB/s with %s = %.1f%%: %s" % (sb["steady_MBps"], sb["connections"], sv, "MET" if sv >= 95 else "not met")
+        c = curl.get((t, best["connections"]))
+        if c:
+            line += "; curl at %s: %s MB/s = %.1f%%" % (best["connections"], c["payload_MBps"], 100 * float(c["payload_MBps"]) / float(best["link_MBps"]))
+        print(line)
 for w in ("dense", "dense-nomd5", "ref"):
     pts = [r for r in rows if r["target"] == "loopback" and r["workload"] == w and r["status"] == "ok"]
     for r in pts:
@@ -338,5 +375,22 @@ print()
 print("![MB/s against connections](sweep.svg)")
 PY
 python3 "$root/bench/plot.py" "$csv" "$out/sweep.svg"
+{
+  echo "# The machine of this sweep"
+  echo
+  echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC') (sweep took ${elapsed}s)"
+  echo "- nproc: $(nproc)"
+  echo "- kernel: $(uname -srvm)"
+  echo "- load average (1, 5, 15 min): $load_before before, $load_after after (other work on the machine shares its cores)"
+  echo "- memory: $(free -m | awk '/^Mem:/ { print $2 " MiB total, " $7 " MiB available" }')"
+  echo "- vhdup: $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?') (build $build, $(grep -m1 '^CMAKE_BUILD_TYPE:' "$build/CMakeCache.txt" 2>/dev/null | cut -d= -f2))"
+  echo "- curl: $(curl --version | head -n 1)"
+  echo "- WAN paths:${wan_modes:- none}"
+  echo
+  echo '```'
+  echo '$ lscpu | head -n 20'
+  lscpu | head -n 20
+  echo '```'
+} >"$out/machine.md"
 cat "$out/sweep.md"
 note "done in ${elapsed}s: $out/sweep.csv, $out/sweep.md, $out/sweep.svg, per-run logs in $out/runs"
