@@ -24,6 +24,12 @@ struct ts_conn {
   http_parser parser;
   ts_request req;
   char rbuf[65536];
+  /* Bytes of the next request that arrived before our write callback for
+   * the current response ran (the client had read the answer from the
+   * kernel already): kept, reading paused, parsed once the response is
+   * done. Not pipelining: clients wait for the answer. */
+  char stash[65536];
+  size_t stash_len;
   bool closing;
   bool counted; /* this request is counted in stats.inflight */
   bool control; /* a /_control request: not counted in stats */
@@ -173,6 +179,10 @@ static void count_status(ts_conn *c) {
     srv->stats.status_counts[c->resp.status]++;
 }
 
+static void consume(ts_conn *c, const char *data, size_t n);
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
 static void response_done(ts_conn *c) {
   ts_server *srv = c->srv;
   count_status(c);
@@ -180,8 +190,19 @@ static void response_done(ts_conn *c) {
   bool close_now = c->resp.close || !c->keep_alive || c->bad_request || srv->closing;
   c->responding = false;
   resp_reset(&c->resp);
-  if (close_now)
+  if (close_now) {
     conn_close(c);
+    return;
+  }
+  if (c->stash_len > 0) {
+    size_t n = c->stash_len;
+    c->stash_len = 0;
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
+      conn_close(c);
+      return;
+    }
+    consume(c, c->stash, n);
+  }
 }
 
 static void write_next(ts_conn *c);
@@ -493,7 +514,19 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   }
   if (nread == 0 || c->stalled)
     return;
-  size_t parsed = http_parser_execute(&c->parser, &settings, buf->base, (size_t)nread);
+  if (c->responding && c->write_pending && !c->resp.trickle) {
+    memcpy(c->stash, buf->base, (size_t)nread);
+    c->stash_len = (size_t)nread;
+    uv_read_stop(s);
+    return;
+  }
+  consume(c, buf->base, (size_t)nread);
+}
+
+static void consume(ts_conn *c, const char *data, size_t n) {
+  uv_stream_t *s = (uv_stream_t *)&c->tcp;
+  ssize_t nread = (ssize_t)n;
+  size_t parsed = http_parser_execute(&c->parser, &settings, data, n);
   if (c->closing)
     return;
   enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
