@@ -121,9 +121,14 @@ cp "$T/disk.vhd" "$T/m2.vhd"
   echo "  - { source: m1.vhd, container: vhds, blob: m1.vhd, credential: strict }"
   echo "  - { source: m2.vhd, container: vhds, blob: m2.vhd, credential: strict }"
 } >"$T/m.yaml"
+rm -f "$T/state/vhdup/"*.journal
 (cd "$T" && exec "$VHDUP" run m.yaml --quiet) &
 pid=$!
-sleep 2
+# Kill once some writes are confirmed (a journal has lines), whenever that is.
+for ((i = 0; i < 300; i++)); do
+  cat "$T/state/vhdup/"*.journal 2>/dev/null | grep -q '^W ' && break
+  sleep 0.1
+done
 kill -KILL "$pid" 2>/dev/null || true
 wait "$pid" || true
 (cd "$T" && "$VHDUP" run m.yaml --resume --report resume.json) >"$T/mr.out" 2>&1 ||
