@@ -86,11 +86,14 @@ def main():
             decade *= 10
         out.append('<text transform="translate(%d,%d) rotate(-90)" text-anchor="middle">'
                    'payload MB/s (log10)</text>' % (ox - 45, TOP + PANEL_H // 2))
+        here = [t for t in targets if any(r["target"] == t and r["workload"] == w for r in rows)]
         for t, link in links.items():
+            if t not in here:
+                continue
             out.append('<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="%s" '
                        'stroke-dasharray="1,3" stroke-width="1.5"/>'
                        % (ox, sy(link), ox + PANEL_W, sy(link), colour[t]))
-        for t in targets:
+        for t in here:
             for kind, dash in ((w, ""), ("curl", ' stroke-dasharray="6,4"')):
                 pts = sorted((int(r["connections"]), float(r["payload_MBps"])) for r in rows
                              if r["target"] == t and r["workload"] == kind
