@@ -82,6 +82,9 @@ M=$((1024 * 1024))
 note() { echo "sweep: $(date -u +%T) $*" >&2; }
 t_start=$(date +%s)
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+# The commit when the sweep starts (the build should be of it; src changes
+# made while it runs do not reach the binaries).
+head=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')
 
 # ---------------------------------------------------------------- disks
 cached() {
@@ -312,7 +315,7 @@ rows = list(csv.DictReader(open(sys.argv[1])))
 curl = {(r["target"], r["connections"]): r for r in rows if r["workload"] == "curl"}
 print("# vhdup upload: throughput against connection count")
 print()
-print("$(date -u '+%Y-%m-%d %H:%M UTC'), vhdup $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')"
+print("$(date -u '+%Y-%m-%d %H:%M UTC'), vhdup $head"
       " ($(git -C "$root" status --porcelain -- src include 2>/dev/null | grep -q . && echo 'src has local changes' || echo 'clean src')),"
       " $(nproc) CPUs, load $load_before before / $load_after after, ${elapsed}s for the whole sweep"
       " (bench/sweep.sh). WAN paths:${wan_modes:- none}.")
@@ -383,7 +386,7 @@ python3 "$root/bench/plot.py" "$csv" "$out/sweep.svg"
   echo "- kernel: $(uname -srvm)"
   echo "- load average (1, 5, 15 min): $load_before before, $load_after after (other work on the machine shares its cores)"
   echo "- memory: $(free -m | awk '/^Mem:/ { print $2 " MiB total, " $7 " MiB available" }')"
-  echo "- vhdup: $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?') (build $build, $(grep -m1 '^CMAKE_BUILD_TYPE:' "$build/CMakeCache.txt" 2>/dev/null | cut -d= -f2))"
+  echo "- vhdup: $head at the start (build $build, $(grep -m1 '^CMAKE_BUILD_TYPE:' "$build/CMakeCache.txt" 2>/dev/null | cut -d= -f2))"
   echo "- curl: $(curl --version | head -n 1)"
   echo "- WAN paths:${wan_modes:- none}"
   echo
