@@ -168,8 +168,8 @@ struct vhdup__budget {
  * an eighth when latency has doubled over its best without any gain, and
  * halve on a throttle or a failed request (503, 429, 500, reset, timeout).
  * A window lasts at least three request latencies (and 100 ms) and one
- * round of the current limit, so one slow request cannot steer it. Bounded by auto_max, itself bounded
- * by the memory pool through the pieces every request needs. */
+ * round of the current limit, so one slow request cannot steer it. Bounded by auto_max, itself
+ * bounded by the memory pool through the pieces every request needs. */
 static void auto_observe(vhdup__budget *b, uint64_t now, uint64_t bytes, uint64_t latency_ms,
                          int congested) {
   if (!b->auto_on)

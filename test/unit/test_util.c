@@ -34,9 +34,8 @@ static void test_digests(void **state) {
   assert_memory_equal(out, "\x90\x01\x50\x98\x3c\xd2\x4f\xb0\xd6\x96\x3f\x7d\x28\xe1\x7f\x72", 16);
   assert_int_equal(vhdup__sha256("abc", 3, out), 0);
   assert_memory_equal(out, "\xba\x78\x16\xbf\x8f\x01\xcf\xea\x41\x41\x40\xde\x5d\xae\x22\x23", 16);
-  assert_int_equal(vhdup__hmac_sha256("key", 3, "The quick brown fox jumps over the lazy dog", 43,
-                                      out),
-                   0);
+  assert_int_equal(
+      vhdup__hmac_sha256("key", 3, "The quick brown fox jumps over the lazy dog", 43, out), 0);
   assert_memory_equal(out, "\xf7\xbc\x83\xf4\x30\x53\x84\x24\xb1\x32\x98\xe6\xaa\x6f\xb1\x43", 16);
   assert_int_equal(vhdup__base64_encode("abc", 3, b64, sizeof(b64)), 4);
   assert_string_equal(b64, "YWJj");
@@ -67,9 +66,9 @@ static void test_base64_decode_errors(void **state) {
 static void test_errf(void **state) {
   (void)state;
   vhdup__err e;
-  assert_int_equal(vhdup__errf(&e, VHDUP_EFORMAT, "%s: field %s at offset %d", "f.vhd", "cookie",
-                               0),
-                   VHDUP_EFORMAT);
+  assert_int_equal(
+      vhdup__errf(&e, VHDUP_EFORMAT, "%s: field %s at offset %d", "f.vhd", "cookie", 0),
+      VHDUP_EFORMAT);
   assert_int_equal(e.code, VHDUP_EFORMAT);
   assert_string_equal(e.msg, "f.vhd: field cookie at offset 0");
   assert_int_equal(vhdup__errf(NULL, VHDUP_EIO, "x"), VHDUP_EIO);
@@ -94,8 +93,8 @@ static void plain_free(void *p) {
 static void test_allocator_hook(void **state) {
   (void)state;
   assert_int_equal(vhdup_replace_allocator(failing_malloc, NULL, NULL, NULL), VHDUP_EINVAL);
-  assert_int_equal(
-      vhdup_replace_allocator(failing_malloc, plain_realloc, plain_calloc, plain_free), 0);
+  assert_int_equal(vhdup_replace_allocator(failing_malloc, plain_realloc, plain_calloc, plain_free),
+                   0);
   fail_next = 1;
   assert_null(vhdup__strdup("x"));
   fail_next = 0;
@@ -107,9 +106,9 @@ static void test_allocator_hook(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_be_roundtrip),        cmocka_unit_test(test_digests),
-      cmocka_unit_test(test_md5_streaming),       cmocka_unit_test(test_base64_decode_errors),
-      cmocka_unit_test(test_errf),                cmocka_unit_test(test_allocator_hook),
+      cmocka_unit_test(test_be_roundtrip),  cmocka_unit_test(test_digests),
+      cmocka_unit_test(test_md5_streaming), cmocka_unit_test(test_base64_decode_errors),
+      cmocka_unit_test(test_errf),          cmocka_unit_test(test_allocator_hook),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
