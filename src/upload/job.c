@@ -130,6 +130,20 @@ static int dup_opt(const char *in, char **keep, const char **field) {
 
 static int journal_locate(vhdup_job *j);
 
+/* The copied options; the destination (which may hold a SAS) and the
+ * credentials (connection string, key, SAS token) are wiped before their
+ * memory goes back. */
+static void free_strings(vhdup_job *j) {
+  for (int i = 0; i < JOB_STRINGS; i++) {
+    if (j->strings[i] != NULL && i >= 2 && i <= 5) {
+      volatile char *p = j->strings[i];
+      while (*p)
+        *p++ = 0;
+    }
+    vhdup__free(j->strings[i]);
+  }
+}
+
 int vhdup_job_new(vhdup_engine *e, const vhdup_job_options *o, vhdup_job **out) {
   *out = NULL;
   if (e == NULL || o == NULL || o->source == NULL || o->destination == NULL ||
@@ -183,8 +197,7 @@ int vhdup_job_new(vhdup_engine *e, const vhdup_job_options *o, vhdup_job **out) 
   if (rc == 0 && !j->o.to_file && !j->o.dry_run)
     rc = journal_locate(j);
   if (rc != 0) {
-    for (int i = 0; i < JOB_STRINGS; i++)
-      vhdup__free(j->strings[i]);
+    free_strings(j);
     vhdup__free(j->dest_shown);
     vhdup__free(j->journal_path);
     vhdup__free(j->journal_dest);
@@ -560,8 +573,7 @@ static void job_free(vhdup_job *j) {
   if (j->disk != NULL)
     vhdup__disk_free(j->disk);
   vhdup__file_close(j->file);
-  for (int i = 0; i < JOB_STRINGS; i++)
-    vhdup__free(j->strings[i]);
+  free_strings(j);
   vhdup__free(j->dest_shown);
   vhdup__journal_close(j->journal, 0);
   vhdup__free(j->journal_path);
