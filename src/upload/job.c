@@ -251,6 +251,12 @@ static void job_done(vhdup_job *j, int status, const char *message) {
       vhdup__journal_close(j->journal, 0);
     }
     j->journal = NULL;
+  } else if (status == VHDUP_ECANCELED && !j->blob_resumable) {
+    size_t n = strlen(j->message);
+    snprintf(j->message + n, sizeof(j->message) - n,
+             "%sstopped before the destination was ready, so there is nothing to resume: "
+             "run the same command again",
+             n ? "; " : "");
   }
   if (j->done_cb != NULL)
     j->done_cb(j, status, j->o.data);

@@ -49,13 +49,18 @@ check() {
   python3 "$VHDUP_SOURCE_DIR/test/tools/check_footer.py" "$data" $((256 * M)) || fail "$1: bad footer"
 }
 
-# interrupt NAME SIGNAL DELAY: starts an upload, sends SIGNAL after DELAY
-# seconds; prints the exit code.
+# interrupt NAME SIGNAL DELAY: starts an upload, sends SIGNAL DELAY seconds
+# later, but never before its journal holds a confirmed write (under
+# valgrind the first write comes seconds late); prints the exit code.
 interrupt() {
-  local rc=0
+  local rc=0 i
   "${UPLOAD[@]}" "$T/disk.vhd" "$TS_URL/vhds/$1.vhd" >"$T/$1.1.json" 2>"$T/$1.1.err" &
   local pid=$!
-  sleep "$3"
+  for ((i = 0; i < 1200; i++)); do
+    cat "$T/state/vhdup/"*.journal 2>/dev/null | grep -q '^W ' && break
+    sleep 0.1
+  done
+  python3 -c 'import sys, time; time.sleep(max(0.0, float(sys.argv[1]) - int(sys.argv[2]) / 10))' "$3" "$i"
   kill "-$2" "$pid" 2>/dev/null || true
   wait "$pid" || rc=$?
   echo "$rc"
