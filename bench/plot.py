@@ -2,7 +2,8 @@
 """Plots bench/sweep.sh's CSV as an SVG, with no plotting library: payload
 MB/s against connections (log2 x axis, log10 y axis), one panel per
 workload, one line per target, the plain-curl ceiling of each target dashed
-in the same colour, and each WAN link rate dotted.
+in the same colour, and each WAN link rate dotted. A --connections auto run
+is a square at the limit it ended on, labelled "auto".
 
 usage: bench/plot.py sweep.csv sweep.svg
 """
@@ -20,12 +21,15 @@ def load(path):
     rows = list(csv.DictReader(open(path)))
     # A curl row with a few failed requests still plots (its MB/s counts
     # only the 201s); a failed or skipped vhdup row does not.
-    return [r for r in rows if r["payload_MBps"]
+    rows = [r for r in rows if r["payload_MBps"]
             and (r["status"] == "ok" or (r["workload"] == "curl" and r["status"].startswith("partial")))]
+    fixed = [r for r in rows if r["connections"] != "auto"]
+    auto = [r for r in rows if r["connections"] == "auto" and r.get("auto_limit_end")]
+    return fixed, auto
 
 
 def main():
-    rows = load(sys.argv[1])
+    rows, auto = load(sys.argv[1])
     targets = []
     for r in rows:
         if r["target"] not in targets:
@@ -106,6 +110,14 @@ def main():
                 for c, v in pts:
                     out.append('<circle cx="%.1f" cy="%.1f" r="3" fill="%s" stroke="%s"/>'
                                % (sx(c), sy(v), "white" if dash else colour[t], colour[t]))
+            for r in auto:
+                if r["target"] != t or r["workload"] != w or float(r["payload_MBps"]) <= 0:
+                    continue
+                c = min(max(int(r["auto_limit_end"]), min(conns)), max(conns))
+                x, y = sx(c), sy(float(r["payload_MBps"]))
+                out.append('<rect x="%.1f" y="%.1f" width="8" height="8" fill="%s"/>'
+                           % (x - 4, y - 4, colour[t]))
+                out.append('<text x="%.1f" y="%.1f" fill="%s">auto</text>' % (x + 6, y - 6, colour[t]))
 
     ly = TOP + PANEL_H + BOTTOM + 10
     for i, t in enumerate(targets):

@@ -12,8 +12,8 @@
 # For each connection count in CONNS, vhdup upload of two workloads:
 #   ref    bench/make-disk.sh's reference-like 2 GiB dynamic VHD (197 MiB of
 #          data: big runs plus 2000 4 KiB islands, so ~2050 requests)
-#   dense  random data filling a dynamic VHD (1 GiB on loopback, 256 MiB on
-#          Azurite, 512 MiB over the WAN paths), every request a full 4 MiB
+#   dense  random data filling a dynamic VHD (1 GiB on loopback and over the
+#          WAN paths, 256 MiB on Azurite), every request a full 4 MiB
 #   dense-nomd5  (loopback only) the same with --no-md5, as the curl
 #          ceiling sends no Content-MD5 either: separates the cost of the
 #          per-request MD5 (computed by vhdup, checked by the sink) from the
@@ -28,6 +28,13 @@
 # and, at the same parallelism against the same target, the plain-curl
 # ceiling: curl --parallel-max N of 4 MiB Put Pages, the dense workload's
 # bytes (bench/engine.sh's method).
+# CONNS may hold "auto": vhdup's own controller (--connections auto), whose
+# choice (the limit it ended on, and the highest it tried) is reported and
+# compared with the best fixed count on the same target and workload.
+# Over the WAN paths, "of TCP" compares with what TCP can carry through the
+# tbf rate at the veth's MTU: tbf counts whole Ethernet frames, so at MTU
+# 1500 a frame of 1514 bytes carries 1448 bytes of payload (20 IP + 32 TCP
+# with timestamps): no sender's payload exceeds 95.6% of the tbf rate.
 # Per point: payload MB/s (10^6 B of bytes_sent per wall second), virtual
 # MB/s, requests/s, retries, CPU s per GiB sent, peak RSS (GNU time); and
 # from vhdup's --progress=json lines (one a second) the steady MB/s (bytes
@@ -39,7 +46,7 @@
 # sweep.svg (bench/plot.py), machine.md (nproc, lscpu, kernel, date, load),
 # runs/ (per-run logs; not for committing).
 #
-# env: CONNS="1 2 4 8 16 32 64 128 256"  AZ_CONNS="1 4 16 64"
+# env: CONNS="1 2 4 8 16 32 64 128 256 auto"  AZ_CONNS="1 4 16 64 auto"
 #      WAN_PROFILES="1gbit:20 800mbit:80" (RATE:RTT_MS; "" for none)
 #      TARGETS="loopback azurite wan" REPS=3 (loopback; others 1)
 #      WAN_MAX_PRED=60  RUN_TIMEOUT=180
@@ -65,8 +72,8 @@ source "$root/bench/wan.sh"
 trap 'wan_down; _cleanup' EXIT
 trap 'exit 130' INT TERM
 
-CONNS=${CONNS:-1 2 4 8 16 32 64 128 256}
-AZ_CONNS=${AZ_CONNS:-1 4 16 64}
+CONNS=${CONNS:-1 2 4 8 16 32 64 128 256 auto}
+AZ_CONNS=${AZ_CONNS:-1 4 16 64 auto}
 WAN_PROFILES=${WAN_PROFILES-1gbit:20 800mbit:80}
 TARGETS=" ${TARGETS:-loopback azurite wan} "
 REPS=${REPS:-3}
@@ -106,13 +113,12 @@ note "disks (made once into $cache)"
 cached "$cache/sweep-ref-2G" "$root/bench/make-disk.sh" "$cache/sweep-ref-2G/ref.vhd" 2G
 cached "$cache/sweep-dense-1G" make_dense "$cache/sweep-dense-1G" 1024
 cached "$cache/sweep-dense-256M" make_dense "$cache/sweep-dense-256M" 256
-cached "$cache/sweep-dense-512M" make_dense "$cache/sweep-dense-512M" 512
 disk_ref=$cache/sweep-ref-2G/ref.vhd
 disk_dense_big=$cache/sweep-dense-1G/dense.vhd
 disk_dense_small=$cache/sweep-dense-256M/dense.vhd
-disk_dense_wan=$cache/sweep-dense-512M/dense.vhd
+disk_dense_wan=$disk_dense_big
 
-echo "target,workload,connections,reps,wall_s,bytes_sent,virtual_size,requests,retries,payload_MBps,virtual_MBps,req_per_s,cpu_s_per_GiB,peak_rss_MiB,link_MBps,status,steady_MBps,max_in_flight" >"$csv"
+echo "target,workload,connections,reps,wall_s,bytes_sent,virtual_size,requests,retries,payload_MBps,virtual_MBps,req_per_s,cpu_s_per_GiB,peak_rss_MiB,link_MBps,status,steady_MBps,max_in_flight,auto_limit_end,auto_limit_max" >"$csv"
 nrun=0
 
 # summarize TARGET WORKLOAD CONNS LINK ROWS: the median-wall row of ROWS
@@ -123,7 +129,7 @@ summarize() {
 import sys
 target, workload, conns, link, rows_path = sys.argv[1:]
 rows = sorted((l.split() for l in open(rows_path) if l.strip()), key=lambda r: float(r[0]))
-e, cpu, rss, sent, virt, req, retr, st, steady, inflight = rows[(len(rows) - 1) // 2]
+e, cpu, rss, sent, virt, req, retr, st, steady, inflight, lim_end, lim_max = rows[(len(rows) - 1) // 2]
 if not workload.startswith("dense"):
     steady = "-"  # ref's rate changes from the big runs to the islands: no steady state
 bad = [r[7] for r in rows if r[7] != "ok"]
@@ -133,7 +139,8 @@ f = lambda x: "%.1f" % x
 print(",".join([target, workload, conns, str(len(rows)), "%.2f" % e, str(sent), str(virt), str(req), retr,
     f(sent / 1e6 / e) if e else "0", f(virt / 1e6 / e) if e and virt else "", f(req / e) if e else "0",
     "%.2f" % (cpu / (sent / 2**30)) if sent else "", f(int(rss) / 1024), link, st,
-    "" if steady == "-" else steady, "" if inflight == "-" else inflight]))
+    "" if steady == "-" else steady, "" if inflight == "-" else inflight,
+    "" if conns != "auto" else lim_end, "" if conns != "auto" else lim_max]))
 PY
   note "$(tail -n 1 "$csv")"
 }
@@ -174,18 +181,21 @@ for line in open(path):
         p = json.loads(line)
         if p.get("phase", "data") == "data":
             prog.append(p)
-steady, inflight = "-", "-"
+steady, inflight, lim_max = "-", "-", 0
 if len(prog) >= 2 and prog[-1]["seconds"] - prog[0]["seconds"] >= 0.9:
     steady = "%.1f" % ((prog[-1]["bytes_sent"] - prog[0]["bytes_sent"]) / 1e6 /
                        (prog[-1]["seconds"] - prog[0]["seconds"]))
 if prog:
     inflight = str(max(p.get("in_flight", 0) for p in prog))
+    lim_max = max(p.get("connections_limit", 0) for p in prog)
+lim_end = d.get("connections_limit", 0)
+lim_max = max(lim_max, lim_end)
 st = d.get("status", "none")
 if rc in ("124", "137"):
     st = "TIMEOUT"
 elif st != "ok" or rc != "0":
     st = "FAIL(rc=%s;%s)" % (rc, d.get("error_code") or st)
-print(e, cpu, rss, d.get("bytes_sent", 0), d.get("virtual_size", 0), d.get("requests", 0), d.get("retries", 0), st, steady, inflight)
+print(e, cpu, rss, d.get("bytes_sent", 0), d.get("virtual_size", 0), d.get("requests", 0), d.get("retries", 0), st, steady, inflight, lim_end, lim_max)
 PY
     [ "$rc" -eq 0 ] || note "FAILED ($rc): $(cat "$log.cmd"): $(tail -n 3 "$log.err")"
     if [ "$target" = azurite ]; then
@@ -197,7 +207,7 @@ PY
 
 # skipped TARGET WORKLOAD CONNS LINK WHY: a CSV row for a point not run.
 skipped() {
-  echo "$1,$2,$3,0,,,,,,,,,,,$4,$5,," >>"$csv"
+  echo "$1,$2,$3,0,,,,,,,,,,,$4,$5,,,," >>"$csv"
   note "$(tail -n 1 "$csv")"
 }
 
@@ -238,7 +248,7 @@ run_curl() {
       cp "$T/curl.err" "$out/runs/$nrun.curl-err"
       note "curl $target -c $n: $st: codes $(sort "$T/codes" | uniq -c | tr -s ' \n' ' '); $(head -c 300 "$T/curl.err")"
     fi
-    echo "$e $(echo "$u + $s" | bc -l) $m $((ok * size)) 0 $ok $((nreq - ok)) $st - -" >>"$rows"
+    echo "$e $(echo "$u + $s" | bc -l) $m $((ok * size)) 0 $ok $((nreq - ok)) $st - - 0 0" >>"$rows"
   done
   summarize "$target" curl "$n" "$link" "$rows"
 }
@@ -254,7 +264,7 @@ if want loopback; then
     run_vhdup loopback ref "$disk_ref" "$n" "$REPS" "$TS_URL/bench" "" --
     run_vhdup loopback dense "$disk_dense_big" "$n" "$REPS" "$TS_URL/bench" "" --
     run_vhdup loopback dense-nomd5 "$disk_dense_big" "$n" "$REPS" "$TS_URL/bench" "" --
-    run_curl loopback "$n" "$REPS" $((1024 * M / size)) "$TS_URL/bench" sig=testsig ""
+    [ "$n" = auto ] || run_curl loopback "$n" "$REPS" $((1024 * M / size)) "$TS_URL/bench" sig=testsig ""
   done
   ref_requests=$(awk -F, '$1 == "loopback" && $2 == "ref" { print $8; exit }' "$csv")
   stop_testserver
@@ -271,6 +281,7 @@ if want azurite; then
     for n in $AZ_CONNS; do
       run_vhdup azurite ref "$disk_ref" "$n" 1 "$AZURITE_URL/bench" "" AZURE_STORAGE_CONNECTION_STRING="$AZURITE_CONN" --
       run_vhdup azurite dense "$disk_dense_small" "$n" 1 "$AZURITE_URL/bench" "" AZURE_STORAGE_CONNECTION_STRING="$AZURITE_CONN" --
+      [ "$n" = auto ] && continue
       run_curl azurite "$n" 1 $((256 * M / size)) "$AZURITE_URL/bench" "$sas" ""
       az_req DELETE "$AZURITE_URL" "bench/curl$n.vhd" >/dev/null || true
     done
@@ -291,14 +302,15 @@ if want wan; then
     note "$target: $WAN_MODE, link ${WAN_LINK_MBPS:-unlimited} MB/s, proxy at $WAN_URL"
     "${WAN_EXEC[@]}" curl -sS -o /dev/null -X PUT -H 'Content-Length: 0' "$WAN_URL/bench?restype=container&sig=testsig"
     for n in $CONNS; do
-      pred=$((ref_requests * rtt / 1000 / n))
+      # auto is judged by the time it would take at 64 connections.
+      pred=$((ref_requests * rtt / 1000 / ${n/auto/64}))
       if [ "$pred" -gt "$WAN_MAX_PRED" ]; then
         skipped "$target" ref "$n" "${WAN_LINK_MBPS:-}" "skipped(~${pred}s:${ref_requests}req*${rtt}ms/${n})"
       else
         run_vhdup "$target" ref "$disk_ref" "$n" 1 "$WAN_URL/bench" "${WAN_LINK_MBPS:-}" -- "${WAN_EXEC[@]}"
       fi
       run_vhdup "$target" dense "$disk_dense_wan" "$n" 1 "$WAN_URL/bench" "${WAN_LINK_MBPS:-}" -- "${WAN_EXEC[@]}"
-      run_curl "$target" "$n" 1 $((512 * M / size)) "$WAN_URL/bench" sig=testsig "${WAN_LINK_MBPS:-}" "${WAN_EXEC[@]}"
+      [ "$n" = auto ] || run_curl "$target" "$n" 1 $((1024 * M / size)) "$WAN_URL/bench" sig=testsig "${WAN_LINK_MBPS:-}" "${WAN_EXEC[@]}"
     done
     cp "$WAN_DIR/sink.log" "$out/runs/$target-sink.log"
     cp "$WAN_DIR/proxy.log" "$out/runs/$target-proxy.log"
@@ -322,48 +334,55 @@ print("$(date -u '+%Y-%m-%d %H:%M UTC'), vhdup $head"
 print()
 print("MB = 10^6 bytes. payload MB/s = bytes sent / wall; virtual MB/s = the disk's virtual size / wall;"
       " curl MB/s = the plain-curl ceiling at the same connection count against the same target"
-      " (4 MiB Put Pages, the dense workload's bytes); link = the tbf rate. Wall = the whole vhdup process; steady = vhdup's own progress lines,"
+      " (4 MiB Put Pages, the dense workload's bytes); link = the tbf rate; of TCP = of the payload TCP can carry through it at MTU 1500 (1448 of every 1514 bytes); auto chose = the limit --connections auto ended on (the highest it tried). Wall = the whole vhdup process; steady = vhdup's own progress lines,"
       " first to last (blank when the run was under ~2 s); in flight = the most requests in flight seen."
       " ref = reference-like 2 GiB dynamic disk (197 MiB data, ~2050 requests);"
-      " dense = random data filling the disk (1 GiB on loopback, 256 MiB on Azurite, 512 MiB over WAN);"
+      " dense = random data filling the disk (1 GiB on loopback and over WAN, 256 MiB on Azurite);"
       " dense-nomd5 = dense with --no-md5 (no per-request Content-MD5, like the curl ceiling).")
 print()
-print("| target | workload | conns | payload MB/s | virtual MB/s | req/s | retries | CPU s/GiB | RSS MiB | curl MB/s | vhdup/curl | of link | steady MB/s | steady of link | in flight | status |")
-print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+TCP = 1448 / 1514  # payload per tbf-counted frame at MTU 1500 (see the header)
+print("| target | workload | conns | payload MB/s | virtual MB/s | req/s | retries | CPU s/GiB | RSS MiB | curl MB/s | vhdup/curl | of link | of TCP | steady MB/s | steady of link | in flight | auto chose | status |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+pct = lambda a, b: "%.0f%%" % (100 * float(a) / float(b)) if a and b and float(b) else ""
 for r in rows:
     if r["workload"] == "curl":
         continue
     c = curl.get((r["target"], r["connections"]))
     cm = c["payload_MBps"] if c else ""
-    ratio = "%.0f%%" % (100 * float(r["payload_MBps"]) / float(cm)) if c and r["payload_MBps"] and float(cm) else ""
-    link = "%.0f%%" % (100 * float(r["payload_MBps"]) / float(r["link_MBps"])) if r["link_MBps"] and r["payload_MBps"] else ""
-    slink = "%.0f%%" % (100 * float(r["steady_MBps"]) / float(r["link_MBps"])) if r["link_MBps"] and r["steady_MBps"] else ""
+    tcp = "%.1f" % (float(r["link_MBps"]) * TCP) if r["link_MBps"] else ""
+    chose = "%s (max %s)" % (r["auto_limit_end"], r["auto_limit_max"]) if r["auto_limit_end"] else ""
     print("| " + " | ".join([r["target"], r["workload"], r["connections"], r["payload_MBps"], r["virtual_MBps"],
-          r["req_per_s"], r["retries"], r["cpu_s_per_GiB"], r["peak_rss_MiB"], cm, ratio, link,
-          r["steady_MBps"], slink, r["max_in_flight"], r["status"]]) + " |")
+          r["req_per_s"], r["retries"], r["cpu_s_per_GiB"], r["peak_rss_MiB"], cm, pct(r["payload_MBps"], cm),
+          pct(r["payload_MBps"], r["link_MBps"]), pct(r["payload_MBps"], tcp),
+          r["steady_MBps"], pct(r["steady_MBps"], r["link_MBps"]), r["max_in_flight"], chose, r["status"]]) + " |")
 print()
 print("## Targets")
 print()
+ok = lambda r: r["status"] == "ok" and r["payload_MBps"]
 for t in sorted({r["target"] for r in rows if r["link_MBps"]}):
     for w in ("dense", "ref"):
-        pts = [r for r in rows if r["target"] == t and r["workload"] == w and r["status"] == "ok" and int(r["connections"]) <= 16]
+        pts = [r for r in rows if r["target"] == t and r["workload"] == w and ok(r)
+               and r["connections"] != "auto" and int(r["connections"]) <= 16]
         if not pts:
             continue
         best = max(pts, key=lambda r: float(r["payload_MBps"]))
-        pct = 100 * float(best["payload_MBps"]) / float(best["link_MBps"])
-        line = ("- %s, %s: best at <= 16 connections %s MB/s (wall) with %s = %.1f%% of the %s MB/s link: %s (target >= 95%%)"
-                % (t, w, best["payload_MBps"], best["connections"], pct, best["link_MBps"], "MET" if pct >= 95 else "not met"))
+        link = float(best["link_MBps"])
+        v = float(best["payload_MBps"])
+        line = ("- %s, %s: best at <= 16 connections %s MB/s (wall) with %s = %.1f%% of the %s MB/s link, "
+                "%.1f%% of what TCP carries through it (%.1f MB/s): %s (target >= 95%%)"
+                % (t, w, best["payload_MBps"], best["connections"], 100 * v / link, best["link_MBps"],
+                   100 * v / (link * TCP), link * TCP, "MET" if v >= 0.95 * link * TCP else "not met"))
         sp = [r for r in pts if r["steady_MBps"]]
         if sp:
             sb = max(sp, key=lambda r: float(r["steady_MBps"]))
             sv = 100 * float(sb["steady_MBps"]) / float(sb["link_MBps"])
-            line += "; steady %s MB/s with %s = %.1f%%: %s" % (sb["steady_MBps"], sb["connections"], sv, "MET" if sv >= 95 else "not met")
+            line += "; steady %s MB/s with %s = %.1f%% of the link" % (sb["steady_MBps"], sb["connections"], sv)
         c = curl.get((t, best["connections"]))
         if c:
-            line += "; curl at %s: %s MB/s = %.1f%%" % (best["connections"], c["payload_MBps"], 100 * float(c["payload_MBps"]) / float(best["link_MBps"]))
+            line += "; curl at %s: %s MB/s = %.1f%% of the link" % (best["connections"], c["payload_MBps"], 100 * float(c["payload_MBps"]) / link)
         print(line)
 for w in ("dense", "dense-nomd5", "ref"):
-    pts = [r for r in rows if r["target"] == "loopback" and r["workload"] == w and r["status"] == "ok"]
+    pts = [r for r in rows if r["target"] == "loopback" and r["workload"] == w and ok(r)]
     for r in pts:
         c = curl.get(("loopback", r["connections"]))
         if c:
@@ -371,9 +390,19 @@ for w in ("dense", "dense-nomd5", "ref"):
     pts = [r for r in pts if "ratio" in r]
     if pts:
         met = [r["connections"] for r in pts if r["ratio"] >= 0.9]
-        at16 = [r for r in pts if r["connections"] == "16"]
         print("- loopback, %s: vhdup/curl %s; >= 90%% of the curl ceiling at connections: %s"
               % (w, ", ".join("%s: %.0f%%" % (r["connections"], 100 * r["ratio"]) for r in pts), " ".join(met) or "none"))
+for t in sorted({r["target"] for r in rows}):
+    for w in ("ref", "dense", "dense-nomd5"):
+        a = [r for r in rows if r["target"] == t and r["workload"] == w and r["connections"] == "auto" and ok(r)]
+        fixed = [r for r in rows if r["target"] == t and r["workload"] == w and r["connections"] != "auto" and ok(r)]
+        if not a or not fixed:
+            continue
+        best = max(fixed, key=lambda r: float(r["payload_MBps"]))
+        q = float(a[0]["payload_MBps"]) / float(best["payload_MBps"])
+        print("- %s, %s: auto %s MB/s, ending at %s connections (highest tried %s); best fixed %s MB/s at %s: %.0f%% of it: %s (target >= 90%%)"
+              % (t, w, a[0]["payload_MBps"], a[0]["auto_limit_end"], a[0]["auto_limit_max"], best["payload_MBps"],
+                 best["connections"], 100 * q, "MET" if q >= 0.9 else "not met"))
 print()
 print("![MB/s against connections](sweep.svg)")
 PY
