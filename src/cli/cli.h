@@ -78,6 +78,75 @@ const char *vhdup__cli_human_size(uint64_t n, char *buf, size_t size);
 char *vhdup__cli_read_secret_file(const char *path, const char *what);
 void vhdup__cli_free_secret(char *s);
 
+/* The options upload and blob share for reaching a blob: credentials,
+ * endpoint, transport. A command puts VHDUP__CLI_CONN_LONGOPTS into its
+ * option table, VHDUP__CLI_CONN_HELP into its --help, and hands every
+ * getopt_long answer its own switch does not know to vhdup__cli_conn_option.
+ * After the positional arguments, vhdup__cli_conn_read_secrets reads the
+ * key and SAS files; vhdup__cli_conn_to_job or _to_target passes everything
+ * on (the strings are borrowed: free the struct once the job or blob
+ * operations no longer need them). */
+enum {
+  VHDUP__CLI_OPT_CONNSTR = 0x1000, /* above any command's own option codes */
+  VHDUP__CLI_OPT_KEYFILE,
+  VHDUP__CLI_OPT_SASFILE,
+  VHDUP__CLI_OPT_ALLOW_HTTP,
+  VHDUP__CLI_OPT_CA_FILE,
+  VHDUP__CLI_OPT_VERSION,
+  VHDUP__CLI_OPT_RETRIES,
+};
+
+/* clang-format off */
+#define VHDUP__CLI_CONN_LONGOPTS                                                                   \
+  {"connection-string", required_argument, NULL, VHDUP__CLI_OPT_CONNSTR},                          \
+  {"account-key-file", required_argument, NULL, VHDUP__CLI_OPT_KEYFILE},                           \
+  {"sas-token-file", required_argument, NULL, VHDUP__CLI_OPT_SASFILE},                             \
+  {"allow-http", no_argument, NULL, VHDUP__CLI_OPT_ALLOW_HTTP},                                    \
+  {"ca-file", required_argument, NULL, VHDUP__CLI_OPT_CA_FILE},                                    \
+  {"service-version", required_argument, NULL, VHDUP__CLI_OPT_VERSION},                            \
+  {"retries", required_argument, NULL, VHDUP__CLI_OPT_RETRIES}
+/* clang-format on */
+
+/* Their --help lines, but --retries (its default differs by command). */
+#define VHDUP__CLI_CONN_HELP                                                                       \
+  "      --connection-string STR   (prefer AZURE_STORAGE_CONNECTION_STRING:\n"                     \
+  "                          a command line is visible to other users)\n"                          \
+  "      --account-key-file PATH   file holding the account's base64 key\n"                        \
+  "      --sas-token-file PATH     file holding a SAS query (sv=...&sig=...)\n"                    \
+  "      --allow-http        allow plain http:// to a non-loopback host\n"                         \
+  "      --ca-file PATH      CA bundle for TLS verification\n"                                     \
+  "      --service-version V x-ms-version to send (default 2021-08-06)\n"
+
+typedef struct vhdup__cli_conn {
+  const char *cmd; /* for messages */
+  const char *connection_string;
+  const char *key_file, *sas_file;
+  const char *ca_file;
+  const char *service_version;
+  int allow_http;
+  unsigned max_attempts;         /* 0: the API's default */
+  char *account_key, *sas_token; /* read from the files */
+} vhdup__cli_conn;
+
+struct vhdup_engine_options;
+struct vhdup_job_options;
+struct vhdup_blob_target;
+
+void vhdup__cli_conn_init(vhdup__cli_conn *c, const char *cmd);
+/* Takes opt (and optarg) if it is one of the shared options: returns 0, or
+ * the exit code after a usage error. Anything else is reported as
+ * vhdup__cli_bad_option does, and its exit code returned. */
+int vhdup__cli_conn_option(vhdup__cli_conn *c, int opt, char **argv);
+/* Reads --account-key-file and --sas-token-file, if given. Returns 0, or
+ * VHDUP_EXIT_INPUT after printing why (nothing is left allocated). */
+int vhdup__cli_conn_read_secrets(vhdup__cli_conn *c);
+void vhdup__cli_conn_to_job(const vhdup__cli_conn *c, struct vhdup_engine_options *eo,
+                            struct vhdup_job_options *jo);
+void vhdup__cli_conn_to_target(const vhdup__cli_conn *c, struct vhdup_engine_options *eo,
+                               struct vhdup_blob_target *t);
+/* Wipes and frees the secrets read. */
+void vhdup__cli_conn_free(vhdup__cli_conn *c);
+
 /* "64M", "512", "1GiB" (K, M, G, T are powers of 1024). Returns 0 or -1. */
 int vhdup__cli_parse_size(const char *s, uint64_t *out);
 /* A decimal in [min, max]. Returns 0 or -1. */

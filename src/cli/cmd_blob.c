@@ -39,13 +39,9 @@ const char vhdup__cmd_blob_help[] =
     "      --length SIZE       ranges: this many bytes (default: to the end)\n"
     "      --segment SIZE      ranges: bytes per request (default 150M)\n"
     "      --max-results N     ranges: ranges per answer page (default 10000)\n"
-    "      --connection-string STR   (prefer AZURE_STORAGE_CONNECTION_STRING:\n"
-    "                          a command line is visible to other users)\n"
-    "      --account-key-file PATH   file holding the account's base64 key\n"
-    "      --sas-token-file PATH     file holding a SAS query (sv=...&sig=...)\n"
-    "      --allow-http        allow plain http:// to a non-loopback host\n"
-    "      --ca-file PATH      CA bundle for TLS verification\n"
-    "      --service-version V x-ms-version to send (default 2021-08-06)\n"
+    /* clang-format off */
+    VHDUP__CLI_CONN_HELP
+    /* clang-format on */
     "      --retries N         tries per request (default 5)\n"
     "  -v, --verbose           HTTP trace on stderr (signatures redacted)\n"
     "  -h, --help              this help\n"
@@ -281,13 +277,6 @@ enum {
   OPT_LENGTH,
   OPT_SEGMENT,
   OPT_MAX_RESULTS,
-  OPT_CONNSTR,
-  OPT_KEYFILE,
-  OPT_SASFILE,
-  OPT_ALLOW_HTTP,
-  OPT_CA_FILE,
-  OPT_VERSION,
-  OPT_RETRIES,
 };
 
 int vhdup__cmd_blob(int argc, char **argv) {
@@ -297,13 +286,7 @@ int vhdup__cmd_blob(int argc, char **argv) {
       {"length", required_argument, NULL, OPT_LENGTH},
       {"segment", required_argument, NULL, OPT_SEGMENT},
       {"max-results", required_argument, NULL, OPT_MAX_RESULTS},
-      {"connection-string", required_argument, NULL, OPT_CONNSTR},
-      {"account-key-file", required_argument, NULL, OPT_KEYFILE},
-      {"sas-token-file", required_argument, NULL, OPT_SASFILE},
-      {"allow-http", no_argument, NULL, OPT_ALLOW_HTTP},
-      {"ca-file", required_argument, NULL, OPT_CA_FILE},
-      {"service-version", required_argument, NULL, OPT_VERSION},
-      {"retries", required_argument, NULL, OPT_RETRIES},
+      VHDUP__CLI_CONN_LONGOPTS,
       {"verbose", no_argument, NULL, 'v'},
       {NULL, 0, NULL, 0},
   };
@@ -314,10 +297,11 @@ int vhdup__cmd_blob(int argc, char **argv) {
   eo.connections = 1; /* one request at a time */
   vhdup_blob_target_init(&r.target);
   vhdup_blob_ranges_options_init(&r.ro);
-  const char *key_file = NULL, *sas_file = NULL;
+  vhdup__cli_conn conn;
+  vhdup__cli_conn_init(&conn, "blob");
   int ranges_opts = 0;
   uint64_t size;
-  int opt;
+  int opt, rc;
 
   /* main() left optind at 0, so getopt starts afresh and permutes: options
    * may follow the subcommand and the URL. */
@@ -350,33 +334,13 @@ int vhdup__cmd_blob(int argc, char **argv) {
         return vhdup__cli_usage_error("blob", "--max-results takes 1 to 100000, not '%s'", optarg);
       ranges_opts = 1;
       break;
-    case OPT_CONNSTR:
-      r.target.connection_string = optarg;
-      break;
-    case OPT_KEYFILE:
-      key_file = optarg;
-      break;
-    case OPT_SASFILE:
-      sas_file = optarg;
-      break;
-    case OPT_ALLOW_HTTP:
-      r.target.allow_http = 1;
-      break;
-    case OPT_CA_FILE:
-      eo.ca_file = optarg;
-      break;
-    case OPT_VERSION:
-      r.target.service_version = optarg;
-      break;
-    case OPT_RETRIES:
-      if (vhdup__cli_parse_uint(optarg, 1, 100, &r.target.max_attempts) != 0)
-        return vhdup__cli_usage_error("blob", "--retries takes 1 to 100, not '%s'", optarg);
-      break;
     case 'v':
       eo.verbose = 1;
       break;
     default:
-      return vhdup__cli_bad_option("blob", opt, argv);
+      if ((rc = vhdup__cli_conn_option(&conn, opt, argv)) != 0)
+        return rc;
+      break;
     }
   }
   if (argc - optind < 1)
@@ -395,17 +359,11 @@ int vhdup__cmd_blob(int argc, char **argv) {
                                   "--offset, --length, --segment and --max-results are for ranges");
   r.target.url = argv[optind + 1];
 
-  char *key = NULL, *sas = NULL;
-  if (key_file != NULL && (key = vhdup__cli_read_secret_file(key_file, "account key")) == NULL)
-    return VHDUP_EXIT_INPUT;
-  if (sas_file != NULL && (sas = vhdup__cli_read_secret_file(sas_file, "SAS token")) == NULL) {
-    vhdup__cli_free_secret(key);
-    return VHDUP_EXIT_INPUT;
-  }
-  r.target.account_key = key;
-  r.target.sas_token = sas;
+  if ((rc = vhdup__cli_conn_read_secrets(&conn)) != 0)
+    return rc;
+  vhdup__cli_conn_to_target(&conn, &eo, &r.target);
 
-  int rc = uv_loop_init(&r.loop);
+  rc = uv_loop_init(&r.loop);
   if (rc == 0) {
     rc = vhdup_engine_new(&r.loop, &eo, &r.engine);
     if (rc != 0)
@@ -413,8 +371,7 @@ int vhdup__cmd_blob(int argc, char **argv) {
   }
   if (rc != 0) {
     fprintf(stderr, "vhdup: blob: %s\n", vhdup_strerror(rc));
-    vhdup__cli_free_secret(key);
-    vhdup__cli_free_secret(sas);
+    vhdup__cli_conn_free(&conn);
     return vhdup__exit_code(rc);
   }
   uv_signal_init(&r.loop, &r.sigint);
@@ -431,8 +388,7 @@ int vhdup__cmd_blob(int argc, char **argv) {
   uv_run(&r.loop, UV_RUN_DEFAULT);
   if (uv_loop_close(&r.loop) != 0)
     fprintf(stderr, "vhdup: internal error: handles left open on the loop\n");
-  vhdup__cli_free_secret(key);
-  vhdup__cli_free_secret(sas);
+  vhdup__cli_conn_free(&conn);
   free(r.url);
   fflush(stdout);
   if (r.interrupted && r.status == VHDUP_ECANCELED)

@@ -61,13 +61,9 @@ const char vhdup__cmd_upload_help[] =
     "                          page ranges match what was sent) or content\n"
     "      --format FMT        auto (default), vhd or raw\n"
     "      --parent PATH       the first parent of a differencing disk\n"
-    "      --connection-string STR   (prefer AZURE_STORAGE_CONNECTION_STRING:\n"
-    "                          a command line is visible to other users)\n"
-    "      --account-key-file PATH   file holding the account's base64 key\n"
-    "      --sas-token-file PATH     file holding a SAS query (sv=...&sig=...)\n"
-    "      --allow-http        allow plain http:// to a non-loopback host\n"
-    "      --ca-file PATH      CA bundle for TLS verification\n"
-    "      --service-version V x-ms-version to send (default 2021-08-06)\n"
+    /* clang-format off */
+    VHDUP__CLI_CONN_HELP
+    /* clang-format on */
     "      --retries N         tries per request (default 8)\n"
     "      --stall-timeout S   a request that moves no data for S seconds is\n"
     "                          abandoned and retried (default 60)\n"
@@ -142,13 +138,6 @@ enum {
   OPT_VERIFY,
   OPT_FORMAT,
   OPT_PARENT,
-  OPT_CONNSTR,
-  OPT_KEYFILE,
-  OPT_SASFILE,
-  OPT_ALLOW_HTTP,
-  OPT_CA_FILE,
-  OPT_VERSION,
-  OPT_RETRIES,
   OPT_MERGE_GAP,
   OPT_PROGRESS,
   OPT_MKCONTAINER,
@@ -173,13 +162,7 @@ int vhdup__cmd_upload(int argc, char **argv) {
       {"verify", optional_argument, NULL, OPT_VERIFY},
       {"format", required_argument, NULL, OPT_FORMAT},
       {"parent", required_argument, NULL, OPT_PARENT},
-      {"connection-string", required_argument, NULL, OPT_CONNSTR},
-      {"account-key-file", required_argument, NULL, OPT_KEYFILE},
-      {"sas-token-file", required_argument, NULL, OPT_SASFILE},
-      {"allow-http", no_argument, NULL, OPT_ALLOW_HTTP},
-      {"ca-file", required_argument, NULL, OPT_CA_FILE},
-      {"service-version", required_argument, NULL, OPT_VERSION},
-      {"retries", required_argument, NULL, OPT_RETRIES},
+      VHDUP__CLI_CONN_LONGOPTS,
       {"merge-gap", required_argument, NULL, OPT_MERGE_GAP},
       {"progress", required_argument, NULL, OPT_PROGRESS},
       {"quiet", no_argument, NULL, 'q'},
@@ -194,10 +177,10 @@ int vhdup__cmd_upload(int argc, char **argv) {
   memset(&r, 0, sizeof(r));
   int mode = VHDUP__PROGRESS_AUTO;
   int quiet = 0;
-  char *key = NULL, *sas = NULL;
-  const char *key_file = NULL, *sas_file = NULL;
+  vhdup__cli_conn conn;
+  vhdup__cli_conn_init(&conn, "upload");
   uint64_t size;
-  int opt;
+  int opt, rc;
 
   opterr = 0;
   while ((opt = getopt_long(argc, argv, ":c:m:qv", longopts, NULL)) != -1) {
@@ -269,28 +252,6 @@ int vhdup__cmd_upload(int argc, char **argv) {
     case OPT_PARENT:
       jo.parent = optarg;
       break;
-    case OPT_CONNSTR:
-      jo.connection_string = optarg;
-      break;
-    case OPT_KEYFILE:
-      key_file = optarg;
-      break;
-    case OPT_SASFILE:
-      sas_file = optarg;
-      break;
-    case OPT_ALLOW_HTTP:
-      jo.allow_http = 1;
-      break;
-    case OPT_CA_FILE:
-      eo.ca_file = optarg;
-      break;
-    case OPT_VERSION:
-      jo.service_version = optarg;
-      break;
-    case OPT_RETRIES:
-      if (vhdup__cli_parse_uint(optarg, 1, 100, &jo.max_attempts) != 0)
-        return vhdup__cli_usage_error("upload", "--retries takes 1 to 100, not '%s'", optarg);
-      break;
     case OPT_MERGE_GAP:
       if (vhdup__cli_parse_size(optarg, &size) != 0 || size % 512 != 0 || size > 4u * 1024 * 1024)
         return vhdup__cli_usage_error(
@@ -308,38 +269,28 @@ int vhdup__cmd_upload(int argc, char **argv) {
       eo.verbose = 1;
       break;
     default:
-      return vhdup__cli_bad_option("upload", opt, argv);
+      if ((rc = vhdup__cli_conn_option(&conn, opt, argv)) != 0)
+        return rc;
+      break;
     }
   }
   if (argc - optind != 2)
     return vhdup__cli_usage_error("upload", "needs SOURCE and DEST");
   jo.source = argv[optind];
   jo.destination = argv[optind + 1];
-  if (key_file != NULL && (key = vhdup__cli_read_secret_file(key_file, "account key")) == NULL)
-    return VHDUP_EXIT_INPUT;
-  if (sas_file != NULL && (sas = vhdup__cli_read_secret_file(sas_file, "SAS token")) == NULL) {
-    free(key);
-    return VHDUP_EXIT_INPUT;
-  }
-  jo.account_key = key;
-  jo.sas_token = sas;
+  if ((rc = vhdup__cli_conn_read_secrets(&conn)) != 0)
+    return rc;
+  vhdup__cli_conn_to_job(&conn, &eo, &jo);
   jo.notice_cb = on_notice;
   jo.data = &r;
   r.source = jo.source;
 
-  int rc = uv_loop_init(&r.loop);
+  rc = uv_loop_init(&r.loop);
   if (rc == 0)
     rc = vhdup_engine_new(&r.loop, &eo, &r.engine);
   if (rc == 0)
     rc = vhdup_job_new(r.engine, &jo, &r.job);
-  if (key != NULL) {
-    memset(key, 0, strlen(key));
-    free(key);
-  }
-  if (sas != NULL) {
-    memset(sas, 0, strlen(sas));
-    free(sas);
-  }
+  vhdup__cli_conn_free(&conn); /* the job keeps copies */
   if (rc != 0) {
     fprintf(stderr, "vhdup: upload: %s\n", vhdup_strerror(rc));
     return vhdup__exit_code(rc);

@@ -1,6 +1,7 @@
 #include "cli/cli.h"
 
 #include "util/alloc.h"
+#include "vhdup.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -186,6 +187,82 @@ void vhdup__cli_free_secret(char *s) {
     return;
   memset(s, 0, strlen(s));
   free(s);
+}
+
+void vhdup__cli_conn_init(vhdup__cli_conn *c, const char *cmd) {
+  memset(c, 0, sizeof(*c));
+  c->cmd = cmd;
+}
+
+int vhdup__cli_conn_option(vhdup__cli_conn *c, int opt, char **argv) {
+  switch (opt) {
+  case VHDUP__CLI_OPT_CONNSTR:
+    c->connection_string = optarg;
+    return 0;
+  case VHDUP__CLI_OPT_KEYFILE:
+    c->key_file = optarg;
+    return 0;
+  case VHDUP__CLI_OPT_SASFILE:
+    c->sas_file = optarg;
+    return 0;
+  case VHDUP__CLI_OPT_ALLOW_HTTP:
+    c->allow_http = 1;
+    return 0;
+  case VHDUP__CLI_OPT_CA_FILE:
+    c->ca_file = optarg;
+    return 0;
+  case VHDUP__CLI_OPT_VERSION:
+    c->service_version = optarg;
+    return 0;
+  case VHDUP__CLI_OPT_RETRIES:
+    if (vhdup__cli_parse_uint(optarg, 1, 100, &c->max_attempts) != 0)
+      return vhdup__cli_usage_error(c->cmd, "--retries takes 1 to 100, not '%s'", optarg);
+    return 0;
+  default:
+    return vhdup__cli_bad_option(c->cmd, opt, argv);
+  }
+}
+
+int vhdup__cli_conn_read_secrets(vhdup__cli_conn *c) {
+  if (c->key_file != NULL &&
+      (c->account_key = vhdup__cli_read_secret_file(c->key_file, "account key")) == NULL)
+    return VHDUP_EXIT_INPUT;
+  if (c->sas_file != NULL &&
+      (c->sas_token = vhdup__cli_read_secret_file(c->sas_file, "SAS token")) == NULL) {
+    vhdup__cli_conn_free(c);
+    return VHDUP_EXIT_INPUT;
+  }
+  return 0;
+}
+
+void vhdup__cli_conn_to_job(const vhdup__cli_conn *c, vhdup_engine_options *eo,
+                            vhdup_job_options *jo) {
+  eo->ca_file = c->ca_file;
+  jo->connection_string = c->connection_string;
+  jo->account_key = c->account_key;
+  jo->sas_token = c->sas_token;
+  jo->allow_http = c->allow_http;
+  jo->service_version = c->service_version;
+  if (c->max_attempts != 0)
+    jo->max_attempts = c->max_attempts;
+}
+
+void vhdup__cli_conn_to_target(const vhdup__cli_conn *c, vhdup_engine_options *eo,
+                               vhdup_blob_target *t) {
+  eo->ca_file = c->ca_file;
+  t->connection_string = c->connection_string;
+  t->account_key = c->account_key;
+  t->sas_token = c->sas_token;
+  t->allow_http = c->allow_http;
+  t->service_version = c->service_version;
+  if (c->max_attempts != 0)
+    t->max_attempts = c->max_attempts;
+}
+
+void vhdup__cli_conn_free(vhdup__cli_conn *c) {
+  vhdup__cli_free_secret(c->account_key);
+  vhdup__cli_free_secret(c->sas_token);
+  c->account_key = c->sas_token = NULL;
 }
 
 int vhdup__cli_parse_size(const char *s, uint64_t *out) {

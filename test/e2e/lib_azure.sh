@@ -7,13 +7,15 @@
 # BASE/PATH?QUERY (BASE like http://127.0.0.1:PORT/devstoreaccount1, path
 # style, account devstoreaccount1 and Azurite's key unless AZ_ACCOUNT and
 # AZ_KEY say otherwise). Prints the HTTP status; the body goes to
-# ${AZ_OUT:-$T/az.body}, headers to $T/az.hdrs.
+# ${AZ_OUT:-$T/az.body}, headers to ${AZ_HDRS:-$T/az.hdrs}. AZ_DATE replaces
+# the x-ms-date (to test a stale one); the array AZ_CURL_OPTS adds curl
+# options. curl's own exit code is returned.
 az_req() {
   local verb=$1 base=$2 path=$3 query=${4:-} body=${5:-}
   shift 5 2>/dev/null || shift $#
   local acct=${AZ_ACCOUNT:-$AZURITE_ACCOUNT} key=${AZ_KEY:-$AZURITE_KEY}
   local hdrs=("$@") cl="" md5="" ctype="" inm="" range="" h name value date keyhex
-  date=$(LC_ALL=C date -u '+%a, %d %b %Y %H:%M:%S GMT')
+  date=${AZ_DATE:-$(LC_ALL=C date -u '+%a, %d %b %Y %H:%M:%S GMT')}
   hdrs+=("x-ms-date: $date" "x-ms-version: 2021-08-06")
   if [ -n "$body" ]; then
     cl=$(stat -c %s "$body")
@@ -45,14 +47,14 @@ az_req() {
   keyhex=$(printf '%s' "$key" | base64 -d | od -An -tx1 -v | tr -d ' \n')
   local sig
   sig=$(openssl dgst -sha256 -mac HMAC -macopt "hexkey:$keyhex" -binary "$T/az.sts" | base64)
-  local args=(-sS -o "${AZ_OUT:-$T/az.body}" -D "$T/az.hdrs" -w '%{http_code}' -X "$verb"
+  local args=(-sS -o "${AZ_OUT:-$T/az.body}" -D "${AZ_HDRS:-$T/az.hdrs}" -w '%{http_code}' -X "$verb"
     -H "Authorization: SharedKey $acct:$sig")
   [ "$verb" = HEAD ] && args+=(-I)
   for h in "${hdrs[@]}"; do args+=(-H "$h"); done
   [ -n "$body" ] && args+=(--data-binary "@$body")
   local url="$base/$path"
   [ -n "$query" ] && url="$url?$query"
-  curl "${args[@]}" "$url"
+  curl "${args[@]}" ${AZ_CURL_OPTS[@]+"${AZ_CURL_OPTS[@]}"} "$url"
 }
 
 # az_mkcontainer BASE NAME: creates a container (201, or 409 if it exists).
@@ -75,7 +77,7 @@ az_status() {
 }
 
 # az_header NAME: a header of the last az_req answer.
-az_header() { grep -i "^$1: " "$T/az.hdrs" | head -1 | cut -d' ' -f2- | tr -d '\r'; }
+az_header() { grep -i "^$1: " "${AZ_HDRS:-$T/az.hdrs}" | head -1 | cut -d' ' -f2- | tr -d '\r'; }
 
 # az_put_blob_garbage BASE CONTAINER/BLOB SIZE: a page blob of SIZE bytes
 # whose first and last MiB hold random bytes (stale data for --overwrite).
