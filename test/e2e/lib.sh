@@ -23,6 +23,36 @@ fail() {
   echo "FAIL: $*" >&2
   exit 1
 }
+
+# Under VHDUP_VALGRIND=DIR (scripts/valgrind.sh sets it), every run of vhdup
+# and of our programs that embed libvhdup goes through valgrind's memcheck:
+# an invalid access or a definite leak makes the run exit 99 and leaves its
+# report in DIR/NAME.PID.log, which scripts/valgrind.sh lists afterwards.
+# vg_wrap BINARY prints the path to run instead of BINARY.
+vg_wrap() {
+  local bin=$1
+  if [ -z "${VHDUP_VALGRIND:-}" ]; then
+    echo "$bin"
+    return
+  fi
+  local name w
+  name=$(basename "$bin")
+  w="$T/vg-$name"
+  mkdir -p "$VHDUP_VALGRIND"
+  cat >"$w" <<EOF
+#!/bin/sh
+exec valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \\
+  --log-file="$VHDUP_VALGRIND/$name.%p.log" "$bin" "\$@"
+EOF
+  chmod +x "$w"
+  echo "$w"
+}
+VHDUP=$(vg_wrap "$VHDUP")
+export VHDUP
+# SLOW: how many times longer a run of vhdup takes here than natively (time
+# limits in the tests are multiplied by it).
+SLOW=1
+[ -z "${VHDUP_VALGRIND:-}" ] || SLOW=20
 pass() { echo "ok: $*"; }
 
 # free_port: prints a loopback TCP port nobody listens on right now.
