@@ -132,14 +132,25 @@ for v in 1G 1T; do
 done
 scatter_nz=$(((96 * 2 * M) + (256 + 1) * 4096))
 cached "$cache/gaps-1G" "$root/bench/make-disk.sh" --layout gaps "$cache/gaps-1G/disk.vhd" 1G
+# The same dense disk as bench/sweep.sh's: 1 GiB of random bytes.
+make_dense() {
+  head -c $((1024 * M)) /dev/urandom >"$1/dense.raw"
+  qemu-img convert -f raw -O vpc -o subformat=dynamic,force_size=on "$1/dense.raw" "$1/dense.vhd"
+  rm -f "$1/dense.raw"
+}
+cached "$cache/sweep-dense-1G" make_dense "$cache/sweep-dense-1G"
+dense=$cache/sweep-dense-1G/dense.vhd dense_nz=$((1024 * M))
 gaps=$cache/gaps-1G/disk.vhd gaps_nz=$(((5 * 1024 + 1) * 4096))
 
 # ---------------------------------------------------------------- servers
 note "starting vhdup-testserver --sink, --sink --sink-no-md5${SKIP_AZURITE:+ (Azurite skipped)}"
 start_testserver --sink --sas-sig testsig
-SINK_PORT=$TS_PORT SINK_URL=$TS_URL
+SINK_PORT=$TS_PORT SINK_URL=$TS_URL SINK_PID=$TS_PID
 start_testserver --sink --sink-no-md5 --sas-sig testsig
-NOMD5_PORT=$TS_PORT NOMD5_URL=$TS_URL
+NOMD5_PORT=$TS_PORT NOMD5_URL=$TS_URL NOMD5_PID=$TS_PID
+# srv_cpu PID: the server's user + system CPU seconds so far.
+clk_tck=$(getconf CLK_TCK)
+srv_cpu() { awk -v t="$clk_tck" '{ printf "%.2f", ($14 + $15) / t }' "/proc/$1/stat"; }
 for u in "$SINK_URL" "$NOMD5_URL"; do
   curl -sS -o /dev/null -X PUT -H 'Content-Length: 0' "$u/bench?restype=container&sig=testsig"
 done
@@ -157,7 +168,7 @@ if [ -z "${SKIP_AZURITE:-}" ]; then
 fi
 
 # ---------------------------------------------------------------- one run
-echo "section,target,label,connections,merge_gap,options,reps,wall_s,wall_min_s,wall_max_s,bytes_sent,server_bytes,requests,retries,payload_MBps,peak_rss_MiB,cpu_s,nonzero_bytes,sent_ratio,status" >"$csv"
+echo "section,target,label,connections,merge_gap,options,reps,wall_s,wall_min_s,wall_max_s,bytes_sent,server_bytes,requests,retries,payload_MBps,peak_rss_MiB,cpu_s,nonzero_bytes,sent_ratio,status,server_cpu_s" >"$csv"
 nrun=0
 
 # upload SECTION TARGET LABEL CONNS GAP SRC NONZERO [VHDUP OPTIONS...]:
@@ -166,7 +177,7 @@ nrun=0
 upload() {
   local section=$1 target=$2 label=$3 conns=$4 gap=$5 src=$6 nz=$7
   shift 7
-  local opts=("$@") reps=$REPS r blob url port="" rc rows=$T/rows
+  local opts=("$@") reps=$REPS r blob url port="" spid="" rc rows=$T/rows c0=0
   [ "$target" = azurite ] && reps=$AZ_REPS
   : >"$rows"
   for ((r = 0; r < reps; r++)); do
@@ -176,18 +187,20 @@ upload() {
     local envs=()
     case "$target" in
     azurite) url=$AZURITE_URL/bench/$blob envs=(AZURE_STORAGE_CONNECTION_STRING="$AZURITE_CONN") ;;
-    sink) url="$SINK_URL/bench/$blob?sv=2021-08-06&sig=testsig" port=$SINK_PORT ;;
-    sink-no-md5) url="$NOMD5_URL/bench/$blob?sv=2021-08-06&sig=testsig" port=$NOMD5_PORT ;;
+    sink) url="$SINK_URL/bench/$blob?sv=2021-08-06&sig=testsig" port=$SINK_PORT spid=$SINK_PID ;;
+    sink-no-md5) url="$NOMD5_URL/bench/$blob?sv=2021-08-06&sig=testsig" port=$NOMD5_PORT spid=$NOMD5_PID ;;
     esac
     [ -n "$port" ] && curl -sS -o /dev/null -X POST "http://127.0.0.1:$port/_control/reset-stats"
     echo "vhdup upload --progress=json -c $conns --merge-gap $gap ${opts[*]} $src $target/$blob" >"$log.cmd"
     rc=0
+    [ -n "$spid" ] && c0=$(srv_cpu "$spid")
     # timeout: SIGTERM, then SIGKILL 5 s later (a busy loop may never see
     # the TERM). GNU time reports its child's and so vhdup's peak RSS.
     env "${envs[@]}" /usr/bin/time -f '%e %U %S %M' -o "$log.time" \
       timeout -k 5 "$RUN_TIMEOUT" "$VHDUP" upload --progress=json -c "$conns" --merge-gap "$gap" "${opts[@]}" "$src" "$url" \
       >"$log.json" 2>"$log.err" || rc=$?
-    local e u s m srv=""
+    local e u s m srv="" scpu=-
+    [ -n "$spid" ] && scpu=$(echo "$(srv_cpu "$spid") - $c0" | bc -l)
     read -r e u s m < <(tail -n 1 "$log.time")
     [ -n "$port" ] && srv=$(curl -sS "http://127.0.0.1:$port/_control/stats" |
       python3 -c 'import json,sys; print(json.load(sys.stdin)["put_page_bytes"])')
@@ -206,7 +219,7 @@ elif st != "ok" or sys.argv[2] != "0":
 print(d.get("bytes_sent", 0), d.get("requests", 0), d.get("retries", 0), st)
 PY
 )
-    echo "$e $(echo "$u + $s" | bc -l) $m $done_line ${srv:--}" >>"$rows"
+    echo "$e $(echo "$u + $s" | bc -l) $m $done_line ${srv:--} $scpu" >>"$rows"
     if [ "$rc" -ne 0 ]; then
       note "FAILED ($rc): $(cat "$log.cmd"): $(tail -n 3 "$log.err")"
     fi
@@ -224,7 +237,7 @@ rows_path, section, target, label, conns, gap, opts, nz = sys.argv[1:]
 rows = [l.split() for l in open(rows_path) if l.strip()]
 walls = [float(r[0]) for r in rows]
 rows.sort(key=lambda r: float(r[0]))
-e, cpu, rss, sent, req, retr, st, srv = rows[(len(rows) - 1) // 2]
+e, cpu, rss, sent, req, retr, st, srv, scpu = rows[(len(rows) - 1) // 2]
 bad = [r[6] for r in rows if r[6] != "ok"]
 if bad:
     st = bad[0]
@@ -233,7 +246,8 @@ ratio = "%.4f" % ((sent - 512) / nz) if nz else ""
 mbps = sent / 1e6 / e if e > 0 else 0
 print(",".join(str(x) for x in [section, target, '"%s"' % label, conns, gap, '"%s"' % opts,
       len(rows), "%.2f" % e, "%.2f" % min(walls), "%.2f" % max(walls), sent, srv, req, retr,
-      "%.1f" % mbps, "%.1f" % (int(rss) / 1024), "%.2f" % float(cpu), nz, ratio, st]))
+      "%.1f" % mbps, "%.1f" % (int(rss) / 1024), "%.2f" % float(cpu), nz, ratio, st,
+      "" if scpu == "-" else "%.2f" % float(scpu)]))
 PY
   note "$(tail -n 1 "$csv")"
 }
@@ -312,6 +326,9 @@ upload 3 sink-no-md5 "--no-md5" 16 64K "$ref" "$ref_nz" "${dmd5_off[@]}" --no-md
 upload 3 sink-no-md5 "--crc64" 16 64K "$ref" "$ref_nz" "${dmd5_off[@]}" --crc64
 upload 3 sink-no-md5 "Content-MD5 + disk MD5" 16 64K "$ref" "$ref_nz" "${dmd5_on[@]}"
 upload 3 sink-no-md5 "--no-md5, disk MD5 on" 16 64K "$ref" "$ref_nz" "${dmd5_on[@]}" --no-md5
+# Dense data, where every byte is hashed: the MD5 target.
+upload 3 sink-no-md5 "dense 1 GiB, Content-MD5" 16 64K "$dense" "$dense_nz" "${dmd5_off[@]}"
+upload 3 sink-no-md5 "dense 1 GiB, --no-md5" 16 64K "$dense" "$dense_nz" "${dmd5_off[@]}" --no-md5
 fi
 
 # ---------------------------------------------------------------- 4. gap
@@ -373,7 +390,7 @@ e, cpu, rss, sent, req, retr, st, srv = rows[(len(rows) - 1) // 2]
 e = float(e)
 print(",".join(str(x) for x in ["curl", "sink-no-md5", '"curl --parallel-max 16, %s x 4 MiB"' % sys.argv[2],
       16, "-", '""', len(rows), "%.2f" % e, "%.2f" % min(walls), "%.2f" % max(walls), sent, srv, req, "-",
-      "%.1f" % (int(sent) / 1e6 / e), "%.1f" % (int(rss) / 1024), "%.2f" % float(cpu), "", "", st]))
+      "%.1f" % (int(sent) / 1e6 / e), "%.1f" % (int(rss) / 1024), "%.2f" % float(cpu), "", "", st, ""]))
 PY
 note "$(tail -n 1 "$csv")"
 fi
@@ -401,7 +418,7 @@ mb = lambda r: "%.1f" % (int(r["bytes_sent"]) / 1e6)
 srv = lambda r: "" if r["server_bytes"] in ("", "-") else ("=" if r["server_bytes"] == r["bytes_sent"] else "**%s**" % r["server_bytes"])
 common = [("wall s", wall), ("MB sent", mb), ("server saw", srv), ("requests", c("requests")),
           ("retries", c("retries")), ("MB/s", c("payload_MBps")), ("RSS MiB", c("peak_rss_MiB")),
-          ("CPU s", c("cpu_s")), ("status", c("status"))]
+          ("CPU s", c("cpu_s")), ("server CPU s", c("server_cpu_s")), ("status", c("status"))]
 print("vhdup upload bench: $(date -u '+%Y-%m-%d %H:%M UTC'), $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')"
       " ($(git -C "$root" status --porcelain -- src include 2>/dev/null | grep -q . && echo 'src has local changes' || echo 'clean src')),"
       " $(nproc) CPUs, load $load_before before / $load_after after, ${elapsed}s; REPS=$REPS (Azurite $AZ_REPS):"
@@ -424,6 +441,25 @@ if r2:
     print("RSS spread: max/min = %.3f (target <= 1.10); max %.1f MiB (target < 96 MiB = 32 + 64 pool)" % (max(r2) / min(r2), max(r2)))
     print()
 table("3", [("checksums", c("label"))] + common, "3. Per-request checksum on/off (sink --sink-no-md5, 16 conns)")
+d3 = {r["label"]: r for r in rows if r["section"] == "3" and r["label"].startswith("dense")}
+on, off = d3.get("dense 1 GiB, Content-MD5"), d3.get("dense 1 GiB, --no-md5")
+if on and off and "$md5_rate" and on["server_cpu_s"]:
+    rate, cores = float("$md5_rate"), $(nproc)
+    v_on, v_off = float(on["payload_MBps"]), float(off["payload_MBps"])
+    lit = min(v_off, rate * cores)
+    hash_s = int(on["bytes_sent"]) / 1e6 / rate
+    rest = float(on["cpu_s"]) - hash_s + float(on["server_cpu_s"])
+    left = cores - rest / float(on["wall_s"])
+    print("MD5 target, dense 1 GiB at 16 connections: with MD5 %.1f MB/s, without %.1f MB/s; one core hashes %.1f MB/s." % (v_on, v_off, rate))
+    print()
+    print("- As written: %.0f%% of min(%.1f, %.1f x %d cores = %.1f) (target >= 90%%)." % (100 * v_on / lit, v_off, rate, cores, rate * cores))
+    print("- What hashing added: %.2f CPU s to vhdup (%s with, %s without); hashing %s MB alone is %.2f s at the measured rate."
+          % (float(on["cpu_s"]) - float(off["cpu_s"]), on["cpu_s"], off["cpu_s"], int(on["bytes_sent"]) // 10**6, hash_s))
+    print("- The cores the thread pool can use: %d minus what everything else needs while it runs (vhdup's own sending %.2f s"
+          " + the sink %s s, over %s s) = %.2f cores; x %.1f MB/s = %.1f MB/s; with MD5 reached %.0f%% of that (target >= 90%%)."
+          % (cores, float(on["cpu_s"]) - hash_s, on["server_cpu_s"], on["wall_s"], left, rate, left * rate,
+             100 * v_on / min(v_off, left * rate)))
+    print()
 table("4", [("target", c("target")), ("disk", c("label")), ("merge gap", c("merge_gap"))] + common
       + [("sent / non-zero", c("sent_ratio"))],
       "4. Merge gap (16 conns, disk MD5 off; sink = strict, MD5 checked; gaps = 20 MiB in 4 KiB islands, gaps of 1-256 KiB)")
