@@ -156,20 +156,31 @@ struct vhdup__budget {
   uint64_t win_start; /* loop ms; 0: no window open */
   uint64_t win_bytes;
   unsigned win_done;
+  unsigned win_busy;    /* the most requests in flight seen in the window */
   uint64_t win_latency; /* ms, summed */
   int win_congested;
-  double prev_rate, best_rate, min_latency;
+  double prev_rate, prev_size, best_rate, min_latency;
   unsigned best_limit;
 };
 
-/* --connections auto, AIMD on measured goodput: from 4 requests, double
- * while a window of completions shows throughput growing by more than 10%
- * (slow start); then grow by an eighth while it still grows by 5%, shrink by
- * an eighth when latency has doubled over its best without any gain, and
- * halve on a throttle or a failed request (503, 429, 500, reset, timeout).
- * A window lasts at least three request latencies (and 100 ms) and one
- * round of the current limit, so one slow request cannot steer it. Bounded by auto_max, itself
- * bounded by the memory pool through the pieces every request needs. */
+/* --connections auto, AIMD on measured goodput. A window of completions
+ * lasts at least two request latencies, 50 ms, and as many completions as
+ * requests were in flight, so one slow request cannot steer it. At its end:
+ * - a throttle or a failed request (503, 429, 500, reset, timeout) in it
+ *   halves the limit;
+ * - a window in which the limit never held requests back (the memory pool,
+ *   the disk or the reads did) teaches nothing about more connections: the
+ *   limit stays;
+ * - otherwise, from 16 requests, the limit doubles while throughput grows by
+ *   more than 10% (slow start), then returns to the best limit seen and
+ *   moves by an eighth: up while throughput still grows by 5%, down when
+ *   latency has doubled over its best without a gain;
+ * - when the requests change size by 4x or more (a disk's big runs giving
+ *   way to small islands, whose rate grows with every connection while the
+ *   runs' rate is bound by bandwidth), rates and latencies are no longer
+ *   comparable: slow start begins again.
+ * Bounded by auto_max, and in effect by the memory pool (each request in
+ * flight holds part of a piece). */
 static void auto_observe(vhdup__budget *b, uint64_t now, uint64_t bytes, uint64_t latency_ms,
                          int congested) {
   if (!b->auto_on)
@@ -180,11 +191,21 @@ static void auto_observe(vhdup__budget *b, uint64_t now, uint64_t bytes, uint64_
   b->win_done++;
   b->win_latency += latency_ms;
   b->win_congested |= congested;
+  unsigned busy = b->slots_used + 1; /* the finished request had its slot */
+  if (busy > b->win_busy)
+    b->win_busy = busy;
   uint64_t elapsed = now - b->win_start;
   double latency = (double)b->win_latency / b->win_done;
-  if (elapsed < 100 || (double)elapsed < 3 * latency || b->win_done < b->slots_total)
+  if (elapsed < 50 || (double)elapsed < 2 * latency || b->win_done < b->win_busy)
     return;
   double rate = (double)b->win_bytes * 1000.0 / (double)elapsed;
+  double size = (double)b->win_bytes / b->win_done;
+  int limited = b->win_busy >= b->slots_total;
+  if (b->prev_size > 0 && (size > 4 * b->prev_size || 4 * size < b->prev_size)) {
+    b->slow_start = 1;
+    b->prev_rate = b->best_rate = b->min_latency = 0;
+  }
+  b->prev_size = size;
   if (b->min_latency == 0 || latency < b->min_latency)
     b->min_latency = latency;
   if (rate > b->best_rate) {
@@ -196,6 +217,8 @@ static void auto_observe(vhdup__budget *b, uint64_t now, uint64_t bytes, uint64_
   if (b->win_congested) {
     limit = limit / 2 ? limit / 2 : 1;
     b->slow_start = 0;
+  } else if (!limited) {
+    /* nothing learnt */
   } else if (b->slow_start) {
     if (rate > b->prev_rate * 1.10) {
       limit *= 2;
@@ -217,6 +240,7 @@ static void auto_observe(vhdup__budget *b, uint64_t now, uint64_t bytes, uint64_
   b->win_start = now;
   b->win_bytes = 0;
   b->win_done = 0;
+  b->win_busy = 0;
   b->win_latency = 0;
   b->win_congested = 0;
 }
@@ -224,7 +248,7 @@ static void auto_observe(vhdup__budget *b, uint64_t now, uint64_t bytes, uint64_
 void vhdup__budget_set_auto(vhdup__budget *b, unsigned max) {
   b->auto_on = 1;
   b->auto_max = max ? max : b->slots_total;
-  b->slots_total = b->auto_max < 4 ? b->auto_max : 4;
+  b->slots_total = b->auto_max < 16 ? b->auto_max : 16;
   b->slow_start = 1;
 }
 
