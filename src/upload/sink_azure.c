@@ -122,6 +122,22 @@ static az_op *op_new(az_sink *s, void (*done)(az_op *, const vhdup__http_resp *)
   return op;
 }
 
+/* Sends an op whose request was built with result rc (op may be NULL: out
+ * of memory). On any failure the op is freed and err holds a message. */
+static int op_launch(az_op *op, int rc, const void *body, vhdup__err *err) {
+  if (op == NULL)
+    rc = VHDUP_ENOMEM;
+  if (rc == 0)
+    rc = op_send(op, body);
+  if (rc != 0) {
+    if (op != NULL)
+      op_free(op);
+    if (err->msg[0] == '\0')
+      vhdup__errf(err, rc, "%s", vhdup_strerror(rc));
+  }
+  return rc;
+}
+
 /* Turns an answer into a sink result: success, or a classified error with
  * a message that names Azure's code, message and request id. */
 static void classify(az_sink *s, const vhdup__http_resp *r, vhdup__sink_result *out) {
@@ -182,19 +198,14 @@ static void list_batch(az_sink *s, batch_cb then) {
   vhdup__err err;
   vhdup__err_clear(&err);
   int paged = vhdup__az_blob_version_at_least(&s->blob, VHDUP__AZ_VERSION_MARKER);
-  int rc = op == NULL
-               ? VHDUP_ENOMEM
-               : vhdup__az_req_get_page_ranges(&s->blob, 0, 0, s->marker[0] ? s->marker : NULL,
-                                               paged ? RANGES_BATCH : 0, NULL, &op->req, &err);
-  if (rc == 0) {
+  int rc = VHDUP_ENOMEM;
+  if (op != NULL) {
     op->then = then;
-    rc = op_send(op, NULL);
+    rc = vhdup__az_req_get_page_ranges(&s->blob, 0, 0, s->marker[0] ? s->marker : NULL,
+                                       paged ? RANGES_BATCH : 0, NULL, &op->req, &err);
   }
-  if (rc != 0) {
-    if (op != NULL)
-      op_free(op);
-    then(s, rc, err.msg[0] ? err.msg : vhdup_strerror(rc));
-  }
+  if ((rc = op_launch(op, rc, NULL, &err)) != 0)
+    then(s, rc, err.msg);
 }
 
 /* ---- prepare: HEAD, then create, or check size and clear stale ranges ---- */
@@ -229,19 +240,13 @@ static void next_clear(az_sink *s) {
   }
   const vhdup__az_page_range *pr = &s->ranges[s->next_range++];
   vhdup__err err;
+  vhdup__err_clear(&err);
   az_op *op = op_new(s, clear_done);
-  if (op == NULL) {
-    prepare_result(s, VHDUP_ENOMEM, "out of memory");
-    return;
-  }
-  int rc =
-      vhdup__az_req_clear_pages(&s->blob, pr->start, pr->end + 1 - pr->start, NULL, &op->req, &err);
-  if (rc == 0)
-    rc = op_send(op, NULL);
-  if (rc != 0) {
-    op_free(op);
-    prepare_result(s, rc, "clearing stale pages: %s", vhdup_strerror(rc));
-  }
+  int rc = op == NULL ? 0
+                      : vhdup__az_req_clear_pages(&s->blob, pr->start, pr->end + 1 - pr->start,
+                                                  NULL, &op->req, &err);
+  if ((rc = op_launch(op, rc, NULL, &err)) != 0)
+    prepare_result(s, rc, "clearing stale pages: %s", err.msg);
 }
 
 /* The overwrite path lists from the start after each batch is cleared
@@ -308,32 +313,19 @@ static void start_container(az_sink *s) {
   az_op *op = op_new(s, container_done);
   vhdup__err err;
   vhdup__err_clear(&err);
-  int rc =
-      op == NULL ? VHDUP_ENOMEM : vhdup__az_req_create_container(&s->blob, NULL, &op->req, &err);
-  if (rc == 0)
-    rc = op_send(op, NULL);
-  if (rc != 0) {
-    if (op != NULL)
-      op_free(op);
-    prepare_result(s, rc, "creating the container: %s", err.msg[0] ? err.msg : vhdup_strerror(rc));
-  }
+  int rc = op == NULL ? 0 : vhdup__az_req_create_container(&s->blob, NULL, &op->req, &err);
+  if ((rc = op_launch(op, rc, NULL, &err)) != 0)
+    prepare_result(s, rc, "creating the container: %s", err.msg);
 }
 
 static void start_create(az_sink *s) {
   az_op *op = op_new(s, create_done);
-  if (op == NULL) {
-    prepare_result(s, VHDUP_ENOMEM, "out of memory");
-    return;
-  }
   vhdup__err err;
   vhdup__err_clear(&err);
-  int rc = vhdup__az_req_create_page_blob(&s->blob, s->size, 1, NULL, &op->req, &err);
-  if (rc == 0)
-    rc = op_send(op, NULL);
-  if (rc != 0) {
-    op_free(op);
-    prepare_result(s, rc, "creating the blob: %s", err.msg[0] ? err.msg : vhdup_strerror(rc));
-  }
+  int rc =
+      op == NULL ? 0 : vhdup__az_req_create_page_blob(&s->blob, s->size, 1, NULL, &op->req, &err);
+  if ((rc = op_launch(op, rc, NULL, &err)) != 0)
+    prepare_result(s, rc, "creating the blob: %s", err.msg);
 }
 
 /* ---- resume: keep only the journal's ranges the blob really holds ---- */
@@ -436,14 +428,9 @@ static void az_prepare(vhdup__sink *base, uint64_t size, vhdup__sink_cb cb, void
   az_op *op = op_new(s, head_done);
   vhdup__err err;
   vhdup__err_clear(&err);
-  int rc = op == NULL ? VHDUP_ENOMEM : vhdup__az_req_get_properties(&s->blob, NULL, &op->req, &err);
-  if (rc == 0)
-    rc = op_send(op, NULL);
-  if (rc != 0) {
-    if (op != NULL)
-      op_free(op);
-    prepare_result(s, rc, "%s", err.msg[0] ? err.msg : vhdup_strerror(rc));
-  }
+  int rc = op == NULL ? 0 : vhdup__az_req_get_properties(&s->blob, NULL, &op->req, &err);
+  if ((rc = op_launch(op, rc, NULL, &err)) != 0)
+    prepare_result(s, rc, "%s", err.msg);
 }
 
 /* ---- writes ---- */
@@ -469,12 +456,9 @@ static int az_write(vhdup__sink *base, vhdup__sink_write *w) {
     sum.crc64 = w->crc64;
   }
   vhdup__err err;
+  vhdup__err_clear(&err);
   int rc = vhdup__az_req_put_page(&s->blob, w->offset, w->length, &sum, NULL, &op->req, &err);
-  if (rc == 0)
-    rc = op_send(op, w->data);
-  if (rc != 0)
-    op_free(op);
-  return rc;
+  return op_launch(op, rc, w->data, &err);
 }
 
 /* ---- finish: the whole-blob MD5 as Content-MD5 ---- */
@@ -507,15 +491,9 @@ static void az_finish(vhdup__sink *base, const uint8_t *disk_md5, vhdup__sink_cb
   az_op *op = op_new(s, props_done);
   vhdup__err err;
   vhdup__err_clear(&err);
-  int rc = op == NULL ? VHDUP_ENOMEM
-                      : vhdup__az_req_set_content_md5(&s->blob, disk_md5, NULL, &op->req, &err);
-  if (rc == 0)
-    rc = op_send(op, NULL);
-  if (rc != 0) {
-    if (op != NULL)
-      op_free(op);
-    prepare_result(s, rc, "setting the blob's MD5: %s", err.msg[0] ? err.msg : vhdup_strerror(rc));
-  }
+  int rc = op == NULL ? 0 : vhdup__az_req_set_content_md5(&s->blob, disk_md5, NULL, &op->req, &err);
+  if ((rc = op_launch(op, rc, NULL, &err)) != 0)
+    prepare_result(s, rc, "setting the blob's MD5: %s", err.msg);
 }
 
 /* ---- verify: list the blob's page ranges; with content, read them back
@@ -649,15 +627,9 @@ static void verify_next(az_sink *s) {
   az_op *op = op_new(s, verify_read_done);
   vhdup__err err;
   vhdup__err_clear(&err);
-  int rc =
-      op == NULL ? VHDUP_ENOMEM : vhdup__az_req_get_blob(&s->blob, off, len, NULL, &op->req, &err);
-  if (rc == 0)
-    rc = op_send(op, NULL);
-  if (rc != 0) {
-    if (op != NULL)
-      op_free(op);
-    verify_end(s, rc, "reading the blob back: %s", err.msg[0] ? err.msg : vhdup_strerror(rc));
-  }
+  int rc = op == NULL ? 0 : vhdup__az_req_get_blob(&s->blob, off, len, NULL, &op->req, &err);
+  if ((rc = op_launch(op, rc, NULL, &err)) != 0)
+    verify_end(s, rc, "reading the blob back: %s", err.msg);
 }
 
 static void verify_batch(az_sink *s, int error, const char *message) {
