@@ -391,9 +391,14 @@ vhdup__az_class vhdup__az_classify_transport(int err);
  * 2xx. */
 int vhdup__az_status_errno(int status, const char *code);
 
-/* Retry-After in seconds (delta-seconds only, strict digits); -1 if absent
- * or not a number. (RFC 9110 10.2.3) */
-long vhdup__az_retry_after(const vhdup__az_header *h, size_t n);
+/* Retry-After in seconds, -1 if absent or malformed (RFC 9110 10.2.3):
+ * delta-seconds (strict digits), or an HTTP-date (IMF-fixdate), counted
+ * from the answer's own Date header when it has one (so the two clocks need
+ * not agree), else from now_unix; a date in the past is 0. */
+long vhdup__az_retry_after(const vhdup__az_header *h, size_t n, int64_t now_unix);
+/* An IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT") as seconds since
+ * 1970-01-01 UTC; -1 if v is not exactly one. */
+int64_t vhdup__az_http_date(const char *v);
 
 /* Longest Retry-After honoured, whatever the server says. */
 #define VHDUP__AZ_RETRY_AFTER_CAP_MS 120000u

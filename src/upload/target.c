@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static const char *env_get(void *ctx, const char *name) {
   (void)ctx;
@@ -81,5 +82,5 @@ void vhdup__target_classify(const vhdup__http_resp *r, vhdup__target_result *out
   snprintf(out->error_code, sizeof(out->error_code), "%s", e.code);
   out->error = vhdup__az_status_errno((int)r->status, e.code);
   out->retryable = vhdup__az_classify((int)r->status, e.code) == VHDUP__AZ_RETRY;
-  out->retry_after_s = vhdup__az_retry_after(h, n);
+  out->retry_after_s = vhdup__az_retry_after(h, n, (int64_t)time(NULL));
 }

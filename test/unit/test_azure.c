@@ -980,14 +980,39 @@ static void test_backoff(void **state) {
                    VHDUP__AZ_RETRY_AFTER_CAP_MS);
 
   const vhdup__az_header h[] = {{"retry-after", " 12 "}};
-  assert_int_equal(vhdup__az_retry_after(h, 1), 12);
-  const vhdup__az_header bad[] = {{"Retry-After", "Fri, 31 Dec 1999 23:59:59 GMT"}};
-  assert_int_equal(vhdup__az_retry_after(bad, 1), -1);
+  assert_int_equal(vhdup__az_retry_after(h, 1, 0), 12);
   const vhdup__az_header neg[] = {{"Retry-After", "-5"}};
-  assert_int_equal(vhdup__az_retry_after(neg, 1), -1);
+  assert_int_equal(vhdup__az_retry_after(neg, 1, 0), -1);
   const vhdup__az_header huge[] = {{"Retry-After", "99999999999999999999"}};
-  assert_int_equal(vhdup__az_retry_after(huge, 1), -1);
-  assert_int_equal(vhdup__az_retry_after(NULL, 0), -1);
+  assert_int_equal(vhdup__az_retry_after(huge, 1, 0), -1);
+  assert_int_equal(vhdup__az_retry_after(NULL, 0, 0), -1);
+
+  /* The HTTP-date form: 946684799 is 1999-12-31T23:59:59Z. Counted from
+   * the answer's Date when there is one, else from the caller's clock. */
+  const vhdup__az_header date[] = {{"Retry-After", "Fri, 31 Dec 1999 23:59:59 GMT"}};
+  assert_int_equal(vhdup__az_retry_after(date, 1, 946684799 - 30), 30);
+  assert_int_equal(vhdup__az_retry_after(date, 1, 946684799 + 30), 0);
+  const vhdup__az_header with_date[] = {{"Date", "Fri, 31 Dec 1999 23:59:49 GMT"},
+                                        {"Retry-After", "Fri, 31 Dec 1999 23:59:59 GMT"}};
+  assert_int_equal(vhdup__az_retry_after(with_date, 2, 0), 10);
+  const vhdup__az_header bad_date[] = {{"Date", "yesterday"},
+                                       {"Retry-After", "Fri, 31 Dec 1999 23:59:59 GMT"}};
+  assert_int_equal(vhdup__az_retry_after(bad_date, 2, 946684799 - 5), 5);
+  const vhdup__az_header not_date[] = {{"Retry-After", "Fri, 31 Dec 1999 23:59:59 UTC"}};
+  assert_int_equal(vhdup__az_retry_after(not_date, 1, 0), -1);
+
+  assert_true(vhdup__az_http_date("Thu, 01 Jan 1970 00:00:00 GMT") == 0);
+  assert_true(vhdup__az_http_date("Sun, 06 Nov 1994 08:49:37 GMT") == 784111777);
+  assert_true(vhdup__az_http_date("Tue, 29 Feb 2000 12:00:00 GMT") == 951825600);
+  assert_true(vhdup__az_http_date("Wed, 25 Nov 2026 17:00:00 GMT") == 1795626000);
+  assert_true(vhdup__az_http_date("Mon, 29 Feb 2100 00:00:00 GMT") == -1); /* not leap */
+  assert_true(vhdup__az_http_date("Sun, 31 Apr 1994 08:49:37 GMT") == -1);
+  assert_true(vhdup__az_http_date("Sun, 06 Nov 1994 24:00:00 GMT") == -1);
+  assert_true(vhdup__az_http_date("Sunday, 06-Nov-94 08:49:37 GMT") == -1);
+  assert_true(vhdup__az_http_date("Sun, 6 Nov 1994 08:49:37 GMT") == -1);
+  assert_true(vhdup__az_http_date("Xyz, 06 Nov 1994 08:49:37 GMT") == -1);
+  assert_true(vhdup__az_http_date("Sun, 06 Nov 1994 08:49:37 GMTX") == -1);
+  assert_true(vhdup__az_http_date(NULL) == -1);
 }
 
 /* ------------------------------------------------------------------ CRC64 */
