@@ -135,6 +135,17 @@ static void list_push(xfer_list *l, vhdup__http_xfer *x) {
   l->n++;
 }
 
+static void list_push_front(xfer_list *l, vhdup__http_xfer *x) {
+  x->prev = NULL;
+  x->next = l->head;
+  if (l->head != NULL)
+    l->head->prev = x;
+  else
+    l->tail = x;
+  l->head = x;
+  l->n++;
+}
+
 static void list_remove(xfer_list *l, vhdup__http_xfer *x) {
   if (x->prev != NULL)
     x->prev->next = x->next;
@@ -242,7 +253,10 @@ static void xfer_put(vhdup__http_xfer *x) {
     x->resp_body = NULL;
     x->resp_cap = 0;
   }
-  list_push(&h->spare, x);
+  /* Last in, first out: the few transfers that stay busy keep being
+   * reused, and the rest (with the buffers libcurl gave their easy handles)
+   * stay untouched, out of the resident set. */
+  list_push_front(&h->spare, x);
 }
 
 /* ---- libcurl data callbacks (no user code, no socket_action here) ---- */
