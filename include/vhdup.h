@@ -45,7 +45,8 @@ typedef struct vhdup_engine_options {
    * about 500 requests/s and 60 MiB/s per page blob, so when many disks go
    * at once this keeps one from hogging the budget. */
   unsigned per_blob_connections;
-  size_t memory;       /* read buffers shared by all jobs, bytes (default 64 MiB; at least 8 MiB) */
+  size_t memory;       /* read buffers shared by all jobs, bytes (default 64 MiB; at least 8 MiB),
+                          less 24 KiB per connection for its request state */
   const char *ca_file; /* CA bundle for TLS; NULL: the system's */
   unsigned connect_timeout_s; /* default 30 */
   unsigned stall_timeout_s;   /* a request making no progress this long fails (default 60) */

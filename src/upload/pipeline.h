@@ -13,6 +13,8 @@
 #include <uv.h>
 
 #define VHDUP__PIECE_MAX (4u * 1024 * 1024) /* Put Page's body limit */
+/* What a request in flight holds outside the read buffers (see budget_new). */
+#define VHDUP__SLOT_BYTES (24u * 1024)
 
 typedef struct vhdup__pipeline vhdup__pipeline;
 
