@@ -164,14 +164,15 @@ struct vhdup__budget {
 };
 
 /* --connections auto, AIMD on measured goodput. A window of completions
- * lasts at least two request latencies, 50 ms, and as many completions as
- * requests were in flight, so one slow request cannot steer it. At its end:
+ * lasts at least 50 ms and as many completions as requests were in flight
+ * (a round: one slow request cannot steer it, and after big requests give
+ * way to small ones, the small ones end it quickly). At its end:
  * - a throttle or a failed request (503, 429, 500, reset, timeout) in it
  *   halves the limit;
  * - a window in which the limit never held requests back (the memory pool,
  *   the disk or the reads did) teaches nothing about more connections: the
  *   limit stays;
- * - otherwise, from 4 requests, the limit grows while throughput grows by
+ * - otherwise, from 16 requests, the limit grows while throughput grows by
  *   more than 10% (slow start: fourfold while latency stays within a
  *   quarter of its best, as it does while requests are bound by round
  *   trips rather than by bandwidth; else twofold), then returns to the
@@ -199,7 +200,7 @@ static void auto_observe(vhdup__budget *b, uint64_t now, uint64_t bytes, uint64_
     b->win_busy = busy;
   uint64_t elapsed = now - b->win_start;
   double latency = (double)b->win_latency / b->win_done;
-  if (elapsed < 50 || (double)elapsed < 2 * latency || b->win_done < b->win_busy)
+  if (elapsed < 50 || b->win_done < b->win_busy)
     return;
   double rate = (double)b->win_bytes * 1000.0 / (double)elapsed;
   double size = (double)b->win_bytes / b->win_done;
@@ -251,7 +252,7 @@ static void auto_observe(vhdup__budget *b, uint64_t now, uint64_t bytes, uint64_
 void vhdup__budget_set_auto(vhdup__budget *b, unsigned max) {
   b->auto_on = 1;
   b->auto_max = max ? max : b->slots_total;
-  b->slots_total = b->auto_max < 4 ? b->auto_max : 4;
+  b->slots_total = b->auto_max < 16 ? b->auto_max : 16;
   b->slow_start = 1;
 }
 
