@@ -253,9 +253,8 @@ static void xfer_put(vhdup__http_xfer *x) {
     x->resp_body = NULL;
     x->resp_cap = 0;
   }
-  /* Last in, first out: the few transfers that stay busy keep being
-   * reused, and the rest (with the buffers libcurl gave their easy handles)
-   * stay untouched, out of the resident set. */
+  /* Last in, first out: the transfers in steady use are the ones reused
+   * (their easy handles and buffers warm in cache); the rest wait. */
   list_push_front(&h->spare, x);
 }
 

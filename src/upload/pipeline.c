@@ -176,9 +176,8 @@ struct vhdup__budget {
  *   more than 10% (slow start: fourfold while latency stays within a
  *   quarter of its best, as it does while requests are bound by round
  *   trips rather than by bandwidth; else twofold), then returns to the
- *   best limit seen and
- *   moves by an eighth: up while throughput still grows by 5%, down when
- *   latency has doubled over its best without a gain;
+ *   best limit seen and moves by an eighth: up while throughput still grows
+ *   by 5%, down when latency has doubled over its best without a gain;
  * - when the requests change size by 4x or more (a disk's big runs giving
  *   way to small islands, whose rate grows with every connection while the
  *   runs' rate is bound by bandwidth), rates and latencies are no longer
