@@ -67,6 +67,8 @@ done
 
 # shellcheck source=test/e2e/lib.sh
 source "$root/test/e2e/lib.sh"
+# shellcheck source=bench/lib.sh
+source "$root/bench/lib.sh"
 # shellcheck source=test/e2e/lib_server.sh
 source "$root/test/e2e/lib_server.sh"
 # shellcheck source=test/e2e/lib_azure.sh
@@ -98,21 +100,6 @@ load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 head=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')
 
 # ---------------------------------------------------------------- disks
-cached() {
-  local dir=$1
-  shift
-  [ -e "$dir/.complete" ] && return 0
-  rm -rf "$dir"
-  mkdir -p "$dir"
-  "$@" >"$dir/make.log" 2>&1 || { cat "$dir/make.log" >&2; fail "could not make $dir"; }
-  touch "$dir/.complete"
-}
-# make_dense DIR MIB: MIB MiB of random bytes as a dynamic VHD of that size.
-make_dense() {
-  head -c $(($2 * M)) /dev/urandom >"$1/dense.raw"
-  qemu-img convert -f raw -O vpc -o subformat=dynamic,force_size=on "$1/dense.raw" "$1/dense.vhd"
-  rm -f "$1/dense.raw"
-}
 note "disks (made once into $cache)"
 cached "$cache/sweep-ref-2G" "$root/bench/make-disk.sh" "$cache/sweep-ref-2G/ref.vhd" 2G
 cached "$cache/sweep-dense-1G" make_dense "$cache/sweep-dense-1G" 1024

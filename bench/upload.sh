@@ -35,6 +35,8 @@ done
 # lib.sh: $T (removed at exit), _pids (killed by PID at exit), start_azurite.
 # shellcheck source=test/e2e/lib.sh
 source "$root/test/e2e/lib.sh"
+# shellcheck source=bench/lib.sh
+source "$root/bench/lib.sh"
 # shellcheck source=test/e2e/lib_server.sh
 source "$root/test/e2e/lib_server.sh"
 # shellcheck source=test/e2e/lib_azure.sh
@@ -65,18 +67,6 @@ M=$((1024 * 1024))
 note() { echo "bench: $*" >&2; }
 
 # ---------------------------------------------------------------- disks
-# cached DIR CMD...: runs CMD once to fill the cache folder DIR (marked
-# complete only when CMD succeeds, so a half-made disk is never used).
-cached() {
-  local dir=$1
-  shift
-  [ -e "$dir/.complete" ] && return 0
-  rm -rf "$dir"
-  mkdir -p "$dir"
-  "$@" >"$dir/make.log" 2>&1 || { cat "$dir/make.log" >&2; fail "could not make $dir"; }
-  touch "$dir/.complete"
-}
-
 # nonzero_bytes RAW: bytes in the non-zero 512-byte sectors of RAW (sparse:
 # only its data extents are read).
 nonzero_bytes() {
@@ -132,13 +122,7 @@ for v in 1G 1T; do
 done
 scatter_nz=$(((96 * 2 * M) + (256 + 1) * 4096))
 cached "$cache/gaps-1G" "$root/bench/make-disk.sh" --layout gaps "$cache/gaps-1G/disk.vhd" 1G
-# The same dense disk as bench/sweep.sh's: 1 GiB of random bytes.
-make_dense() {
-  head -c $((1024 * M)) /dev/urandom >"$1/dense.raw"
-  qemu-img convert -f raw -O vpc -o subformat=dynamic,force_size=on "$1/dense.raw" "$1/dense.vhd"
-  rm -f "$1/dense.raw"
-}
-cached "$cache/sweep-dense-1G" make_dense "$cache/sweep-dense-1G"
+cached "$cache/sweep-dense-1G" make_dense "$cache/sweep-dense-1G" 1024
 dense=$cache/sweep-dense-1G/dense.vhd dense_nz=$((1024 * M))
 gaps=$cache/gaps-1G/disk.vhd gaps_nz=$(((5 * 1024 + 1) * 4096))
 

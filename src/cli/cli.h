@@ -147,7 +147,8 @@ void vhdup__cli_conn_to_target(const vhdup__cli_conn *c, struct vhdup_engine_opt
 /* Wipes and frees the secrets read. */
 void vhdup__cli_conn_free(vhdup__cli_conn *c);
 
-/* "64M", "512", "1GiB" (K, M, G, T are powers of 1024). Returns 0 or -1. */
+/* "64M", "512", "1GiB", "2MB" (K, M, G, T are powers of 1024; the
+ * manifest's syntax). Returns 0 or -1. */
 int vhdup__cli_parse_size(const char *s, uint64_t *out);
 /* A decimal in [min, max]. Returns 0 or -1. */
 int vhdup__cli_parse_uint(const char *s, unsigned min, unsigned max, unsigned *out);

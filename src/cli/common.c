@@ -1,5 +1,6 @@
 #include "cli/cli.h"
 
+#include "manifest/manifest.h"
 #include "util/alloc.h"
 #include "vhdup.h"
 
@@ -266,28 +267,8 @@ void vhdup__cli_conn_free(vhdup__cli_conn *c) {
 }
 
 int vhdup__cli_parse_size(const char *s, uint64_t *out) {
-  char *end;
-  errno = 0;
-  unsigned long long v = strtoull(s, &end, 10);
-  if (errno != 0 || end == s || *s == '-')
-    return -1;
-  uint64_t mult = 1;
-  if (*end == 'K' || *end == 'k')
-    mult = 1024, end++;
-  else if (*end == 'M' || *end == 'm')
-    mult = 1024 * 1024, end++;
-  else if (*end == 'G' || *end == 'g')
-    mult = 1024ull * 1024 * 1024, end++;
-  else if (*end == 'T' || *end == 't')
-    mult = 1024ull * 1024 * 1024 * 1024, end++;
-  if (*end == 'i' || *end == 'B')
-    end++;
-  if (*end == 'B')
-    end++;
-  if (*end != '\0' || v > UINT64_MAX / mult)
-    return -1;
-  *out = v * mult;
-  return 0;
+  /* The manifest's parser: options and manifests spell sizes alike. */
+  return vhdup__manifest_parse_size(s, out) == 0 ? 0 : -1;
 }
 
 int vhdup__cli_parse_uint(const char *s, unsigned min, unsigned max, unsigned *out) {

@@ -1,0 +1,22 @@
+# Shared by the bench scripts (sourced after test/e2e/lib.sh, which gives
+# `fail`): the disk cache.
+
+# cached DIR CMD...: runs CMD once to fill the cache folder DIR (marked
+# complete only when CMD succeeds, so a half-made disk is never used).
+cached() {
+  local dir=$1
+  shift
+  [ -e "$dir/.complete" ] && return 0
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  "$@" >"$dir/make.log" 2>&1 || { cat "$dir/make.log" >&2; fail "could not make $dir"; }
+  touch "$dir/.complete"
+}
+
+# make_dense DIR MIB: MIB MiB of random bytes as DIR/dense.vhd, a dynamic
+# VHD of that size (every 4 MiB request full, nothing to skip).
+make_dense() {
+  head -c $(($2 * 1024 * 1024)) /dev/urandom >"$1/dense.raw"
+  qemu-img convert -f raw -O vpc -o subformat=dynamic,force_size=on "$1/dense.raw" "$1/dense.vhd"
+  rm -f "$1/dense.raw"
+}
