@@ -34,9 +34,10 @@ enum { PIECE_FREE = 0, PIECE_READING, PIECE_SCANNING, PIECE_READY };
 
 struct piece {
   vhdup__pipeline *pl; /* the owner while taken from the budget */
-  piece *next_free;    /* in the budget's free list */
+  piece *next_free;    /* in one of the budget's free lists */
   piece *next_active;  /* in the owner's list, in plan order */
   uint8_t *buf;
+  int touched; /* written since its buffers were allocated: they hold pages */
   int state;
   uint64_t seq;
   uint64_t voff;
@@ -139,9 +140,15 @@ static void pump(vhdup__pipeline *pl);
 
 struct vhdup__budget {
   piece *pieces;
-  unsigned n_pieces;
-  piece *free;
+  unsigned n_pieces; /* allocated: memory / 4 MiB, at least 2 */
+  piece *free;       /* touched pieces, the last given back first */
   unsigned n_free;
+  piece *fresh; /* pieces never written, so not resident */
+  unsigned n_fresh;
+  unsigned n_touched;     /* held, or free and touched */
+  size_t memory;          /* what the touched pieces and the slots' state may use */
+  unsigned slots_peak;    /* the most requests in flight so far: their state stays */
+  unsigned slots_charged; /* the most asked for so far, which memory must cover */
   size_t max_runs;
   unsigned slots_total;
   unsigned slots_used;
@@ -259,6 +266,25 @@ unsigned vhdup__budget_limit(const vhdup__budget *b) {
   return b->slots_total;
 }
 
+/* Memory is charged as it is used, so the process's footprint stays where
+ * --memory puts it whatever the workload: a touched piece costs its 4 MiB,
+ * and each request in flight at once, at the most so far, costs the state
+ * kept for it, mostly libcurl's transfer and its upload buffer
+ * (VHDUP__SLOT_BYTES: peak RSS grows by 40 KiB per request between 4 and
+ * 64 in flight with the pieces held equal). Rounded down: 64 MiB makes 15
+ * pieces. Dense data keeps few requests in flight and keeps them all; small
+ * islands at 256 connections give one or two back to pay for 10 MiB of
+ * requests. */
+static unsigned pieces_for(size_t memory, unsigned slots) {
+  size_t state = (size_t)slots * VHDUP__SLOT_BYTES;
+  size_t n = memory > state ? (memory - state) / VHDUP__PIECE_MAX : 0;
+  return n < 2 ? 2 : (unsigned)n;
+}
+
+static unsigned pieces_allowed(const vhdup__budget *b, unsigned slots) {
+  return pieces_for(b->memory, slots);
+}
+
 int vhdup__budget_new(size_t memory, unsigned slots, vhdup__budget **out) {
   *out = NULL;
   if (slots == 0)
@@ -267,16 +293,9 @@ int vhdup__budget_new(size_t memory, unsigned slots, vhdup__budget **out) {
   if (b == NULL)
     return VHDUP_ENOMEM;
   b->slots_total = slots;
-  /* Each request in flight also holds state outside the pool (libcurl's
-   * transfer and its buffers: about 25 KiB each, measured with massif and
-   * peak RSS at 4 vs 256 connections), so --memory pays for it: the pool
-   * shrinks a little as connections grow and the process's footprint stays
-   * where --memory puts it. */
-  size_t reserve = (size_t)slots * VHDUP__SLOT_BYTES;
-  size_t usable = memory > reserve ? memory - reserve : 0;
-  b->n_pieces = (unsigned)((usable + VHDUP__PIECE_MAX / 2) / VHDUP__PIECE_MAX);
-  if (b->n_pieces < 2)
-    b->n_pieces = 2;
+  b->memory = memory;
+  b->slots_charged = 1; /* the first request's state is always needed */
+  b->n_pieces = pieces_for(memory, 1);
   /* Two runs are at least one zero sector apart, so a piece holds at most
    * this many: the table never overflows. */
   b->max_runs = VHDUP__PIECE_MAX / 1024 + 1;
@@ -295,9 +314,9 @@ int vhdup__budget_new(size_t memory, unsigned slots, vhdup__budget **out) {
       vhdup__budget_free(b);
       return VHDUP_ENOMEM;
     }
-    p->next_free = b->free;
-    b->free = p;
-    b->n_free++;
+    p->next_free = b->fresh;
+    b->fresh = p;
+    b->n_fresh++;
   }
   *out = b;
   return 0;
@@ -319,6 +338,68 @@ void vhdup__budget_free(vhdup__budget *b) {
 static unsigned fair(unsigned total, unsigned running) {
   unsigned share = running ? total / running : total;
   return share ? share : 1;
+}
+
+static int piece_available(const vhdup__budget *b) {
+  return b->n_free > 0 || (b->n_fresh > 0 && b->n_touched < pieces_allowed(b, b->slots_charged));
+}
+
+/* A free touched piece gets new, untouched buffers, and its pages go back
+ * to the system. If the allocation fails it just stays as it is. */
+static void release_piece(vhdup__budget *b) {
+  piece *p = b->free;
+  uint8_t *buf = vhdup__malloc(VHDUP__PIECE_MAX);
+  vhdup__run *runs = vhdup__malloc(b->max_runs * sizeof(*runs));
+  uint8_t(*md5s)[16] = vhdup__malloc(b->max_runs * sizeof(*md5s));
+  uint64_t *crcs = vhdup__malloc(b->max_runs * sizeof(*crcs));
+  if (buf == NULL || runs == NULL || md5s == NULL || crcs == NULL) {
+    vhdup__free(buf);
+    vhdup__free(runs);
+    vhdup__free(md5s);
+    vhdup__free(crcs);
+    return;
+  }
+  vhdup__free(p->buf);
+  vhdup__free(p->runs);
+  vhdup__free(p->md5s);
+  vhdup__free(p->crcs);
+  p->buf = buf;
+  p->runs = runs;
+  p->md5s = md5s;
+  p->crcs = crcs;
+  b->free = p->next_free;
+  b->n_free--;
+  p->touched = 0;
+  b->n_touched--;
+  p->next_free = b->fresh;
+  b->fresh = p;
+  b->n_fresh++;
+}
+
+/* Gives free pieces' pages back while more are touched than the slots
+ * asked for leave room for. */
+static void trim_pieces(vhdup__budget *b) {
+  while (b->n_touched > pieces_allowed(b, b->slots_charged) && b->n_free > 0) {
+    unsigned before = b->n_free;
+    release_piece(b);
+    if (b->n_free == before)
+      break; /* out of memory: keep the pages */
+  }
+}
+
+/* One more request in flight fits if it is the only one, if it stays within
+ * the most so far (its state is there already), or if the touched pieces
+ * leave room for its state. Asking raises what memory must cover, so pieces
+ * given back from now on are released until it fits. */
+static int slot_fits(vhdup__budget *b) {
+  unsigned want = b->slots_used + 1;
+  if (b->slots_used == 0 || want <= b->slots_peak)
+    return 1;
+  if (want > b->slots_charged) {
+    b->slots_charged = want;
+    trim_pieces(b);
+  }
+  return b->n_touched <= pieces_allowed(b, want);
 }
 
 static void wait_for_budget(vhdup__pipeline *pl, int slot) {
@@ -369,8 +450,9 @@ static void wake_waiters(vhdup__budget *b) {
   b->waking = 1;
   for (unsigned n = b->n_waiting; n > 0 && b->wait_head != NULL; n--) {
     vhdup__pipeline *pl = b->wait_head;
-    int can = (pl->wants_piece && b->n_free > 0) ||
-              (pl->wants_slot && b->slots_used < b->slots_total && pl->in_flight < pl->cap);
+    int can = (pl->wants_piece && piece_available(b)) ||
+              (pl->wants_slot && b->slots_used < b->slots_total && pl->in_flight < pl->cap &&
+               slot_fits(b));
     int slot = pl->wants_slot, pc = pl->wants_piece;
     unwait(pl);
     if (can) {
@@ -392,14 +474,21 @@ static int others_wait(const vhdup__pipeline *pl) {
 
 static int take_slot(vhdup__pipeline *pl) {
   vhdup__budget *b = pl->budget;
-  if (b->slots_used >= b->slots_total || pl->in_flight >= pl->cap ||
+  int full = b->slots_used >= b->slots_total;
+  if (full || pl->in_flight >= pl->cap ||
       (others_wait(pl) && pl->in_flight >= fair(b->slots_total, b->n_running))) {
-    if (b->slots_used >= b->slots_total || others_wait(pl))
+    if (full || others_wait(pl))
       wait_for_budget(pl, 1);
+    return 0;
+  }
+  if (!slot_fits(b)) {
+    wait_for_budget(pl, 1);
     return 0;
   }
   b->slots_used++;
   pl->in_flight++;
+  if (b->slots_used > b->slots_peak)
+    b->slots_peak = b->slots_used;
   return 1;
 }
 
@@ -414,14 +503,24 @@ static piece *take_piece(vhdup__pipeline *pl) {
    * confirmed), so a pipeline keeps to its fair share of them whenever
    * others run, not only once they wait: a job that starts second must not
    * find the whole pool taken for a second or more. */
-  if (b->free == NULL ||
-      ((others_wait(pl) || b->n_running > 1) && pl->n_held >= fair(b->n_pieces, b->n_running))) {
+  if (!piece_available(b) ||
+      ((others_wait(pl) || b->n_running > 1) &&
+       pl->n_held >= fair(pieces_allowed(b, b->slots_charged), b->n_running))) {
     wait_for_budget(pl, 0);
     return NULL;
   }
-  piece *p = b->free;
-  b->free = p->next_free;
-  b->n_free--;
+  piece *p;
+  if (b->n_free > 0) {
+    p = b->free;
+    b->free = p->next_free;
+    b->n_free--;
+  } else {
+    p = b->fresh;
+    b->fresh = p->next_free;
+    b->n_fresh--;
+    p->touched = 1;
+    b->n_touched++;
+  }
   p->pl = pl;
   p->next_active = NULL;
   if (pl->active_tail != NULL)
@@ -449,6 +548,7 @@ static void give_piece(vhdup__pipeline *pl, piece *p) {
   p->next_free = b->free;
   b->free = p;
   b->n_free++;
+  trim_pieces(b);
 }
 
 static void budget_register(vhdup__pipeline *pl) {

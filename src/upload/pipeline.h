@@ -2,7 +2,7 @@
  * with uv_fs_read into buffers of a fixed pool -> zero scan and per-request
  * hashing on libuv's thread pool -> writes to a sink, at most `connections`
  * at once, retried with backoff -> the footer last -> finish. Memory is the
- * pool plus per-piece run tables, fixed at creation: it does not grow with
+ * pool plus per-piece run tables, bounded at creation: it does not grow with
  * the disk or the connection count. */
 #ifndef VHDUP_UPLOAD_PIPELINE_H
 #define VHDUP_UPLOAD_PIPELINE_H
@@ -13,21 +13,22 @@
 #include <uv.h>
 
 #define VHDUP__PIECE_MAX (4u * 1024 * 1024) /* Put Page's body limit */
-/* What a request in flight holds outside the read buffers (see budget_new). */
-#define VHDUP__SLOT_BYTES (24u * 1024)
+/* What a request in flight holds outside the read buffers (see pieces_allowed). */
+#define VHDUP__SLOT_BYTES (40u * 1024)
 
 typedef struct vhdup__pipeline vhdup__pipeline;
 
 /* Requests in flight and read buffers shared by pipelines (an engine's). */
 typedef struct vhdup__budget vhdup__budget;
 
-/* memory / 4 MiB buffers (at least 2), slots requests. Returns 0,
+/* Buffers of 4 MiB and the state of requests in flight, within memory
+ * (at least 2 buffers), slots requests. Returns 0,
  * VHDUP_EINVAL or VHDUP_ENOMEM. Free only when no pipeline uses it. */
 int vhdup__budget_new(size_t memory, unsigned slots, vhdup__budget **out)
     __attribute__((warn_unused_result));
 void vhdup__budget_free(vhdup__budget *b);
 
-/* --connections auto: the slot count starts at 4 and follows measured
+/* --connections auto: the slot count starts at 16 and follows measured
  * goodput up to max (see auto_observe in pipeline.c). */
 void vhdup__budget_set_auto(vhdup__budget *b, unsigned max);
 /* Requests in flight allowed now (the fixed count, or auto's choice). */
@@ -35,7 +36,7 @@ unsigned vhdup__budget_limit(const vhdup__budget *b);
 
 typedef struct vhdup__pipeline_opts {
   /* Shared budget, or NULL for one of the pipeline's own made from memory
-   * (pieces = memory / VHDUP__PIECE_MAX, at least 2) and connections. */
+   * (see vhdup__budget_new) and connections. */
   vhdup__budget *budget;
   size_t memory;
   unsigned connections; /* this pipeline's writes in flight at most */
