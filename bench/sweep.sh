@@ -23,11 +23,15 @@
 #          median): it takes the bytes without checking their MD5, as
 #          Azure checks it on its own cores; a checking sink would take one
 #          of this machine's two cores from vhdup's hashing
-#   azurite        Azurite on 127.0.0.1, AZ_CONNS only (Node.js, one thread)
+#   azurite        Azurite on 127.0.0.1, AZ_CONNS only (Node.js, one thread;
+#          AZ_REPS runs, median)
 #   wan-1gbit-20ms, wan-800mbit-80ms   the sink behind bench/wan.sh: netns +
 #          veth (198.18.0.0/15 only) + tbf rate, bench_delay_proxy RTT/2 each
 #          way. A ref point whose requests alone would take longer than
 #          WAN_MAX_PRED s (requests x RTT / connections) is skipped, and says so.
+#   wan-1gbit-20ms-mtu9000, wan-800mbit-80ms-mtu9000   the same paths with
+#          jumbo frames on the veth, dense only, at WAN_MTU_CONNS: framing
+#          then costs 0.7% of the tbf rate instead of 4.4% (below)
 # and, at the same parallelism against the same target, the plain-curl
 # ceiling: curl --parallel-max N of 4 MiB Put Pages, the dense workload's
 # bytes (bench/engine.sh's method).
@@ -37,7 +41,13 @@
 # Over the WAN paths, "of TCP" compares with what TCP can carry through the
 # tbf rate at the veth's MTU: tbf counts whole Ethernet frames, so at MTU
 # 1500 a frame of 1514 bytes carries 1448 bytes of payload (20 IP + 32 TCP
-# with timestamps): no sender's payload exceeds 95.6% of the tbf rate.
+# with timestamps): no sender's payload exceeds 95.6% of the tbf rate (a
+# real 1 Gbit/s Ethernet, which also spends 20 bytes of preamble and gap per
+# frame, allows 94.1%). At MTU 9000 a frame carries 8948 of 9014 bytes, 99.3%.
+# On loopback the sink's own CPU time per run is read from /proc, so the
+# report can say how fast 2 cores could go with MD5 on: the cores divided by
+# the CPU each byte needs (vhdup without MD5, the sink, and hashing at the
+# measured single-core rate).
 # Per point: payload MB/s (10^6 B of bytes_sent per wall second), virtual
 # MB/s, requests/s, retries, CPU s per GiB sent, peak RSS (GNU time); and
 # from vhdup's --progress=json lines (one a second) the steady MB/s (bytes
@@ -50,8 +60,9 @@
 # runs/ (per-run logs; not for committing).
 #
 # env: CONNS="1 2 4 8 16 32 64 128 256 auto"  AZ_CONNS="1 4 16 64 auto"
-#      WAN_PROFILES="1gbit:20 800mbit:80" (RATE:RTT_MS; "" for none)
-#      TARGETS="loopback azurite wan" REPS=3 (loopback; others 1)
+#      WAN_PROFILES="1gbit:20 800mbit:80 1gbit:20:9000 800mbit:80:9000"
+#        (RATE:RTT_MS[:MTU]; "" for none)  WAN_MTU_CONNS="8 16"
+#      TARGETS="loopback azurite wan" REPS=3 (loopback) AZ_REPS=3 (WAN: 1)
 #      WAN_MAX_PRED=60  RUN_TIMEOUT=180
 #      VHDUP_BENCH_CACHE=~/.cache/vhdup/bench (the disks, made once)
 # shellcheck source-path=SCRIPTDIR/..
@@ -80,7 +91,9 @@ trap 'exit 130' INT TERM
 
 CONNS=${CONNS:-1 2 4 8 16 32 64 128 256 auto}
 AZ_CONNS=${AZ_CONNS:-1 4 16 64 auto}
-WAN_PROFILES=${WAN_PROFILES-1gbit:20 800mbit:80}
+WAN_PROFILES=${WAN_PROFILES-1gbit:20 800mbit:80 1gbit:20:9000 800mbit:80:9000}
+WAN_MTU_CONNS=${WAN_MTU_CONNS:-8 16}
+AZ_REPS=${AZ_REPS:-3}
 TARGETS=" ${TARGETS:-loopback azurite wan} "
 REPS=${REPS:-3}
 WAN_MAX_PRED=${WAN_MAX_PRED:-60}
@@ -109,18 +122,18 @@ disk_dense_big=$cache/sweep-dense-1G/dense.vhd
 disk_dense_small=$cache/sweep-dense-256M/dense.vhd
 disk_dense_wan=$disk_dense_big
 
-echo "target,workload,connections,reps,wall_s,bytes_sent,virtual_size,requests,retries,payload_MBps,virtual_MBps,req_per_s,cpu_s_per_GiB,peak_rss_MiB,link_MBps,status,steady_MBps,max_in_flight,auto_limit_end,auto_limit_max" >"$csv"
+echo "target,workload,connections,reps,wall_s,bytes_sent,virtual_size,requests,retries,payload_MBps,virtual_MBps,req_per_s,cpu_s_per_GiB,peak_rss_MiB,link_MBps,status,steady_MBps,max_in_flight,auto_limit_end,auto_limit_max,sink_cpu_s_per_GiB" >"$csv"
 nrun=0
 
 # summarize TARGET WORKLOAD CONNS LINK ROWS: the median-wall row of ROWS
 # ("wall cpu rss_kib bytes_sent virtual requests retries status steady
-# in_flight" lines) as one CSV line.
+# in_flight limit_end limit_max sink_cpu" lines) as one CSV line.
 summarize() {
   python3 - "$@" >>"$csv" <<'PY'
 import sys
 target, workload, conns, link, rows_path = sys.argv[1:]
 rows = sorted((l.split() for l in open(rows_path) if l.strip()), key=lambda r: float(r[0]))
-e, cpu, rss, sent, virt, req, retr, st, steady, inflight, lim_end, lim_max = rows[(len(rows) - 1) // 2]
+e, cpu, rss, sent, virt, req, retr, st, steady, inflight, lim_end, lim_max, sink = rows[(len(rows) - 1) // 2]
 if not workload.startswith("dense"):
     steady = "-"  # ref's rate changes from the big runs to the islands: no steady state
 bad = [r[7] for r in rows if r[7] != "ok"]
@@ -131,7 +144,8 @@ print(",".join([target, workload, conns, str(len(rows)), "%.2f" % e, str(sent), 
     f(sent / 1e6 / e) if e else "0", f(virt / 1e6 / e) if e and virt else "", f(req / e) if e else "0",
     "%.2f" % (cpu / (sent / 2**30)) if sent else "", f(int(rss) / 1024), link, st,
     "" if steady == "-" else steady, "" if inflight == "-" else inflight,
-    "" if conns != "auto" else lim_end, "" if conns != "auto" else lim_max]))
+    "" if conns != "auto" else lim_end, "" if conns != "auto" else lim_max,
+    "%.2f" % (float(sink) / (sent / 2**30)) if sink != "-" and sent else ""]))
 PY
   note "$(tail -n 1 "$csv")"
 }
@@ -155,14 +169,17 @@ run_vhdup() {
     if [ "$target" = azurite ]; then url=$base/run$nrun.vhd; else url="$base/run$nrun.vhd?sv=2021-08-06&sig=testsig"; fi
     echo "$target $workload: vhdup upload --progress=json -c $conns --allow-http ${opts[*]} $disk $url" >"$log.cmd"
     rc=0
+    local sink0
+    sink0=$(sink_ticks)
     "${prefix[@]}" env "${envs[@]}" /usr/bin/time -f '%e %U %S %M' -o "$log.time" \
       timeout -k 5 "$RUN_TIMEOUT" "$VHDUP" upload --progress=json -c "$conns" --allow-http "${opts[@]}" "$disk" "$url" \
       >"$log.json" 2>"$log.err" || rc=$?
-    local e u s m
+    local e u s m sink=-
     read -r e u s m < <(tail -n 1 "$log.time")
-    python3 - "$log.json" "$rc" "$e" "$(echo "$u + $s" | bc -l)" "$m" >>"$rows" <<'PY'
+    [ "$sink0" = - ] || sink=$(echo "($(sink_ticks) - $sink0) / $(getconf CLK_TCK)" | bc -l)
+    python3 - "$log.json" "$rc" "$e" "$(echo "$u + $s" | bc -l)" "$m" "$sink" >>"$rows" <<'PY'
 import json, sys
-path, rc, e, cpu, rss = sys.argv[1:]
+path, rc, e, cpu, rss, sink = sys.argv[1:]
 d = {}
 prog = []
 for line in open(path):
@@ -186,7 +203,7 @@ if rc in ("124", "137"):
     st = "TIMEOUT"
 elif st != "ok" or rc != "0":
     st = "FAIL(rc=%s;%s)" % (rc, d.get("error_code") or st)
-print(e, cpu, rss, d.get("bytes_sent", 0), d.get("virtual_size", 0), d.get("requests", 0), d.get("retries", 0), st, steady, inflight, lim_end, lim_max)
+print(e, cpu, rss, d.get("bytes_sent", 0), d.get("virtual_size", 0), d.get("requests", 0), d.get("retries", 0), st, steady, inflight, lim_end, lim_max, sink)
 PY
     [ "$rc" -eq 0 ] || note "FAILED ($rc): $(cat "$log.cmd"): $(tail -n 3 "$log.err")"
     if [ "$target" = azurite ]; then
@@ -196,9 +213,21 @@ PY
   summarize "$target" "$workload" "$conns" "$link" "$rows"
 }
 
+# sink_ticks: the loopback sink's CPU time so far in clock ticks (user +
+# system, from /proc/PID/stat), or - when no local sink runs (SINK_PID).
+SINK_PID=
+sink_ticks() {
+  if [ -n "$SINK_PID" ] && [ -r "/proc/$SINK_PID/stat" ]; then
+    # The name field may hold spaces: count from the closing parenthesis.
+    sed 's/.*) //' "/proc/$SINK_PID/stat" | awk '{ print $12 + $13 }'
+  else
+    echo -
+  fi
+}
+
 # skipped TARGET WORKLOAD CONNS LINK WHY: a CSV row for a point not run.
 skipped() {
-  echo "$1,$2,$3,0,,,,,,,,,,,$4,$5,,,," >>"$csv"
+  echo "$1,$2,$3,0,,,,,,,,,,,$4,$5,,,,," >>"$csv"
   note "$(tail -n 1 "$csv")"
 }
 
@@ -239,7 +268,7 @@ run_curl() {
       cp "$T/curl.err" "$out/runs/$nrun.curl-err"
       note "curl $target -c $n: $st: codes $(sort "$T/codes" | uniq -c | tr -s ' \n' ' '); $(head -c 300 "$T/curl.err")"
     fi
-    echo "$e $(echo "$u + $s" | bc -l) $m $((ok * size)) 0 $ok $((nreq - ok)) $st - - 0 0" >>"$rows"
+    echo "$e $(echo "$u + $s" | bc -l) $m $((ok * size)) 0 $ok $((nreq - ok)) $st - - 0 0 -" >>"$rows"
   done
   summarize "$target" curl "$n" "$link" "$rows"
 }
@@ -252,6 +281,7 @@ if want loopback; then
   # The single-core MD5 rate, in the same run, before and after the points.
   "$VHDUP_TOOLS_DIR/bench_hashrate" 2 | sed -n 's/^md5 MB\/s=\([0-9.]*\).*/\1/p' >"$out/md5rate"
   start_testserver --sink-no-md5 --sas-sig testsig
+  SINK_PID=$TS_PID
   curl -sS -o /dev/null -X PUT -H 'Content-Length: 0' "$TS_URL/bench?restype=container&sig=testsig"
   for n in $CONNS; do
     run_vhdup loopback ref "$disk_ref" "$n" "$REPS" "$TS_URL/bench" "" --
@@ -261,6 +291,7 @@ if want loopback; then
   done
   "$VHDUP_TOOLS_DIR/bench_hashrate" 2 | sed -n 's/^md5 MB\/s=\([0-9.]*\).*/\1/p' >>"$out/md5rate"
   ref_requests=$(awk -F, '$1 == "loopback" && $2 == "ref" { print $8; exit }' "$csv")
+  SINK_PID=
   stop_testserver
   cp "$TS_LOG" "$out/runs/loopback-sink.log"
 fi
@@ -273,10 +304,10 @@ if want azurite; then
     az_mkcontainer "$AZURITE_URL" bench
     sas=$(az_container_sas bench)
     for n in $AZ_CONNS; do
-      run_vhdup azurite ref "$disk_ref" "$n" 1 "$AZURITE_URL/bench" "" AZURE_STORAGE_CONNECTION_STRING="$AZURITE_CONN" --
-      run_vhdup azurite dense "$disk_dense_small" "$n" 1 "$AZURITE_URL/bench" "" AZURE_STORAGE_CONNECTION_STRING="$AZURITE_CONN" --
+      run_vhdup azurite ref "$disk_ref" "$n" "$AZ_REPS" "$AZURITE_URL/bench" "" AZURE_STORAGE_CONNECTION_STRING="$AZURITE_CONN" --
+      run_vhdup azurite dense "$disk_dense_small" "$n" "$AZ_REPS" "$AZURITE_URL/bench" "" AZURE_STORAGE_CONNECTION_STRING="$AZURITE_CONN" --
       [ "$n" = auto ] && continue
-      run_curl azurite "$n" 1 $((256 * M / size)) "$AZURITE_URL/bench" "$sas" ""
+      run_curl azurite "$n" "$AZ_REPS" $((256 * M / size)) "$AZURITE_URL/bench" "$sas" ""
       az_req DELETE "$AZURITE_URL" "bench/curl$n.vhd" >/dev/null || true
     done
   else
@@ -288,17 +319,21 @@ fi
 wan_modes=""
 if want wan; then
   for p in $WAN_PROFILES; do
-    rate=${p%%:*} rtt=${p##*:}
-    wan_up "$rate" "$rtt"
-    target=wan-$rate-${rtt}ms
+    IFS=: read -r rate rtt mtu <<<"$p"
+    wan_up "$rate" "$rtt" "$mtu"
+    target=wan-$rate-${rtt}ms${mtu:+-mtu$mtu}
     [ "$WAN_MODE" = netns ] || target=$target-loopback-norate
     wan_modes="$wan_modes $target:$WAN_MODE"
     note "$target: $WAN_MODE, link ${WAN_LINK_MBPS:-unlimited} MB/s, proxy at $WAN_URL"
     "${WAN_EXEC[@]}" curl -sS -o /dev/null -X PUT -H 'Content-Length: 0' "$WAN_URL/bench?restype=container&sig=testsig"
-    for n in $CONNS; do
+    conns=$CONNS
+    [ -z "$mtu" ] || conns=$WAN_MTU_CONNS
+    for n in $conns; do
       # auto is judged by the time it would take at 64 connections.
       pred=$((ref_requests * rtt / 1000 / ${n/auto/64}))
-      if [ "$pred" -gt "$WAN_MAX_PRED" ]; then
+      if [ -n "$mtu" ]; then
+        : # the jumbo-frame paths are about the link rate: dense only
+      elif [ "$pred" -gt "$WAN_MAX_PRED" ]; then
         skipped "$target" ref "$n" "${WAN_LINK_MBPS:-}" "skipped(~${pred}s:${ref_requests}req*${rtt}ms/${n})"
       else
         run_vhdup "$target" ref "$disk_ref" "$n" 1 "$WAN_URL/bench" "${WAN_LINK_MBPS:-}" -- "${WAN_EXEC[@]}"
@@ -316,7 +351,7 @@ fi
 elapsed=$(($(date +%s) - t_start))
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 python3 - "$csv" >"$out/sweep.md" <<PY
-import csv, sys
+import csv, re, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
 curl = {(r["target"], r["connections"]): r for r in rows if r["workload"] == "curl"}
 print("# vhdup upload: throughput against connection count")
@@ -328,13 +363,17 @@ print("$(date -u '+%Y-%m-%d %H:%M UTC'), vhdup $head"
 print()
 print("MB = 10^6 bytes. payload MB/s = bytes sent / wall; virtual MB/s = the disk's virtual size / wall;"
       " curl MB/s = the plain-curl ceiling at the same connection count against the same target"
-      " (4 MiB Put Pages, the dense workload's bytes); link = the tbf rate; of TCP = of the payload TCP can carry through it at MTU 1500 (1448 of every 1514 bytes); auto chose = the limit --connections auto ended on (the highest it tried). Wall = the whole vhdup process; steady = vhdup's own progress lines,"
+      " (4 MiB Put Pages, the dense workload's bytes); link = the tbf rate; of TCP = of the payload TCP can carry through it at the path's MTU (1500: 1448 of every 1514 bytes; 9000: 8948 of 9014); auto chose = the limit --connections auto ended on (the highest it tried). Wall = the whole vhdup process; steady = vhdup's own progress lines,"
       " first to last (blank when the run was under ~2 s); in flight = the most requests in flight seen."
       " ref = reference-like 2 GiB dynamic disk (197 MiB data, ~2050 requests);"
       " dense = random data filling the disk (1 GiB on loopback and over WAN, 256 MiB on Azurite);"
       " dense-nomd5 = dense with --no-md5 (no per-request Content-MD5, like the curl ceiling).")
 print()
-TCP = 1448 / 1514  # payload per tbf-counted frame at MTU 1500 (see the header)
+def tcp_share(target):
+    """Payload per tbf-counted frame at the path's MTU (see the header)."""
+    m = re.search(r"-mtu([0-9]+)\$", target)
+    mtu = int(m.group(1)) if m else 1500
+    return (mtu - 52) / (mtu + 14)
 print("| target | workload | conns | payload MB/s | virtual MB/s | req/s | retries | CPU s/GiB | RSS MiB | curl MB/s | vhdup/curl | of link | of TCP | steady MB/s | steady of link | in flight | auto chose | status |")
 print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
 pct = lambda a, b: "%.0f%%" % (100 * float(a) / float(b)) if a and b and float(b) else ""
@@ -343,7 +382,7 @@ for r in rows:
         continue
     c = curl.get((r["target"], r["connections"]))
     cm = c["payload_MBps"] if c else ""
-    tcp = "%.1f" % (float(r["link_MBps"]) * TCP) if r["link_MBps"] else ""
+    tcp = "%.1f" % (float(r["link_MBps"]) * tcp_share(r["target"])) if r["link_MBps"] else ""
     chose = "%s (max %s)" % (r["auto_limit_end"], r["auto_limit_max"]) if r["auto_limit_end"] else ""
     print("| " + " | ".join([r["target"], r["workload"], r["connections"], r["payload_MBps"], r["virtual_MBps"],
           r["req_per_s"], r["retries"], r["cpu_s_per_GiB"], r["peak_rss_MiB"], cm, pct(r["payload_MBps"], cm),
@@ -364,9 +403,11 @@ for t in sorted({r["target"] for r in rows if r["link_MBps"]}):
         best = max(pts, key=lambda r: float(r["payload_MBps"]))
         link = float(best["link_MBps"])
         v = float(best["payload_MBps"])
-        line = ("- %s, %s: best at <= 16 connections %s MB/s (wall) with %s = %.1f%% of the %s MB/s link, "
+        TCP = tcp_share(t)
+        line = ("- %s, %s: best at <= 16 connections %s MB/s (wall) with %s = %.1f%% of the %s MB/s link: %s; "
                 "%.1f%% of what TCP carries through it (%.1f MB/s): %s (target >= 95%%)"
                 % (t, w, best["payload_MBps"], best["connections"], 100 * v / link, best["link_MBps"],
+                   "MET" if v >= 0.95 * link else "not met",
                    100 * v / (link * TCP), link * TCP, "MET" if v >= 0.95 * link * TCP else "not met"))
         sp = [r for r in pts if r["steady_MBps"]]
         if sp:
@@ -409,9 +450,19 @@ if md5:
             continue
         bound = min(float(c["payload_MBps"]), cores * rate)
         extra = float(r["cpu_s_per_GiB"]) - float(nomd5[n]["cpu_s_per_GiB"]) if n in nomd5 else float("nan")
-        print("  - %s connections: %s MB/s with MD5 = %.0f%% of min(curl %s, %.0f) (target >= 90%%); MD5 added %.2f CPU s/GiB to vhdup, hashing alone is %.2f"
-              % (n, r["payload_MBps"], 100 * float(r["payload_MBps"]) / bound, c["payload_MBps"], cores * rate,
-                 extra, 2**30 / 1e6 / rate))
+        line = ("  - %s connections: %s MB/s with MD5 = %.0f%% of min(curl %s, %.0f) (target >= 90%%); MD5 added %.2f CPU s/GiB to vhdup, hashing alone is %.2f"
+                % (n, r["payload_MBps"], 100 * float(r["payload_MBps"]) / bound, c["payload_MBps"], cores * rate,
+                   extra, 2**30 / 1e6 / rate))
+        # What the cores allow once everything else is paid: vhdup's own
+        # CPU without MD5 and the sink's, per GiB, plus hashing it.
+        x = nomd5.get(n)
+        if x and x["sink_cpu_s_per_GiB"]:
+            need = float(x["cpu_s_per_GiB"]) + float(x["sink_cpu_s_per_GiB"]) + 2**30 / 1e6 / rate
+            cpu_bound = min(float(c["payload_MBps"]), cores * 2**30 / 1e6 / need)
+            line += ("; CPU per GiB with MD5 at the least: %s vhdup + %s sink + %.2f hashing = %.2f s, so %d cores allow %.0f MB/s: %.0f%% of that"
+                     % (x["cpu_s_per_GiB"], x["sink_cpu_s_per_GiB"], 2**30 / 1e6 / rate, need, cores, cpu_bound,
+                        100 * float(r["payload_MBps"]) / cpu_bound))
+        print(line)
 for t in sorted({r["target"] for r in rows}):
     for w in ("ref", "dense", "dense-nomd5"):
         a = [r for r in rows if r["target"] == t and r["workload"] == w and r["connections"] == "auto" and ok(r)]

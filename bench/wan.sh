@@ -13,7 +13,8 @@
 # needs is not emulated, only the request/response latency and the rate.
 #
 # Sourced (after test/e2e/lib.sh and lib_server.sh) it provides:
-#   wan_up RATE RTT_MS   e.g. wan_up 1gbit 20; sets WAN_MODE (netns, or
+#   wan_up RATE RTT_MS [MTU]  e.g. wan_up 1gbit 20 (MTU: the veth's, default
+#                        1500); sets WAN_MODE (netns, or
 #                        loopback when namespaces are not permitted: proxy
 #                        delay only, NO rate limit), WAN_URL (the account URL
 #                        through the proxy), WAN_EXEC (the prefix that runs a
@@ -24,7 +25,7 @@
 #                        namespaces (and so the veth pair); also run at exit.
 # Run as a command (as root), it brings a path up, sends 256 MiB through it
 # with curl, prints the rate and the RTT seen, and tears it down:
-#   bench/wan.sh [RATE [RTT_MS [BUILD_DIR]]]     (default 1gbit 20 build)
+#   bench/wan.sh [RATE [RTT_MS [BUILD_DIR [MTU]]]]   (default 1gbit 20 build 1500)
 # shellcheck shell=bash
 
 WAN_PIDS=()
@@ -51,7 +52,7 @@ _wan_wait_file() {
 }
 
 wan_up() {
-  local rate=$1 rtt=$2 tag=$$ proxy=${VHDUP_BUILD_DIR:?}/test/bench_delay_proxy
+  local rate=$1 rtt=$2 mtu=${3:-1500} tag=$$ proxy=${VHDUP_BUILD_DIR:?}/test/bench_delay_proxy
   local server=${VHDUP_TOOLS_DIR:-$VHDUP_BUILD_DIR/test}/vhdup-testserver
   local nsc=vhdup-wan-c$tag nss=vhdup-wan-s$tag vc=vwc$tag vs=vws$tag
   local delay=$((rtt / 2)) dir
@@ -70,6 +71,8 @@ wan_up() {
     ip -n "$nss" link set lo up
     ip -n "$nsc" addr add 198.18.0.1/30 dev "$vc"
     ip -n "$nss" addr add 198.18.0.2/30 dev "$vs"
+    ip -n "$nsc" link set "$vc" mtu "$mtu"
+    ip -n "$nss" link set "$vs" mtu "$mtu"
     ip -n "$nsc" link set "$vc" up
     ip -n "$nss" link set "$vs" up
     # burst: 4 ms at the rate (>= 64 KiB, so a GSO segment always fits);
@@ -111,7 +114,7 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
   T=$(mktemp -d "${TMPDIR:-/tmp}/vhdup-wan.XXXXXX")
   trap 'wan_down; rm -rf "$T"' EXIT
   trap 'exit 130' INT TERM
-  wan_up "${1:-1gbit}" "${2:-20}"
+  wan_up "${1:-1gbit}" "${2:-20}" "${4:-1500}"
   "${WAN_EXEC[@]}" curl -sS -o /dev/null -X PUT -H 'Content-Length: 0' "$WAN_URL/wan?restype=container&sig=testsig"
   "${WAN_EXEC[@]}" curl -sS -o /dev/null -w 'empty request through the path: %{time_total} s\n' \
     "$WAN_URL/wan?restype=container&comp=list&sig=testsig"
@@ -126,5 +129,5 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
   done | sed '$d' >"$T/cfg"
   "${WAN_EXEC[@]}" curl -sS --no-progress-meter --parallel --parallel-max 16 -K "$T/cfg" >/dev/null
   end=$(date +%s.%N)
-  echo "mode $WAN_MODE, link ${WAN_LINK_MBPS:-unlimited} MB/s: 256 MiB with 16 curl connections at $(echo "$n * $size / 1000000 / ($end - $start)" | bc -l | cut -c1-6) MB/s"
+  echo "mode $WAN_MODE, MTU ${4:-1500}, link ${WAN_LINK_MBPS:-unlimited} MB/s: 256 MiB with 16 curl connections at $(echo "$n * $size / 1000000 / ($end - $start)" | bc -l | cut -c1-6) MB/s"
 fi
