@@ -20,7 +20,7 @@
 #          engine's
 # against these targets:
 #   loopback       vhdup-testserver --sink-no-md5 on 127.0.0.1 (REPS runs,
-#          median): it takes the bytes without checking their MD5, as
+#          median; vhdup's and curl's runs alternate): it takes the bytes without checking their MD5, as
 #          Azure checks it on its own cores; a checking sink would take one
 #          of this machine's two cores from vhdup's hashing
 #   azurite        Azurite on 127.0.0.1, AZ_CONNS only (Node.js, one thread;
@@ -150,6 +150,37 @@ PY
   note "$(tail -n 1 "$csv")"
 }
 
+# A point's runs go to rows.TARGET.WORKLOAD.CONNS. Normally each run_*
+# call makes one point and reports it; between `interleave` and `flush`,
+# calls add runs to their points and flush reports them all, so the reps of
+# vhdup and of curl alternate and a slow spell of the shared machine hits
+# both sides of a ratio rather than one.
+PENDING=()
+DEFER=0
+point_rows() { # TARGET WORKLOAD CONNS LINK: sets ROWS, registered if deferred
+  ROWS=$T/rows.$1.$2.$3
+  if [ "$DEFER" = 1 ]; then
+    [ -e "$ROWS" ] || PENDING+=("$1 $2 $3 $4")
+    touch "$ROWS"
+  else
+    : >"$ROWS"
+  fi
+}
+point_done() { # TARGET WORKLOAD CONNS LINK
+  [ "$DEFER" = 1 ] || summarize "$1" "$2" "$3" "$4" "$T/rows.$1.$2.$3"
+}
+interleave() { DEFER=1; }
+flush() {
+  local p t w n l
+  DEFER=0
+  for p in "${PENDING[@]}"; do
+    read -r t w n l <<<"$p"
+    summarize "$t" "$w" "$n" "$l" "$T/rows.$t.$w.$n"
+    rm -f "$T/rows.$t.$w.$n"
+  done
+  PENDING=()
+}
+
 # run_vhdup TARGET WORKLOAD DISK CONNS REPS URL_BASE LINK [ENV...] -- [PREFIX...]:
 # REPS uploads of DISK into new blobs under URL_BASE (a container URL, SAS
 # appended for the sink), each through PREFIX (e.g. ip netns exec NS); a
@@ -161,8 +192,9 @@ run_vhdup() {
   local envs=()
   while [ "$1" != -- ]; do envs+=("$1"); shift; done
   shift
-  local prefix=("$@") rows=$T/rows
-  : >"$rows"
+  local prefix=("$@") rows
+  point_rows "$target" "$workload" "$conns" "$link"
+  rows=$ROWS
   for ((r = 0; r < reps; r++)); do
     nrun=$((nrun + 1))
     local log=$out/runs/$nrun url
@@ -210,7 +242,7 @@ PY
       az_req DELETE "$AZURITE_URL" "bench/run$nrun.vhd" >/dev/null || true
     fi
   done
-  summarize "$target" "$workload" "$conns" "$link" "$rows"
+  point_done "$target" "$workload" "$conns" "$link"
 }
 
 # sink_ticks: the loopback sink's CPU time so far in clock ticks (user +
@@ -240,8 +272,9 @@ head -c "$size" /dev/urandom >"$T/piece"
 run_curl() {
   local target=$1 n=$2 reps=$3 nreq=$4 base=$5 query=$6 link=$7 r i
   shift 7
-  local prefix=("$@") rows=$T/rows blob=curl$n.vhd
-  : >"$rows"
+  local prefix=("$@") rows blob=curl$n.vhd
+  point_rows "$target" curl "$n" "$link"
+  rows=$ROWS
   "${prefix[@]}" curl -sS -o /dev/null -X PUT -H 'Content-Length: 0' -H 'x-ms-blob-type: PageBlob' \
     -H 'x-ms-version: 2021-08-06' -H "x-ms-blob-content-length: $((nreq * size))" "$base/$blob?$query"
   : >"$T/curl.cfg"
@@ -270,7 +303,7 @@ run_curl() {
     fi
     echo "$e $(echo "$u + $s" | bc -l) $m $((ok * size)) 0 $ok $((nreq - ok)) $st - - 0 0 -" >>"$rows"
   done
-  summarize "$target" curl "$n" "$link" "$rows"
+  point_done "$target" curl "$n" "$link"
 }
 
 # ---------------------------------------------------------------- loopback
@@ -284,10 +317,14 @@ if want loopback; then
   SINK_PID=$TS_PID
   curl -sS -o /dev/null -X PUT -H 'Content-Length: 0' "$TS_URL/bench?restype=container&sig=testsig"
   for n in $CONNS; do
-    run_vhdup loopback ref "$disk_ref" "$n" "$REPS" "$TS_URL/bench" "" --
-    run_vhdup loopback dense "$disk_dense_big" "$n" "$REPS" "$TS_URL/bench" "" --
-    run_vhdup loopback dense-nomd5 "$disk_dense_big" "$n" "$REPS" "$TS_URL/bench" "" --
-    [ "$n" = auto ] || run_curl loopback "$n" "$REPS" $((1024 * M / size)) "$TS_URL/bench" sig=testsig ""
+    interleave
+    for ((rep = 0; rep < REPS; rep++)); do
+      run_vhdup loopback ref "$disk_ref" "$n" 1 "$TS_URL/bench" "" --
+      run_vhdup loopback dense "$disk_dense_big" "$n" 1 "$TS_URL/bench" "" --
+      run_vhdup loopback dense-nomd5 "$disk_dense_big" "$n" 1 "$TS_URL/bench" "" --
+      [ "$n" = auto ] || run_curl loopback "$n" 1 $((1024 * M / size)) "$TS_URL/bench" sig=testsig ""
+    done
+    flush
   done
   "$VHDUP_TOOLS_DIR/bench_hashrate" 2 | sed -n 's/^md5 MB\/s=\([0-9.]*\).*/\1/p' >>"$out/md5rate"
   ref_requests=$(awk -F, '$1 == "loopback" && $2 == "ref" { print $8; exit }' "$csv")
@@ -304,11 +341,15 @@ if want azurite; then
     az_mkcontainer "$AZURITE_URL" bench
     sas=$(az_container_sas bench)
     for n in $AZ_CONNS; do
-      run_vhdup azurite ref "$disk_ref" "$n" "$AZ_REPS" "$AZURITE_URL/bench" "" AZURE_STORAGE_CONNECTION_STRING="$AZURITE_CONN" --
-      run_vhdup azurite dense "$disk_dense_small" "$n" "$AZ_REPS" "$AZURITE_URL/bench" "" AZURE_STORAGE_CONNECTION_STRING="$AZURITE_CONN" --
-      [ "$n" = auto ] && continue
-      run_curl azurite "$n" "$AZ_REPS" $((256 * M / size)) "$AZURITE_URL/bench" "$sas" ""
-      az_req DELETE "$AZURITE_URL" "bench/curl$n.vhd" >/dev/null || true
+      interleave
+      for ((rep = 0; rep < AZ_REPS; rep++)); do
+        run_vhdup azurite ref "$disk_ref" "$n" 1 "$AZURITE_URL/bench" "" AZURE_STORAGE_CONNECTION_STRING="$AZURITE_CONN" --
+        run_vhdup azurite dense "$disk_dense_small" "$n" 1 "$AZURITE_URL/bench" "" AZURE_STORAGE_CONNECTION_STRING="$AZURITE_CONN" --
+        [ "$n" = auto ] && continue
+        run_curl azurite "$n" 1 $((256 * M / size)) "$AZURITE_URL/bench" "$sas" ""
+        az_req DELETE "$AZURITE_URL" "bench/curl$n.vhd" >/dev/null || true
+      done
+      flush
     done
   else
     note "no Azurite at $VHDUP_AZURITE_BIN (scripts/setup.sh): skipped"

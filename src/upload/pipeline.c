@@ -8,6 +8,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 
 /* A piece may gather data from several extents (differencing chains mix
  * layers sector by sector); past this many it ends early. */
@@ -37,7 +38,8 @@ struct piece {
   piece *next_free;    /* in one of the budget's free lists */
   piece *next_active;  /* in the owner's list, in plan order */
   uint8_t *buf;
-  int touched; /* written since its buffers were allocated: they hold pages */
+  void *buf_base; /* what buf was allocated as (see piece_buf_new) */
+  int touched;    /* written since its buffers were allocated: they hold pages */
   int state;
   uint64_t seq;
   uint64_t voff;
@@ -285,6 +287,21 @@ static unsigned pieces_allowed(const vhdup__budget *b, unsigned slots) {
   return pieces_for(b->memory, slots);
 }
 
+/* A piece's read buffer, on 2 MiB boundaries and, where the system has
+ * them, in transparent huge pages: every byte is copied twice (read into
+ * it, then into libcurl's upload buffer) from buffers larger than the
+ * caches, and with 4 KiB pages the TLB misses of those copies cost about a
+ * tenth of the CPU of a dense upload without MD5 (measured: 0.91 vs 0.81
+ * CPU s per GiB, median of 6 each, interleaved). */
+static uint8_t *piece_buf_new(void **base) {
+  uint8_t *buf = vhdup__malloc_aligned(VHDUP__PIECE_MAX, 2u * 1024 * 1024, base);
+#ifdef MADV_HUGEPAGE
+  if (buf != NULL)
+    (void)madvise(buf, VHDUP__PIECE_MAX, MADV_HUGEPAGE); /* advice only */
+#endif
+  return buf;
+}
+
 int vhdup__budget_new(size_t memory, unsigned slots, vhdup__budget **out) {
   *out = NULL;
   if (slots == 0)
@@ -306,7 +323,7 @@ int vhdup__budget_new(size_t memory, unsigned slots, vhdup__budget **out) {
   }
   for (unsigned i = 0; i < b->n_pieces; i++) {
     piece *p = &b->pieces[i];
-    p->buf = vhdup__malloc(VHDUP__PIECE_MAX);
+    p->buf = piece_buf_new(&p->buf_base);
     p->runs = vhdup__malloc(b->max_runs * sizeof(*p->runs));
     p->md5s = vhdup__malloc(b->max_runs * sizeof(*p->md5s));
     p->crcs = vhdup__malloc(b->max_runs * sizeof(*p->crcs));
@@ -326,7 +343,7 @@ void vhdup__budget_free(vhdup__budget *b) {
   if (b == NULL)
     return;
   for (unsigned i = 0; i < b->n_pieces; i++) {
-    vhdup__free(b->pieces[i].buf);
+    vhdup__free(b->pieces[i].buf_base);
     vhdup__free(b->pieces[i].runs);
     vhdup__free(b->pieces[i].md5s);
     vhdup__free(b->pieces[i].crcs);
@@ -348,22 +365,24 @@ static int piece_available(const vhdup__budget *b) {
  * to the system. If the allocation fails it just stays as it is. */
 static void release_piece(vhdup__budget *b) {
   piece *p = b->free;
-  uint8_t *buf = vhdup__malloc(VHDUP__PIECE_MAX);
+  void *base;
+  uint8_t *buf = piece_buf_new(&base);
   vhdup__run *runs = vhdup__malloc(b->max_runs * sizeof(*runs));
   uint8_t(*md5s)[16] = vhdup__malloc(b->max_runs * sizeof(*md5s));
   uint64_t *crcs = vhdup__malloc(b->max_runs * sizeof(*crcs));
   if (buf == NULL || runs == NULL || md5s == NULL || crcs == NULL) {
-    vhdup__free(buf);
+    vhdup__free(base);
     vhdup__free(runs);
     vhdup__free(md5s);
     vhdup__free(crcs);
     return;
   }
-  vhdup__free(p->buf);
+  vhdup__free(p->buf_base);
   vhdup__free(p->runs);
   vhdup__free(p->md5s);
   vhdup__free(p->crcs);
   p->buf = buf;
+  p->buf_base = base;
   p->runs = runs;
   p->md5s = md5s;
   p->crcs = crcs;

@@ -2,6 +2,7 @@
 
 #include "vhdup_errno.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,6 +44,18 @@ void *vhdup__realloc(void *p, size_t n) {
 void vhdup__free(void *p) {
   if (p != NULL)
     free_hook(p);
+}
+
+void *vhdup__malloc_aligned(size_t n, size_t align, void **base) {
+  *base = NULL;
+  if (align == 0 || (align & (align - 1)) != 0 || n > SIZE_MAX - align)
+    return NULL;
+  unsigned char *p = vhdup__malloc(n + align);
+  if (p == NULL)
+    return NULL;
+  *base = p;
+  uintptr_t a = ((uintptr_t)p + align - 1) & ~(uintptr_t)(align - 1);
+  return p + (a - (uintptr_t)p);
 }
 
 char *vhdup__strndup(const char *s, size_t n) {

@@ -104,11 +104,37 @@ static void test_allocator_hook(void **state) {
   assert_int_equal(vhdup_replace_allocator(NULL, NULL, NULL, NULL), 0);
 }
 
+static void test_malloc_aligned(void **state) {
+  (void)state;
+  void *base = (void *)1;
+  assert_null(vhdup__malloc_aligned(64, 3, &base)); /* not a power of two */
+  assert_null(base);
+  assert_null(vhdup__malloc_aligned(SIZE_MAX - 10, 4096, &base)); /* would wrap */
+  assert_null(base);
+  size_t aligns[] = {1, 16, 4096, 2u * 1024 * 1024};
+  for (size_t i = 0; i < sizeof(aligns) / sizeof(aligns[0]); i++) {
+    unsigned char *p = vhdup__malloc_aligned(5000, aligns[i], &base);
+    assert_non_null(p);
+    assert_int_equal((uintptr_t)p % aligns[i], 0);
+    assert_true(p >= (unsigned char *)base && p + 5000 <= (unsigned char *)base + 5000 + aligns[i]);
+    memset(p, 0xa5, 5000); /* all of it is usable (ASan checks) */
+    vhdup__free(base);
+  }
+  /* Through a replaced allocator, and failing with it. */
+  assert_int_equal(vhdup_replace_allocator(failing_malloc, plain_realloc, plain_calloc, plain_free),
+                   0);
+  fail_next = 1;
+  assert_null(vhdup__malloc_aligned(64, 64, &base));
+  assert_null(base);
+  assert_int_equal(vhdup_replace_allocator(NULL, NULL, NULL, NULL), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_be_roundtrip),  cmocka_unit_test(test_digests),
-      cmocka_unit_test(test_md5_streaming), cmocka_unit_test(test_base64_decode_errors),
-      cmocka_unit_test(test_errf),          cmocka_unit_test(test_allocator_hook),
+      cmocka_unit_test(test_be_roundtrip),   cmocka_unit_test(test_digests),
+      cmocka_unit_test(test_md5_streaming),  cmocka_unit_test(test_base64_decode_errors),
+      cmocka_unit_test(test_errf),           cmocka_unit_test(test_allocator_hook),
+      cmocka_unit_test(test_malloc_aligned),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
