@@ -5,7 +5,7 @@
 #
 #   BENCH_OUT=bench/results bench/sweep.sh build-wan
 #
-# (about 13 minutes on 2 cores; bench/results/.gitignore keeps runs/ out of
+# (about 22 minutes on 2 cores; bench/results/.gitignore keeps runs/ out of
 # git; the build needs the targets vhdup, vhdup-testserver and
 # bench_delay_proxy).
 #
@@ -20,7 +20,7 @@
 #          engine's
 # against these targets:
 #   loopback       vhdup-testserver --sink-no-md5 on 127.0.0.1 (REPS runs,
-#          median; vhdup's and curl's runs alternate): it takes the bytes without checking their MD5, as
+#          median; see interleave below): it takes the bytes without checking their MD5, as
 #          Azure checks it on its own cores; a checking sink would take one
 #          of this machine's two cores from vhdup's hashing
 #   azurite        Azurite on 127.0.0.1, AZ_CONNS only (Node.js, one thread;
@@ -62,7 +62,7 @@
 # env: CONNS="1 2 4 8 16 32 64 128 256 auto"  AZ_CONNS="1 4 16 64 auto"
 #      WAN_PROFILES="1gbit:20 800mbit:80 1gbit:20:9000 800mbit:80:9000"
 #        (RATE:RTT_MS[:MTU]; "" for none)  WAN_MTU_CONNS="8 16"
-#      TARGETS="loopback azurite wan" REPS=3 (loopback) AZ_REPS=3 (WAN: 1)
+#      TARGETS="loopback azurite wan" REPS=5 (loopback) AZ_REPS=3 (WAN: 1)
 #      WAN_MAX_PRED=60  RUN_TIMEOUT=180
 #      VHDUP_BENCH_CACHE=~/.cache/vhdup/bench (the disks, made once)
 # shellcheck source-path=SCRIPTDIR/..
@@ -95,7 +95,7 @@ WAN_PROFILES=${WAN_PROFILES-1gbit:20 800mbit:80 1gbit:20:9000 800mbit:80:9000}
 WAN_MTU_CONNS=${WAN_MTU_CONNS:-8 16}
 AZ_REPS=${AZ_REPS:-3}
 TARGETS=" ${TARGETS:-loopback azurite wan} "
-REPS=${REPS:-3}
+REPS=${REPS:-5}
 WAN_MAX_PRED=${WAN_MAX_PRED:-60}
 RUN_TIMEOUT=${RUN_TIMEOUT:-180}
 cache=${VHDUP_BENCH_CACHE:-${VHDUP_CACHE:-$HOME/.cache/vhdup}/bench}
@@ -152,9 +152,10 @@ PY
 
 # A point's runs go to rows.TARGET.WORKLOAD.CONNS. Normally each run_*
 # call makes one point and reports it; between `interleave` and `flush`,
-# calls add runs to their points and flush reports them all, so the reps of
-# vhdup and of curl alternate and a slow spell of the shared machine hits
-# both sides of a ratio rather than one.
+# calls add runs to their points and flush reports them all. Loopback and
+# Azurite go rep by rep, each rep a pass over every count and workload and
+# curl, so a slow spell of the shared machine hits both sides of a ratio
+# (vhdup and curl, auto and the fixed counts) rather than one point.
 PENDING=()
 DEFER=0
 point_rows() { # TARGET WORKLOAD CONNS LINK: sets ROWS, registered if deferred
@@ -316,16 +317,16 @@ if want loopback; then
   start_testserver --sink-no-md5 --sas-sig testsig
   SINK_PID=$TS_PID
   curl -sS -o /dev/null -X PUT -H 'Content-Length: 0' "$TS_URL/bench?restype=container&sig=testsig"
-  for n in $CONNS; do
-    interleave
-    for ((rep = 0; rep < REPS; rep++)); do
+  interleave
+  for ((rep = 0; rep < REPS; rep++)); do
+    for n in $CONNS; do
       run_vhdup loopback ref "$disk_ref" "$n" 1 "$TS_URL/bench" "" --
       run_vhdup loopback dense "$disk_dense_big" "$n" 1 "$TS_URL/bench" "" --
       run_vhdup loopback dense-nomd5 "$disk_dense_big" "$n" 1 "$TS_URL/bench" "" --
       [ "$n" = auto ] || run_curl loopback "$n" 1 $((1024 * M / size)) "$TS_URL/bench" sig=testsig ""
     done
-    flush
   done
+  flush
   "$VHDUP_TOOLS_DIR/bench_hashrate" 2 | sed -n 's/^md5 MB\/s=\([0-9.]*\).*/\1/p' >>"$out/md5rate"
   ref_requests=$(awk -F, '$1 == "loopback" && $2 == "ref" { print $8; exit }' "$csv")
   SINK_PID=
@@ -340,17 +341,17 @@ if want azurite; then
     start_azurite
     az_mkcontainer "$AZURITE_URL" bench
     sas=$(az_container_sas bench)
-    for n in $AZ_CONNS; do
-      interleave
-      for ((rep = 0; rep < AZ_REPS; rep++)); do
+    interleave
+    for ((rep = 0; rep < AZ_REPS; rep++)); do
+      for n in $AZ_CONNS; do
         run_vhdup azurite ref "$disk_ref" "$n" 1 "$AZURITE_URL/bench" "" AZURE_STORAGE_CONNECTION_STRING="$AZURITE_CONN" --
         run_vhdup azurite dense "$disk_dense_small" "$n" 1 "$AZURITE_URL/bench" "" AZURE_STORAGE_CONNECTION_STRING="$AZURITE_CONN" --
         [ "$n" = auto ] && continue
         run_curl azurite "$n" 1 $((256 * M / size)) "$AZURITE_URL/bench" "$sas" ""
         az_req DELETE "$AZURITE_URL" "bench/curl$n.vhd" >/dev/null || true
       done
-      flush
     done
+    flush
   else
     note "no Azurite at $VHDUP_AZURITE_BIN (scripts/setup.sh): skipped"
   fi

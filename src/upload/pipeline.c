@@ -170,6 +170,7 @@ struct vhdup__budget {
   int win_congested;
   double prev_rate, prev_size, best_rate, min_latency;
   unsigned best_limit;
+  unsigned base_limit; /* the last limit whose rate was measured, not probed */
 };
 
 /* --connections auto, AIMD on measured goodput. A window of completions
@@ -181,16 +182,24 @@ struct vhdup__budget {
  * - a window in which the limit never held requests back (the memory pool,
  *   the disk or the reads did) teaches nothing about more connections: the
  *   limit stays;
- * - otherwise, from 16 requests, the limit grows while throughput grows by
- *   more than 10% (slow start: fourfold while latency stays within a
- *   quarter of its best, as it does while requests are bound by round
- *   trips rather than by bandwidth; else twofold), then returns to the
- *   best limit seen and moves by an eighth: up while throughput still grows
- *   by 5%, down when latency has doubled over its best without a gain;
+ * - otherwise, from 16 requests, slow start: the limit grows fourfold
+ *   while latency stays within a quarter of its best (requests are bound by
+ *   round trips, not queued behind each other, so by Little's law more of
+ *   them in flight are more served, whatever a window's mix of sizes says
+ *   about its rate), else twofold while throughput grows by more than 10%;
+ *   then it returns to the best limit seen and moves by an eighth: up while
+ *   throughput still grows by 5%, down when latency has doubled over its
+ *   best without a gain;
  * - when the requests change size by 4x or more (a disk's big runs giving
  *   way to small islands, whose rate grows with every connection while the
  *   runs' rate is bound by bandwidth), rates and latencies are no longer
- *   comparable: slow start begins again.
+ *   comparable: the window is dropped, a growth not yet confirmed by a
+ *   window of its own is undone (the last measured limit returns), and
+ *   slow start begins again from there. Without the undo, a disk whose
+ *   request sizes keep changing (islands of 4 KiB, then 20 KiB, then runs)
+ *   kept every fourfold probe unjudged and ended at the maximum even where
+ *   connections cost CPU and gained nothing (the reference disk to the
+ *   loopback sink: 84% of the rate at 4 connections).
  * Bounded by auto_max, and in effect by the memory pool (each request in
  * flight holds part of a piece). */
 static void auto_observe(vhdup__budget *b, uint64_t now, uint64_t bytes, uint64_t latency_ms,
@@ -213,11 +222,19 @@ static void auto_observe(vhdup__budget *b, uint64_t now, uint64_t bytes, uint64_
   double rate = (double)b->win_bytes * 1000.0 / (double)elapsed;
   double size = (double)b->win_bytes / b->win_done;
   int limited = b->win_busy >= b->slots_total;
-  if (b->prev_size > 0 && (size > 4 * b->prev_size || 4 * size < b->prev_size)) {
+  int resized = b->prev_size > 0 && (size > 4 * b->prev_size || 4 * size < b->prev_size);
+  b->prev_size = size;
+  if (resized && !b->win_congested) {
     b->slow_start = 1;
     b->prev_rate = b->best_rate = b->min_latency = 0;
+    b->slots_total = b->base_limit;
+    b->win_start = now;
+    b->win_bytes = 0;
+    b->win_done = 0;
+    b->win_busy = 0;
+    b->win_latency = 0;
+    return;
   }
-  b->prev_size = size;
   if (b->min_latency == 0 || latency < b->min_latency)
     b->min_latency = latency;
   if (rate > b->best_rate) {
@@ -232,8 +249,12 @@ static void auto_observe(vhdup__budget *b, uint64_t now, uint64_t bytes, uint64_
   } else if (!limited) {
     /* nothing learnt */
   } else if (b->slow_start) {
-    if (rate > b->prev_rate * 1.10) {
-      limit *= latency <= 1.25 * b->min_latency ? 4 : 2;
+    if (latency <= 1.25 * b->min_latency) {
+      b->base_limit = limit;
+      limit *= 4;
+    } else if (rate > b->prev_rate * 1.10) {
+      b->base_limit = limit;
+      limit *= 2;
     } else {
       b->slow_start = 0;
       limit = b->best_limit;
@@ -247,6 +268,8 @@ static void auto_observe(vhdup__budget *b, uint64_t now, uint64_t bytes, uint64_
     limit = b->auto_max;
   if (limit < 1)
     limit = 1;
+  if (!b->slow_start)
+    b->base_limit = limit; /* small steps: taken as measured */
   b->slots_total = limit;
   b->prev_rate = rate;
   b->win_start = now;
@@ -261,6 +284,7 @@ void vhdup__budget_set_auto(vhdup__budget *b, unsigned max) {
   b->auto_on = 1;
   b->auto_max = max ? max : b->slots_total;
   b->slots_total = b->auto_max < 16 ? b->auto_max : 16;
+  b->base_limit = b->slots_total;
   b->slow_start = 1;
 }
 
