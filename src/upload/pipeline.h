@@ -29,10 +29,17 @@ int vhdup__budget_new(size_t memory, unsigned slots, vhdup__budget **out)
 void vhdup__budget_free(vhdup__budget *b);
 
 /* --connections auto: the slot count starts at 16 and follows measured
- * goodput up to max (see auto_observe in pipeline.c). */
+ * goodput up to max (see vhdup__budget_observe in pipeline.c). */
 void vhdup__budget_set_auto(vhdup__budget *b, unsigned max);
 /* Requests in flight allowed now (the fixed count, or auto's choice). */
 unsigned vhdup__budget_limit(const vhdup__budget *b);
+/* What --connections auto sees of one finished request: at loop time now
+ * (ms), bytes written (0 if it failed), its latency, whether it was
+ * throttled or failed, and how many requests are still in flight. The
+ * pipeline calls it on every completion; unit tests drive it with a model
+ * of a link. */
+void vhdup__budget_observe(vhdup__budget *b, uint64_t now, uint64_t bytes, uint64_t latency_ms,
+                           int congested, unsigned in_flight);
 
 typedef struct vhdup__pipeline_opts {
   /* Shared budget, or NULL for one of the pipeline's own made from memory
