@@ -170,6 +170,7 @@ struct vhdup__budget {
   int win_congested;
   double prev_rate, prev_size, best_rate, min_latency;
   double judged_size; /* mean request size of the last window judged */
+  unsigned skipped;   /* windows in a row not compared with the one before */
   unsigned best_limit;
   unsigned base_limit; /* the last limit whose rate was measured, not probed */
 };
@@ -187,7 +188,7 @@ struct vhdup__budget {
  * - a window in which the limit never held requests back (the memory pool,
  *   the disk or the reads did) teaches nothing about more connections: the
  *   limit stays;
- * - otherwise, from 16 requests, slow start: the limit grows fourfold
+ * - otherwise, from AUTO_START requests, slow start: the limit grows fourfold
  *   while latency stays within a quarter of its best (requests are bound by
  *   round trips, not queued behind each other, so by Little's law more of
  *   them in flight are more served), else twofold while throughput grows by
@@ -195,15 +196,15 @@ struct vhdup__budget {
  *   5%, the smaller) and moves by an eighth: up while throughput still
  *   grows by 5%, down when latency has doubled over its best without a
  *   gain;
- * - when the requests' size changes by 4x or more from the last window
- *   judged (a disk's big runs giving way to small islands, whose rate grows
- *   with every connection while the runs' rate is bound by bandwidth),
- *   rates and latencies are no longer comparable: the window is dropped, a
- *   growth not yet confirmed by a window of its own is undone (the last
- *   measured limit returns), and slow start begins again from there.
- *   Without the undo, a disk whose request sizes keep changing kept every
- *   fourfold probe unjudged and ended at the maximum even where connections
- *   cost CPU and gained nothing (the reference disk to the loopback sink:
+ * - when the requests change kind (a disk's big runs, of AUTO_BIG or more,
+ *   giving way to small islands, whose rate grows with every connection
+ *   while the runs' rate is bound by bandwidth and the pool), rates and
+ *   latencies are no longer comparable: the window is dropped, a growth
+ *   not yet confirmed by a window of its own is undone (the last measured
+ *   limit returns), and slow start begins again from there. Without the
+ *   undo, a disk whose requests keep changing kept every fourfold probe
+ *   unjudged and ended at the maximum even where connections cost CPU and
+ *   gained nothing (the reference disk to the loopback sink:
  *   84% of the rate at 4 connections).
  * Bounded by auto_max, and in effect by the memory pool (each request in
  * flight holds part of a piece). test/unit/test_auto.c runs it against
@@ -212,9 +213,18 @@ struct vhdup__budget {
  * round trip and a server's per-request work whatever it carries (a page
  * blob takes about 500 requests/s and 60 MiB/s, so one request is worth
  * some 120 KiB of data there). Counted so, islands of 4 KiB and of 20 KiB
- * measure alike and only a real change of kind (big runs against small
- * islands) makes windows incomparable. */
+ * measure alike (68 and 84 KiB), and windows of either can be compared. */
 #define AUTO_REQUEST_COST (64u * 1024)
+/* Requests from this size (counted as above) are big runs: few of them fill
+ * the memory pool before any limit of connections binds. Smaller ones are
+ * islands, bound by round trips, whose rate follows the limit. */
+#define AUTO_BIG (1024.0 * 1024)
+/* Where auto starts. Connections cost 40 KiB each and big runs are held
+ * back by the memory pool (15 pieces with --memory 64M) whatever the limit,
+ * so a high start costs little; small islands over a long round trip gain
+ * from it at once (the reference disk over an 80 ms path: 3.6 s from 16, as
+ * fast as a fixed 256 from 64), and throttling halves it. */
+#define AUTO_START 64u
 
 static void window_reset(vhdup__budget *b, uint64_t now) {
   b->win_start = now;
@@ -245,7 +255,7 @@ void vhdup__budget_observe(vhdup__budget *b, uint64_t now, uint64_t bytes, uint6
   double rate = (double)b->win_work * 1000.0 / (double)elapsed;
   double size = (double)b->win_work / b->win_done;
   int limited = b->win_busy >= b->slots_total;
-  int resized = b->judged_size > 0 && (size > 4 * b->judged_size || 4 * size < b->judged_size);
+  int resized = b->judged_size > 0 && (size >= AUTO_BIG) != (b->judged_size >= AUTO_BIG);
   int comparable = b->prev_size == 0 || (size <= 1.5 * b->prev_size && 1.5 * size >= b->prev_size);
   b->prev_size = size;
   if (resized && !b->win_congested) {
@@ -258,10 +268,13 @@ void vhdup__budget_observe(vhdup__budget *b, uint64_t now, uint64_t bytes, uint6
   }
   if (!comparable && !b->win_congested) {
     b->prev_rate = rate; /* the next window is judged against this one */
+    if (++b->skipped >= 2 && b->slow_start)
+      b->slots_total = b->base_limit; /* a probe that cannot be judged */
     window_reset(b, now);
     return;
   }
   b->judged_size = size;
+  b->skipped = 0;
   if (b->min_latency == 0 || latency < b->min_latency)
     b->min_latency = latency;
   if (rate > 1.05 * b->best_rate) { /* within 5%, the fewer connections */
@@ -305,7 +318,7 @@ void vhdup__budget_observe(vhdup__budget *b, uint64_t now, uint64_t bytes, uint6
 void vhdup__budget_set_auto(vhdup__budget *b, unsigned max) {
   b->auto_on = 1;
   b->auto_max = max ? max : b->slots_total;
-  b->slots_total = b->auto_max < 16 ? b->auto_max : 16;
+  b->slots_total = b->auto_max < AUTO_START ? b->auto_max : AUTO_START;
   b->base_limit = b->slots_total;
   b->slow_start = 1;
 }

@@ -28,7 +28,7 @@ int vhdup__budget_new(size_t memory, unsigned slots, vhdup__budget **out)
     __attribute__((warn_unused_result));
 void vhdup__budget_free(vhdup__budget *b);
 
-/* --connections auto: the slot count starts at 16 and follows measured
+/* --connections auto: the slot count starts at 64 and follows measured
  * goodput up to max (see vhdup__budget_observe in pipeline.c). */
 void vhdup__budget_set_auto(vhdup__budget *b, unsigned max);
 /* Requests in flight allowed now (the fixed count, or auto's choice). */
