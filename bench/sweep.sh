@@ -5,7 +5,7 @@
 #
 #   BENCH_OUT=bench/results bench/sweep.sh build-wan
 #
-# (about 22 minutes on 2 cores; bench/results/.gitignore keeps runs/ out of
+# (about 24 minutes on 2 cores; bench/results/.gitignore keeps runs/ out of
 # git; the build needs the targets vhdup, vhdup-testserver and
 # bench_delay_proxy).
 #
