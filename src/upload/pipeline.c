@@ -184,7 +184,8 @@ struct vhdup__budget {
  *   halves the limit;
  * - a window whose requests differ in mean size by more than 1.5x from the
  *   previous window's is not compared with it (its rate says more about
- *   the mix than about the limit): the limit stays;
+ *   the mix than about the limit): the limit stays, but a second such
+ *   window in a row undoes a growth not yet judged;
  * - a window in which the limit never held requests back (the memory pool,
  *   the disk or the reads did) teaches nothing about more connections: the
  *   limit stays;
