@@ -20,3 +20,12 @@ make_dense() {
   qemu-img convert -f raw -O vpc -o subformat=dynamic,force_size=on "$1/dense.raw" "$1/dense.vhd"
   rm -f "$1/dense.raw"
 }
+
+# make_pieces DIR DISK: DISK's contents (qemu-img's reading of it) as DIR/p.0000,
+# DIR/p.0001, ... of 4 MiB each: what the plain-curl ceiling uploads, so it
+# sends the same bytes as vhdup does, each read from the page cache once.
+make_pieces() {
+  qemu-img convert -O raw "$2" "$1/disk.raw"
+  split -b 4M -a 4 -d "$1/disk.raw" "$1/p."
+  rm -f "$1/disk.raw"
+}

@@ -33,8 +33,12 @@
 #          jumbo frames on the veth, dense only, at WAN_MTU_CONNS: framing
 #          then costs 0.7% of the tbf rate instead of 4.4% (below)
 # and, at the same parallelism against the same target, the plain-curl
-# ceiling: curl --parallel-max N of 4 MiB Put Pages, the dense workload's
-# bytes (bench/engine.sh's method).
+# ceiling: curl --parallel-max N of 4 MiB Put Pages of the dense workload's
+# bytes (its disk read by qemu-img and cut into 4 MiB files, each sent once:
+# the same bytes from the page cache, as vhdup reads them).
+# On loopback, the ceiling is also run in turn with vhdup's dense-nomd5 at
+# curl's best count (CEILING_REPS pairs; ceiling.csv): the per-count ratios
+# pair medians of 5 runs, which the shared machine moves by a tenth.
 # CONNS may hold "auto": vhdup's own controller (--connections auto), whose
 # choice (the limit it ended on, and the highest it tried) is reported and
 # compared with the best fixed count on the same target and workload; then
@@ -102,6 +106,7 @@ REPS=${REPS:-5}
 WAN_MAX_PRED=${WAN_MAX_PRED:-60}
 RUN_TIMEOUT=${RUN_TIMEOUT:-180}
 DUEL_REPS=${DUEL_REPS:-5}
+CEILING_REPS=${CEILING_REPS:-9}
 WAN_DUEL_REPS=${WAN_DUEL_REPS:-3}
 cache=${VHDUP_BENCH_CACHE:-${VHDUP_CACHE:-$HOME/.cache/vhdup}/bench}
 out=${BENCH_OUT:-$(mktemp -d "${TMPDIR:-/tmp}/vhdup-sweep.XXXXXX")}
@@ -122,14 +127,20 @@ note "disks (made once into $cache)"
 cached "$cache/sweep-ref-2G" "$root/bench/make-disk.sh" "$cache/sweep-ref-2G/ref.vhd" 2G
 cached "$cache/sweep-dense-1G" make_dense "$cache/sweep-dense-1G" 1024
 cached "$cache/sweep-dense-256M" make_dense "$cache/sweep-dense-256M" 256
+cached "$cache/sweep-dense-1G-pieces" make_pieces "$cache/sweep-dense-1G-pieces" "$cache/sweep-dense-1G/dense.vhd"
+cached "$cache/sweep-dense-256M-pieces" make_pieces "$cache/sweep-dense-256M-pieces" "$cache/sweep-dense-256M/dense.vhd"
 disk_ref=$cache/sweep-ref-2G/ref.vhd
 disk_dense_big=$cache/sweep-dense-1G/dense.vhd
 disk_dense_small=$cache/sweep-dense-256M/dense.vhd
 disk_dense_wan=$disk_dense_big
+pieces_big=$cache/sweep-dense-1G-pieces
+pieces_small=$cache/sweep-dense-256M-pieces
 
 echo "target,workload,connections,reps,wall_s,bytes_sent,virtual_size,requests,retries,payload_MBps,virtual_MBps,req_per_s,cpu_s_per_GiB,peak_rss_MiB,link_MBps,status,steady_MBps,max_in_flight,auto_limit_end,auto_limit_max,sink_cpu_s_per_GiB" >"$csv"
 duelcsv=$out/duel.csv
 head -n 1 "$csv" >"$duelcsv"
+ceilcsv=$out/ceiling.csv
+head -n 1 "$csv" >"$ceilcsv"
 nrun=0
 
 # summarize TARGET WORKLOAD CONNS LINK ROWS: the median-wall row of ROWS
@@ -271,15 +282,16 @@ skipped() {
   note "$(tail -n 1 "$csv")"
 }
 
-# run_curl TARGET CONNS REPS REQUESTS URL_BASE QUERY LINK [PREFIX...]: the
-# ceiling, REQUESTS Put Pages of 4 MiB into one page blob through curl
-# --parallel-max CONNS; QUERY authorizes (sig=testsig, or a container SAS).
-# curl does not retry: its "retries" column counts failed requests.
+# run_curl TARGET CONNS REPS PIECES URL_BASE QUERY LINK [PREFIX...]: the
+# ceiling, a Put Page of each 4 MiB file in the folder PIECES (make_pieces)
+# at its place in one page blob, through curl --parallel-max CONNS; QUERY
+# authorizes (sig=testsig, or a container SAS). curl does not retry: its
+# "retries" column counts failed requests.
 size=$((4 * M))
-head -c "$size" /dev/urandom >"$T/piece"
 run_curl() {
-  local target=$1 n=$2 reps=$3 nreq=$4 base=$5 query=$6 link=$7 r i
+  local target=$1 n=$2 reps=$3 pieces=$4 base=$5 query=$6 link=$7 r i nreq
   shift 7
+  nreq=$(find "$pieces" -name 'p.*' | wc -l)
   local prefix=("$@") rows blob=curl$n.vhd
   point_rows "$target" curl "$n" "$link"
   rows=$ROWS
@@ -289,7 +301,7 @@ run_curl() {
   for ((i = 0; i < nreq; i++)); do
     # "next" resets per-URL options, so every group repeats them.
     printf 'next\nurl = "%s/%s?comp=page&%s"\nupload-file = "%s"\noutput = "/dev/null"\nheader = "x-ms-range: bytes=%d-%d"\nheader = "x-ms-page-write: update"\nheader = "x-ms-version: 2021-08-06"\nheader = "Expect:"\nsilent\nshow-error\nwrite-out = "%%{http_code}\\n"\n' \
-      "$base" "$blob" "$query" "$T/piece" $((i * size)) $(((i + 1) * size - 1)) >>"$T/curl.cfg"
+      "$base" "$blob" "$query" "$(printf '%s/p.%04d' "$pieces" "$i")" $((i * size)) $(((i + 1) * size - 1)) >>"$T/curl.cfg"
   done
   sed -i '1d' "$T/curl.cfg"
   for ((r = 0; r < reps; r++)); do
@@ -337,6 +349,24 @@ duel() {
   csv=$saved
 }
 
+# ceiling_pairs REPS PIECES URL_BASE: vhdup's dense-nomd5 and the curl
+# ceiling in turn, REPS pairs, at the count of curl's best loopback median,
+# into ceiling.csv.
+ceiling_pairs() {
+  local reps=$1 pieces=$2 base=$3 best r saved=$csv
+  best=$(awk -F, '$1 == "loopback" && $2 == "curl" && $16 == "ok" && $10 + 0 > b { b = $10 + 0; n = $3 } END { print n }' "$csv")
+  [ -n "$best" ] || return 0
+  rm -f "$T/rows.loopback.dense-nomd5.$best" "$T/rows.loopback.curl.$best"
+  csv=$ceilcsv
+  interleave
+  for ((r = 0; r < reps; r++)); do
+    run_vhdup loopback dense-nomd5 "$disk_dense_big" "$best" 1 "$base" "" --
+    run_curl loopback "$best" 1 "$pieces" "$base" sig=testsig ""
+  done
+  flush
+  csv=$saved
+}
+
 # ---------------------------------------------------------------- loopback
 want() { [[ $TARGETS == *" $1 "* ]]; }
 ref_requests=2100
@@ -353,13 +383,14 @@ if want loopback; then
       run_vhdup loopback ref "$disk_ref" "$n" 1 "$TS_URL/bench" "" --
       run_vhdup loopback dense "$disk_dense_big" "$n" 1 "$TS_URL/bench" "" --
       run_vhdup loopback dense-nomd5 "$disk_dense_big" "$n" 1 "$TS_URL/bench" "" --
-      [ "$n" = auto ] || run_curl loopback "$n" 1 $((1024 * M / size)) "$TS_URL/bench" sig=testsig ""
+      [ "$n" = auto ] || run_curl loopback "$n" 1 "$pieces_big" "$TS_URL/bench" sig=testsig ""
     done
   done
   flush
   duel loopback ref "$DUEL_REPS" "$disk_ref" "$TS_URL/bench" "" --
   duel loopback dense "$DUEL_REPS" "$disk_dense_big" "$TS_URL/bench" "" --
   duel loopback dense-nomd5 "$DUEL_REPS" "$disk_dense_big" "$TS_URL/bench" "" --
+  ceiling_pairs "$CEILING_REPS" "$pieces_big" "$TS_URL/bench"
   "$VHDUP_TOOLS_DIR/bench_hashrate" 2 | sed -n 's/^md5 MB\/s=\([0-9.]*\).*/\1/p' >>"$out/md5rate"
   ref_requests=$(awk -F, '$1 == "loopback" && $2 == "ref" { print $8; exit }' "$csv")
   SINK_PID=
@@ -380,7 +411,7 @@ if want azurite; then
         run_vhdup azurite ref "$disk_ref" "$n" 1 "$AZURITE_URL/bench" "" AZURE_STORAGE_CONNECTION_STRING="$AZURITE_CONN" --
         run_vhdup azurite dense "$disk_dense_small" "$n" 1 "$AZURITE_URL/bench" "" AZURE_STORAGE_CONNECTION_STRING="$AZURITE_CONN" --
         [ "$n" = auto ] && continue
-        run_curl azurite "$n" 1 $((256 * M / size)) "$AZURITE_URL/bench" "$sas" ""
+        run_curl azurite "$n" 1 "$pieces_small" "$AZURITE_URL/bench" "$sas" ""
         az_req DELETE "$AZURITE_URL" "bench/curl$n.vhd" >/dev/null || true
       done
     done
@@ -416,7 +447,7 @@ if want wan; then
         run_vhdup "$target" ref "$disk_ref" "$n" 1 "$WAN_URL/bench" "${WAN_LINK_MBPS:-}" -- "${WAN_EXEC[@]}"
       fi
       run_vhdup "$target" dense "$disk_dense_wan" "$n" 1 "$WAN_URL/bench" "${WAN_LINK_MBPS:-}" -- "${WAN_EXEC[@]}"
-      [ "$n" = auto ] || run_curl "$target" "$n" 1 $((1024 * M / size)) "$WAN_URL/bench" sig=testsig "${WAN_LINK_MBPS:-}" "${WAN_EXEC[@]}"
+      [ "$n" = auto ] || run_curl "$target" "$n" 1 "$pieces_big" "$WAN_URL/bench" sig=testsig "${WAN_LINK_MBPS:-}" "${WAN_EXEC[@]}"
     done
     if [ -z "$mtu" ]; then
       duel "$target" ref "$WAN_DUEL_REPS" "$disk_ref" "$WAN_URL/bench" "${WAN_LINK_MBPS:-}" -- "${WAN_EXEC[@]}"
@@ -431,10 +462,11 @@ fi
 # ---------------------------------------------------------------- report
 elapsed=$(($(date +%s) - t_start))
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
-python3 - "$csv" "$duelcsv" >"$out/sweep.md" <<PY
+python3 - "$csv" "$duelcsv" "$ceilcsv" >"$out/sweep.md" <<PY
 import csv, re, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
 duel = list(csv.DictReader(open(sys.argv[2])))
+ceil = {r["workload"]: r for r in csv.DictReader(open(sys.argv[3]))}
 curl = {(r["target"], r["connections"]): r for r in rows if r["workload"] == "curl"}
 print("# vhdup upload: throughput against connection count")
 print()
@@ -445,7 +477,7 @@ print("$(date -u '+%Y-%m-%d %H:%M UTC'), vhdup $head"
 print()
 print("MB = 10^6 bytes. payload MB/s = bytes sent / wall; virtual MB/s = the disk's virtual size / wall;"
       " curl MB/s = the plain-curl ceiling at the same connection count against the same target"
-      " (4 MiB Put Pages, the dense workload's bytes); link = the tbf rate; of TCP = of the payload TCP can carry through it at the path's MTU (1500: 1448 of every 1514 bytes; 9000: 8948 of 9014); auto chose = the limit --connections auto ended on (the highest it tried). Wall = the whole vhdup process; steady = vhdup's own progress lines,"
+      " (4 MiB Put Pages of the dense workload's bytes, each sent once); link = the tbf rate; of TCP = of the payload TCP can carry through it at the path's MTU (1500: 1448 of every 1514 bytes; 9000: 8948 of 9014); auto chose = the limit --connections auto ended on (the highest it tried). Wall = the whole vhdup process; steady = vhdup's own progress lines,"
       " first to last (blank when the run was under ~2 s); in flight = the most requests in flight seen."
       " ref = reference-like 2 GiB dynamic disk (197 MiB data, ~2050 requests);"
       " dense = random data filling the disk (1 GiB on loopback and over WAN, 256 MiB on Azurite);"
@@ -515,6 +547,12 @@ for w in ("dense-nomd5",):
         vs = sorted(float(r["payload_MBps"]) for r in pts)
         print("  - over all counts: vhdup best %.0f MB/s, median %.0f; curl best %.0f, median %.0f; medians %.0f%%"
               % (vs[-1], vs[len(vs) // 2], cs[-1], cs[len(cs) // 2], 100 * vs[len(vs) // 2] / cs[len(cs) // 2]))
+        v, c = ceil.get(w), ceil.get("curl")
+        if v and c and ok(v) and c["payload_MBps"]:
+            q = float(v["payload_MBps"]) / float(c["payload_MBps"])
+            print("  - side by side (%s pairs in turn at %s connections, curl's best count): vhdup %s MB/s (%s CPU s/GiB), curl %s MB/s (%s): %.0f%%: %s (target >= 90%%)"
+                  % (v["reps"], v["connections"], v["payload_MBps"], v["cpu_s_per_GiB"], c["payload_MBps"],
+                     c["cpu_s_per_GiB"], 100 * q, "MET" if q >= 0.9 else "not met"))
 try:
     md5 = [float(x) for x in open("$out/md5rate").read().split()]
 except OSError:
