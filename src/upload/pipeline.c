@@ -179,13 +179,24 @@ struct vhdup__budget {
  * AUTO_REQUEST_COST per request. A window of completions lasts at least
  * 50 ms and as many completions as requests were in flight (a round: one
  * slow request cannot steer it, and after big requests give way to small
- * ones, the small ones end it quickly). At its end:
- * - a throttle or a failed request (503, 429, 500, reset, timeout) in it
- *   halves the limit;
+ * ones, the small ones end it quickly). At its end, in this order (the
+ * first two rules pass over a window with a throttle in it):
+ * - when the requests changed kind (a disk's big runs, of AUTO_BIG or more,
+ *   giving way to small islands, whose rate grows with every connection
+ *   while the runs' rate is bound by bandwidth and the pool), rates and
+ *   latencies are no longer comparable: the window is dropped, a growth
+ *   not yet confirmed by a window of its own is undone (the last measured
+ *   limit returns), and slow start begins again from there. Without the
+ *   undo, a disk whose requests keep changing kept every fourfold probe
+ *   unjudged and ended at the maximum even where connections cost CPU and
+ *   gained nothing (the reference disk to the loopback sink:
+ *   84% of the rate at 4 connections);
  * - a window whose requests differ in mean size by more than 1.5x from the
  *   previous window's is not compared with it (its rate says more about
  *   the mix than about the limit): the limit stays, but a second such
  *   window in a row undoes a growth not yet judged;
+ * - a throttle or a failed request (503, 429, 500, reset, timeout) in the
+ *   window halves the limit;
  * - a window in which the limit never held requests back (the memory pool,
  *   the disk or the reads did) teaches nothing about more connections: the
  *   limit stays;
@@ -196,17 +207,7 @@ struct vhdup__budget {
  *   more than 10%; then it returns to the best limit seen (of two within
  *   5%, the smaller) and moves by an eighth: up while throughput still
  *   grows by 5%, down when latency has doubled over its best without a
- *   gain;
- * - when the requests change kind (a disk's big runs, of AUTO_BIG or more,
- *   giving way to small islands, whose rate grows with every connection
- *   while the runs' rate is bound by bandwidth and the pool), rates and
- *   latencies are no longer comparable: the window is dropped, a growth
- *   not yet confirmed by a window of its own is undone (the last measured
- *   limit returns), and slow start begins again from there. Without the
- *   undo, a disk whose requests keep changing kept every fourfold probe
- *   unjudged and ended at the maximum even where connections cost CPU and
- *   gained nothing (the reference disk to the loopback sink:
- *   84% of the rate at 4 connections).
+ *   gain.
  * Bounded by auto_max, and in effect by the memory pool (each request in
  * flight holds part of a piece). test/unit/test_auto.c runs it against
  * models of a link. */
