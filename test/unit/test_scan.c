@@ -56,11 +56,31 @@ static void test_max_run_and_overflow(void **state) {
   assert_true(vhdup__sector_is_zero(buf));
 }
 
+/* Any one bit of any byte makes a sector non-zero (the check reads a
+ * sector as words in several chains: none may be skipped). */
+static void test_every_byte_counts(void **state) {
+  (void)state;
+  memset(buf, 0, sizeof(buf));
+  for (size_t i = 0; i < 512; i++) {
+    for (int bit = 0; bit < 8; bit++) {
+      buf[512 + i] = (uint8_t)(1u << bit);
+      assert_false(vhdup__sector_is_zero(buf + 512));
+      vhdup__run r[2];
+      assert_int_equal(vhdup__scan_runs(buf, 3 * 512, 0, 0, r, 2), 1);
+      assert_int_equal(r[0].offset, 512);
+      assert_int_equal(r[0].length, 512);
+    }
+    buf[512 + i] = 0;
+    assert_true(vhdup__sector_is_zero(buf + 512));
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_all_zero),
       cmocka_unit_test(test_runs_and_gaps),
       cmocka_unit_test(test_max_run_and_overflow),
+      cmocka_unit_test(test_every_byte_counts),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
