@@ -24,8 +24,12 @@ make_dense() {
 # make_pieces DIR DISK: DISK's contents (qemu-img's reading of it) as DIR/p.0000,
 # DIR/p.0001, ... of 4 MiB each: what the plain-curl ceiling uploads, so it
 # sends the same bytes as vhdup does, each read from the page cache once.
+# The ceiling puts piece i at i * 4 MiB, so the size must be a multiple.
 make_pieces() {
   qemu-img convert -O raw "$2" "$1/disk.raw"
+  local size
+  size=$(stat -c %s "$1/disk.raw")
+  [ $((size % (4 * 1024 * 1024))) -eq 0 ] || { echo "$2: $size bytes, not a multiple of 4 MiB" >&2; return 1; }
   split -b 4M -a 4 -d "$1/disk.raw" "$1/p."
   rm -f "$1/disk.raw"
 }
