@@ -20,9 +20,10 @@
 #          engine's
 # against these targets:
 #   loopback       vhdup-testserver --sink-no-md5 on 127.0.0.1 (REPS runs,
-#          median; see interleave below): it takes the bytes without checking their MD5, as
-#          Azure checks it on its own cores; a checking sink would take one
-#          of this machine's two cores from vhdup's hashing
+#          median; see interleave below): it takes the bytes without
+#          checking their Content-MD5 or x-ms-content-crc64, as Azure checks
+#          them on its own cores; a checking sink would take one of this
+#          machine's two cores from vhdup's hashing
 #   azurite        Azurite on 127.0.0.1, AZ_CONNS only (Node.js, one thread;
 #          AZ_REPS runs, median)
 #   wan-1gbit-20ms, wan-800mbit-80ms   the sink behind bench/wan.sh: netns +

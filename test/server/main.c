@@ -13,6 +13,8 @@ static void usage(FILE *f) {
              "         [--account NAME] [--key BASE64] [--sas-sig SIG] [--require-md5]\n"
              "         [--sink] [--sink-no-md5] [--managed-disk CONTAINER/BLOB:SIZE]\n"
              "         [--faults SPEC] [--max-body BYTES] [--trickle-ms MS] [-v]\n"
+             "--sink keeps no bytes; --sink-no-md5 also skips checking Content-MD5 and\n"
+             "x-ms-content-crc64 (their format is still checked).\n"
              "Listens on 127.0.0.1 only. Control API (no auth): POST /_control/faults\n"
              "(body = SPEC), GET /_control/stats, POST /_control/reset-stats.\n"
              "SPEC: comma list of 503:N 503n:N 500:N 500i:N reset:N stall:N trickle:N\n"
@@ -72,7 +74,7 @@ int main(int argc, char **argv) {
   const char *faults = NULL;
   cfg->account = "devstoreaccount1";
   cfg->max_body = 4u << 20;
-  cfg->sink_verify_md5 = true;
+  cfg->sink_verify_sums = true;
   cfg->trickle_ms = 100;
 
   for (int i = 1; i < argc; i++) {
@@ -115,7 +117,7 @@ int main(int argc, char **argv) {
       cfg->sink = true;
     } else if (strcmp(a, "--sink-no-md5") == 0) {
       cfg->sink = true;
-      cfg->sink_verify_md5 = false;
+      cfg->sink_verify_sums = false; /* both sums: Azure checks them on its own cores */
     } else if (strcmp(a, "--managed-disk") == 0) {
       NEED_VALUE();
       cfg->managed_disk = v;

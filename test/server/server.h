@@ -47,7 +47,7 @@ typedef struct ts_config {
   const char *store_dir;
   bool require_md5;
   bool sink;
-  bool sink_verify_md5;
+  bool sink_verify_sums; /* in sink mode: Content-MD5 and x-ms-content-crc64 */
   bool verbose;
   size_t max_body;
   unsigned trickle_ms;
