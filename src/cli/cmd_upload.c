@@ -46,7 +46,7 @@ const char vhdup__cmd_upload_help[] =
     "                          the connection count (each request in flight\n"
     "                          takes 40K of it for its state)\n"
     "      --no-md5            no Content-MD5 on each request (MD5 costs about\n"
-    "                          1.8 CPU s per GiB sent)\n"
+    "                          2 CPU s per GiB sent)\n"
     "      --crc64             x-ms-content-crc64 instead of Content-MD5: the same\n"
     "                          check for less than half the CPU\n"
     "      --disk-md5          compute the whole-disk MD5 and store it as the blob's\n"
