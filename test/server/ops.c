@@ -470,14 +470,18 @@ static void put_page(ts_server *srv, const ts_request *r, const target *t, ts_re
       header_error(srv, resp, "MissingRequiredHeader", "Content-MD5", "");
       return;
     }
+    /* A malformed sum is refused in every mode; a sink without checks
+     * (--sink-no-md5) only skips computing them, as Azure does that on its
+     * own cores. */
     bool verify = !srv->cfg.sink || srv->cfg.sink_verify_sums;
-    if (md5 != NULL && verify) {
+    if (md5 != NULL) {
       uint8_t want[VHDUP__MD5_LEN], got[VHDUP__MD5_LEN];
       if (!decode_digest(md5, want, sizeof(want))) {
         header_error(srv, resp, "InvalidMd5", "Content-MD5", md5);
         return;
       }
-      if (vhdup__md5_digest(r->body, r->body_len, got) != 0 || memcmp(want, got, 16) != 0) {
+      if (verify &&
+          (vhdup__md5_digest(r->body, r->body_len, got) != 0 || memcmp(want, got, 16) != 0)) {
         char calc[32];
         if (vhdup__base64_encode(got, sizeof(got), calc, sizeof(calc)) < 0)
           calc[0] = '\0';
@@ -494,11 +498,10 @@ static void put_page(ts_server *srv, const ts_request *r, const target *t, ts_re
         header_error(srv, resp, "InvalidHeaderValue", "x-ms-content-crc64", crc);
         return;
       }
-      uint64_t got = verify ? ts_crc64(0, r->body, r->body_len) : 0;
       uint64_t w = 0;
       for (int i = 7; i >= 0; i--)
         w = (w << 8) | want[i];
-      if (verify && w != got) {
+      if (verify && w != ts_crc64(0, r->body, r->body_len)) {
         ts_resp_error(srv, resp, 400, "Crc64Mismatch",
                       "The CRC64 value specified in the request did not match with the CRC64 "
                       "value calculated by the server.");
