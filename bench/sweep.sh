@@ -55,7 +55,8 @@
 # On loopback the sink's own CPU time per run is read from /proc, so the
 # report can say how fast 2 cores could go with MD5 on: the cores divided by
 # the CPU each byte needs (vhdup without MD5, the sink, and hashing at the
-# measured single-core rate).
+# measured single-core rate of vhdup's MD5, which hashes up to 8 requests'
+# bodies side by side: bench_hashrate's md5x line).
 # Per point: payload MB/s (10^6 B of bytes_sent per wall second), virtual
 # MB/s, requests/s, retries, CPU s per GiB sent, peak RSS (GNU time); and
 # from vhdup's --progress=json lines (one a second) the steady MB/s (bytes
@@ -370,11 +371,19 @@ ceiling_pairs() {
 
 # ---------------------------------------------------------------- loopback
 want() { [[ $TARGETS == *" $1 "* ]]; }
+hashrates() {
+  "$VHDUP_TOOLS_DIR/bench_hashrate" 2 >"$T/hashrate"
+  sed -n 's/^md5 MB\/s=\([0-9.]*\).*/\1/p' "$T/hashrate" >>"$out/md5rate"
+  sed -n 's/^md5x MB\/s=\([0-9.]*\).* lanes=\([0-9]*\).*/\1 \2/p' "$T/hashrate" >>"$out/md5xrate"
+}
 ref_requests=2100
 if want loopback; then
   note "loopback: sink on 127.0.0.1 (MD5 not checked)"
-  # The single-core MD5 rate, in the same run, before and after the points.
-  "$VHDUP_TOOLS_DIR/bench_hashrate" 2 | sed -n 's/^md5 MB\/s=\([0-9.]*\).*/\1/p' >"$out/md5rate"
+  # Single-core MD5 rates, in the same run, before and after the points:
+  # one message at a time, and vhdup's several at once.
+  : >"$out/md5rate"
+  : >"$out/md5xrate"
+  hashrates
   start_testserver --sink-no-md5 --sas-sig testsig
   SINK_PID=$TS_PID
   curl -sS -o /dev/null -X PUT -H 'Content-Length: 0' "$TS_URL/bench?restype=container&sig=testsig"
@@ -392,7 +401,7 @@ if want loopback; then
   duel loopback dense "$DUEL_REPS" "$disk_dense_big" "$TS_URL/bench" "" --
   duel loopback dense-nomd5 "$DUEL_REPS" "$disk_dense_big" "$TS_URL/bench" "" --
   ceiling_pairs "$CEILING_REPS" "$pieces_big" "$TS_URL/bench"
-  "$VHDUP_TOOLS_DIR/bench_hashrate" 2 | sed -n 's/^md5 MB\/s=\([0-9.]*\).*/\1/p' >>"$out/md5rate"
+  hashrates
   ref_requests=$(awk -F, '$1 == "loopback" && $2 == "ref" { print $8; exit }' "$csv")
   SINK_PID=
   stop_testserver
@@ -556,32 +565,42 @@ for w in ("dense-nomd5",):
                      c["cpu_s_per_GiB"], 100 * q, "MET" if q >= 0.9 else "not met"))
 try:
     md5 = [float(x) for x in open("$out/md5rate").read().split()]
+    md5x = [l.split() for l in open("$out/md5xrate").read().splitlines() if l.strip()]
 except OSError:
-    md5 = []
+    md5, md5x = [], []
 if md5:
     rate = sum(md5) / len(md5)
+    # vhdup's own rate: several messages side by side (one at a time
+    # without AVX2, where it is the same as rate).
+    xrate = sum(float(x[0]) for x in md5x) / len(md5x) if md5x else rate
+    lanes = md5x[0][1] if md5x else "1"
     cores = $(nproc)
     dense = {r["connections"]: r for r in rows if r["target"] == "loopback" and r["workload"] == "dense" and ok(r)}
     nomd5 = {r["connections"]: r for r in rows if r["target"] == "loopback" and r["workload"] == "dense-nomd5" and ok(r)}
-    print("- loopback, MD5: one core hashes %s MB/s (measured before and after the loopback points), %d cores %.0f MB/s." % (
-        " and ".join("%.0f" % x for x in md5), cores, cores * rate))
+    print("- loopback, MD5: one core hashes one message at a time at %s MB/s (mbedTLS, as `openssl speed md5` counts it), %d cores %.0f MB/s;"
+          " vhdup hashes %s messages side by side at %s MB/s per core (measured before and after the loopback points)." % (
+        " and ".join("%.0f" % x for x in md5), cores, cores * rate, lanes, " and ".join("%.0f" % float(x[0]) for x in md5x) or "n/a"))
     for n, r in dense.items():
         c = curl.get(("loopback", n))
         if not c:
             continue
+        v = float(r["payload_MBps"])
         bound = min(float(c["payload_MBps"]), cores * rate)
+        xbound = min(float(c["payload_MBps"]), cores * xrate)
         extra = float(r["cpu_s_per_GiB"]) - float(nomd5[n]["cpu_s_per_GiB"]) if n in nomd5 else float("nan")
-        line = ("  - %s connections: %s MB/s with MD5 = %.0f%% of min(curl %s, %.0f) (target >= 90%%); MD5 added %.2f CPU s/GiB to vhdup, hashing alone is %.2f"
-                % (n, r["payload_MBps"], 100 * float(r["payload_MBps"]) / bound, c["payload_MBps"], cores * rate,
-                   extra, 2**30 / 1e6 / rate))
+        line = ("  - %s connections: %s MB/s with MD5 = %.0f%% of min(curl %s, %d x %.0f) = %.0f: %s (target >= 90%%);"
+                " %.0f%% of min(curl, %d x vhdup's %.0f) = %.0f; MD5 added %.2f CPU s/GiB to vhdup, hashing alone is %.2f"
+                % (n, r["payload_MBps"], 100 * v / bound, c["payload_MBps"], cores, rate, bound,
+                   "MET" if v >= 0.9 * bound else "not met", 100 * v / xbound, cores, xrate, xbound,
+                   extra, 2**30 / 1e6 / xrate))
         # What the cores allow once everything else is paid: vhdup's own
         # CPU without MD5 and the sink's, per GiB, plus hashing it.
         x = nomd5.get(n)
         if x and x["sink_cpu_s_per_GiB"]:
-            need = float(x["cpu_s_per_GiB"]) + float(x["sink_cpu_s_per_GiB"]) + 2**30 / 1e6 / rate
+            need = float(x["cpu_s_per_GiB"]) + float(x["sink_cpu_s_per_GiB"]) + 2**30 / 1e6 / xrate
             cpu_bound = min(float(c["payload_MBps"]), cores * 2**30 / 1e6 / need)
             line += ("; CPU per GiB with MD5 at the least: %s vhdup + %s sink + %.2f hashing = %.2f s, so %d cores allow %.0f MB/s: %.0f%% of that"
-                     % (x["cpu_s_per_GiB"], x["sink_cpu_s_per_GiB"], 2**30 / 1e6 / rate, need, cores, cpu_bound,
+                     % (x["cpu_s_per_GiB"], x["sink_cpu_s_per_GiB"], 2**30 / 1e6 / xrate, need, cores, cpu_bound,
                         100 * float(r["payload_MBps"]) / cpu_bound))
         print(line)
 for t in sorted({r["target"] for r in rows}):

@@ -265,6 +265,8 @@ verify_result="not run"
 note "single-core hash rates (${HASH_SECONDS}s each)"
 hash_line=$("$hashrate" "$HASH_SECONDS")
 md5_rate=$(sed -n 's/^md5 MB\/s=\([^ ]*\).*/\1/p' <<<"$hash_line")
+md5x_rate=$(sed -n 's/^md5x MB\/s=\([^ ]*\).*/\1/p' <<<"$hash_line")
+md5x_lanes=$(sed -n 's/^md5x .* lanes=\([0-9]*\).*/\1/p' <<<"$hash_line")
 crc_rate=$(sed -n 's/^crc64 MB\/s=\([^ ]*\).*/\1/p' <<<"$hash_line")
 ossl_rate=$(openssl speed -evp md5 -bytes 4194304 -seconds "$(printf '%.0f' "$HASH_SECONDS" | sed 's/^0$/1/')" 2>/dev/null |
   awk '$1 == "md5" { sub(/k$/, "", $2); printf "%.1f", $2 / 1000 }' || true)
@@ -412,7 +414,7 @@ print("Reference disk: $ref_from, 2 GiB dynamic, $ref_nz non-zero bytes (512-byt
       " MB = 10^6 bytes; MB/s = bytes sent / wall; 'server saw' = the sink's count of Put Page bytes"
       " ('=' when it matches vhdup's bytes_sent).")
 print()
-print("Hash rates, one core, 4 MiB buffers: MD5 (vhdup, mbedTLS) $md5_rate MB/s, CRC64 (vhdup) $crc_rate MB/s,"
+print("Hash rates, one core, 4 MiB buffers: MD5 one message at a time (mbedTLS) $md5_rate MB/s, MD5 as vhdup hashes (${md5x_lanes:-1} messages side by side) ${md5x_rate:-n/a} MB/s, CRC64 (vhdup) $crc_rate MB/s,"
       " MD5 (openssl speed -evp md5) ${ossl_rate:-n/a} MB/s.")
 print()
 print("Read-back check of one Azurite blob: $verify_result")
@@ -429,20 +431,23 @@ d3 = {r["label"]: r for r in rows if r["section"] == "3" and r["label"].startswi
 on, off = d3.get("dense 1 GiB, Content-MD5"), d3.get("dense 1 GiB, --no-md5")
 if on and off and "$md5_rate" and on["server_cpu_s"]:
     rate, cores = float("$md5_rate"), $(nproc)
+    xrate = float("${md5x_rate:-$md5_rate}")  # what vhdup hashes at: ${md5x_lanes:-1} messages side by side
     v_on, v_off = float(on["payload_MBps"]), float(off["payload_MBps"])
     lit = min(v_off, rate * cores)
-    hash_s = int(on["bytes_sent"]) / 1e6 / rate
+    hash_s = int(on["bytes_sent"]) / 1e6 / xrate
     rest = float(on["cpu_s"]) - hash_s + float(on["server_cpu_s"])
     left = cores - rest / float(on["wall_s"])
-    print("MD5 target, dense 1 GiB at 16 connections: with MD5 %.1f MB/s, without %.1f MB/s; one core hashes %.1f MB/s." % (v_on, v_off, rate))
+    print("MD5 target, dense 1 GiB at 16 connections: with MD5 %.1f MB/s, without %.1f MB/s; one core hashes %.1f MB/s one message at a time,"
+          " %.1f MB/s as vhdup does it (${md5x_lanes:-1} messages side by side)." % (v_on, v_off, rate, xrate))
     print()
-    print("- As written: %.0f%% of min(%.1f, %.1f x %d cores = %.1f) (target >= 90%%)." % (100 * v_on / lit, v_off, rate, cores, rate * cores))
+    print("- As written: %.0f%% of min(%.1f, %.1f x %d cores = %.1f) (target >= 90%%); of min(%.1f, vhdup's rate x %d = %.1f): %.0f%%."
+          % (100 * v_on / lit, v_off, rate, cores, rate * cores, v_off, cores, xrate * cores, 100 * v_on / min(v_off, xrate * cores)))
     print("- What hashing added: %.2f CPU s to vhdup (%s with, %s without); hashing %s MB alone is %.2f s at the measured rate."
           % (float(on["cpu_s"]) - float(off["cpu_s"]), on["cpu_s"], off["cpu_s"], int(on["bytes_sent"]) // 10**6, hash_s))
     print("- The cores the thread pool can use: %d minus what everything else needs while it runs (vhdup's own sending %.2f s"
           " + the sink %s s, over %s s) = %.2f cores; x %.1f MB/s = %.1f MB/s; with MD5 reached %.0f%% of that (target >= 90%%)."
-          % (cores, float(on["cpu_s"]) - hash_s, on["server_cpu_s"], on["wall_s"], left, rate, left * rate,
-             100 * v_on / min(v_off, left * rate)))
+          % (cores, float(on["cpu_s"]) - hash_s, on["server_cpu_s"], on["wall_s"], left, xrate, left * xrate,
+             100 * v_on / min(v_off, left * xrate)))
     print()
 table("4", [("target", c("target")), ("disk", c("label")), ("merge gap", c("merge_gap"))] + common
       + [("sent / non-zero", c("sent_ratio"))],

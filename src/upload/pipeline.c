@@ -5,6 +5,7 @@
 #include "azure/azure.h"
 #include "util/alloc.h"
 #include "util/crypto.h"
+#include "util/md5x.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -31,7 +32,23 @@ typedef struct subread {
   uint64_t file_off;
 } subread;
 
-enum { PIECE_FREE = 0, PIECE_READING, PIECE_SCANNING, PIECE_READY };
+/* A piece is read, then scanned into runs; with batched MD5 (below) its
+ * runs then wait in PIECE_HASHING until every one has its digest. */
+enum { PIECE_FREE = 0, PIECE_READING, PIECE_SCANNING, PIECE_HASHING, PIECE_READY };
+
+/* Batched MD5: one job on the thread pool at a time takes up to this many
+ * runs waiting, from the oldest piece on, and hashes them VHDUP__MD5X_MAX
+ * side by side (util/md5x.h). While hashing keeps up, jobs are small and
+ * follow the reads closely; when it is the bottleneck, runs pile up and
+ * every lane is used. */
+#define HASH_JOB_RUNS 64
+/* A job holds its pieces from sending, and must leave the pool room to
+ * read and send others: it takes at most a quarter of the pool's bytes, and
+ * requests are cut at 2 MiB, so that 8 lanes fill with 16 MiB. (Measured:
+ * 1 GiB dense, 16 connections, the loopback sink, 64 MiB pool: 4 MiB
+ * requests in 32 MiB jobs 1.28 s, in 16 MiB jobs 1.33 s; 2 MiB requests in
+ * 16 MiB jobs 1.17 s; 1 MiB in 8 MiB 1.22 s.) */
+#define HASH_RUN_MAX (2u * 1024 * 1024)
 
 struct piece {
   vhdup__pipeline *pl; /* the owner while taken from the budget */
@@ -54,9 +71,20 @@ struct piece {
   uint64_t *crcs;
   size_t n_runs;
   size_t next_run;
+  size_t next_hash;   /* PIECE_HASHING: runs from here on are in no job yet */
+  size_t runs_hashed; /* PIECE_HASHING: runs with their MD5 */
+  unsigned hash_jobs; /* jobs holding runs of this piece */
   unsigned writes_alive;
   int digested;
 };
+
+typedef struct hashjob {
+  uv_work_t work;
+  vhdup__pipeline *pl;
+  size_t n;
+  piece *p[HASH_JOB_RUNS];
+  size_t run[HASH_JOB_RUNS];
+} hashjob;
 
 struct pagewrite {
   vhdup__sink_write sw;
@@ -107,6 +135,11 @@ struct vhdup__pipeline {
   uint64_t digest_pos;
   piece *digest_piece;
   int digest_tail_done;
+
+  int md5_batched; /* per-run MD5s by hash jobs rather than by scan_work */
+  int hash_busy;
+  hashjob hash;
+  size_t run_max; /* a request's most bytes */
 
   unsigned works_pending;
   unsigned reads_pending;
@@ -700,6 +733,8 @@ int vhdup__pipeline_new(uv_loop_t *loop, const vhdup__disk *d, vhdup__sink *s,
   pl->virtual_size = info.virtual_size;
   pl->cap = o->connections;
   pl->digest_on = o->disk_md5;
+  pl->md5_batched = o->md5 && !o->crc64 && vhdup__md5x_lanes() > 1;
+  pl->run_max = pl->md5_batched ? HASH_RUN_MAX : VHDUP__PIECE_MAX;
   pl->rng = uv_hrtime() | 1;
   pl->st.virtual_size = info.virtual_size;
   pl->st.blob_size = o->blob_size;
@@ -873,13 +908,13 @@ static void piece_release(vhdup__pipeline *pl, piece *p) {
 static void scan_work(uv_work_t *req) {
   piece *p = req->data;
   vhdup__pipeline *pl = p->pl;
-  p->n_runs = vhdup__scan_runs(p->buf, p->len, pl->o.merge_gap, VHDUP__PIECE_MAX, p->runs,
-                               pl->budget->max_runs);
+  p->n_runs =
+      vhdup__scan_runs(p->buf, p->len, pl->o.merge_gap, pl->run_max, p->runs, pl->budget->max_runs);
   if (pl->o.crc64) {
     for (size_t i = 0; i < p->n_runs; i++)
       p->crcs[i] = vhdup__crc64(0, p->buf + p->runs[i].offset, p->runs[i].length);
   }
-  if (pl->o.md5) {
+  if (pl->o.md5 && !pl->md5_batched) {
     for (size_t i = 0; i < p->n_runs; i++)
       (void)vhdup__md5_digest(p->buf + p->runs[i].offset, p->runs[i].length, p->md5s[i]);
   }
@@ -890,8 +925,8 @@ static void scan_done(uv_work_t *req, int status) {
   vhdup__pipeline *pl = p->pl;
   pl->works_pending--;
   (void)status;
-  p->state = PIECE_READY;
-  p->next_run = 0;
+  p->state = pl->md5_batched && p->n_runs > 0 && !pl->stopping ? PIECE_HASHING : PIECE_READY;
+  p->next_run = p->next_hash = p->runs_hashed = 0;
   size_t nonzero = 0;
   for (size_t i = 0; i < p->n_runs; i++)
     nonzero += p->runs[i].length;
@@ -1053,6 +1088,7 @@ static void fill_pieces(vhdup__pipeline *pl) {
     p->seq = pl->next_seq++;
     p->read_error = 0;
     p->n_runs = p->next_run = 0;
+    p->hash_jobs = 0;
     p->writes_alive = 0;
     p->digested = !pl->digest_on;
     p->reads_pending = p->n_sub;
@@ -1121,10 +1157,100 @@ static void advance_digest(vhdup__pipeline *pl) {
     return;
   for (piece *p = pl->active_head; p != NULL; p = p->next_active) {
     if (p->state != PIECE_FREE && p->seq == pl->digest_seq && !p->digested &&
-        (p->state == PIECE_SCANNING || p->state == PIECE_READY)) {
+        (p->state == PIECE_SCANNING || p->state == PIECE_HASHING || p->state == PIECE_READY)) {
       start_digest(pl, p);
       return;
     }
+  }
+}
+
+/* ---- batched MD5 of the runs, one job at a time on the thread pool ---- */
+
+static void hash_work(uv_work_t *req) {
+  hashjob *h = req->data;
+  /* The lanes of one call are busy until the longest is done: hash the runs
+   * in order of length, so runs of one size share a call. */
+  size_t order[HASH_JOB_RUNS];
+  for (size_t i = 0; i < h->n; i++) {
+    size_t len = h->p[i]->runs[h->run[i]].length, j = i;
+    for (; j > 0 && h->p[order[j - 1]]->runs[h->run[order[j - 1]]].length > len; j--)
+      order[j] = order[j - 1];
+    order[j] = i;
+  }
+  for (size_t i = 0; i < h->n; i += VHDUP__MD5X_MAX) {
+    size_t k = h->n - i < VHDUP__MD5X_MAX ? h->n - i : VHDUP__MD5X_MAX;
+    const uint8_t *data[VHDUP__MD5X_MAX];
+    size_t len[VHDUP__MD5X_MAX];
+    uint8_t out[VHDUP__MD5X_MAX][VHDUP__MD5_LEN];
+    for (size_t j = 0; j < k; j++) {
+      const piece *p = h->p[order[i + j]];
+      const vhdup__run *r = &p->runs[h->run[order[i + j]]];
+      data[j] = p->buf + r->offset;
+      len[j] = r->length;
+    }
+    vhdup__md5x(k, data, len, out);
+    for (size_t j = 0; j < k; j++)
+      memcpy(h->p[order[i + j]]->md5s[h->run[order[i + j]]], out[j], VHDUP__MD5_LEN);
+  }
+}
+
+/* A job holds each of its pieces once, counted at the piece's first run in
+ * it (a job's runs are grouped by piece). */
+static void hash_unhold(hashjob *h) {
+  for (size_t i = 0; i < h->n; i++)
+    if (i + 1 == h->n || h->p[i + 1] != h->p[i])
+      h->p[i]->hash_jobs--;
+  h->n = 0;
+}
+
+static void hash_done(uv_work_t *req, int status) {
+  hashjob *h = req->data;
+  vhdup__pipeline *pl = h->pl;
+  (void)status;
+  pl->works_pending--;
+  pl->hash_busy = 0;
+  for (size_t i = 0; i < h->n; i++) {
+    piece *p = h->p[i];
+    if (++p->runs_hashed == p->n_runs && p->state == PIECE_HASHING)
+      p->state = PIECE_READY;
+  }
+  hash_unhold(h);
+  pump(pl);
+}
+
+static void advance_hash(vhdup__pipeline *pl) {
+  if (!pl->md5_batched || pl->hash_busy || pl->stopping)
+    return;
+  hashjob *h = &pl->hash;
+  uint64_t bytes = 0, job_bytes = (uint64_t)(pl->budget->n_pieces + 3) / 4 * VHDUP__PIECE_MAX;
+  h->n = 0;
+  for (piece *p = pl->active_head; p != NULL && h->n < HASH_JOB_RUNS; p = p->next_active) {
+    if (p->state != PIECE_HASHING)
+      continue;
+    while (p->next_hash < p->n_runs && h->n < HASH_JOB_RUNS) {
+      size_t len = p->runs[p->next_hash].length;
+      if (h->n > 0 && bytes + len > job_bytes)
+        goto full;
+      if (h->n == 0 || h->p[h->n - 1] != p)
+        p->hash_jobs++;
+      h->p[h->n] = p;
+      h->run[h->n++] = p->next_hash++;
+      bytes += len;
+    }
+  }
+full:
+  if (h->n == 0)
+    return;
+  h->pl = pl;
+  h->work.data = h;
+  pl->hash_busy = 1;
+  pl->works_pending++;
+  int rc = uv_queue_work(pl->loop, &h->work, hash_work, hash_done);
+  if (rc != 0) {
+    pl->works_pending--;
+    pl->hash_busy = 0;
+    hash_unhold(h);
+    fail(pl, rc, "cannot queue work: %s", uv_strerror(rc));
   }
 }
 
@@ -1184,7 +1310,13 @@ static void release_pieces(vhdup__pipeline *pl) {
   piece *next;
   for (piece *p = pl->active_head; p != NULL; p = next) {
     next = p->next_active;
-    if (p->state != PIECE_READY || p->writes_alive > 0)
+    if (p->writes_alive > 0)
+      continue;
+    if (p->state == PIECE_HASHING && pl->stopping && p->hash_jobs == 0) {
+      piece_release(pl, p);
+      continue;
+    }
+    if (p->state != PIECE_READY)
       continue;
     if (pl->stopping || (p->next_run >= p->n_runs && p->digested))
       piece_release(pl, p);
@@ -1271,6 +1403,7 @@ static void pump(vhdup__pipeline *pl) {
     switch (pl->phase) {
     case VHDUP__PHASE_DATA:
       fill_pieces(pl);
+      advance_hash(pl);
       advance_digest(pl);
       send_writes(pl);
       release_pieces(pl);

@@ -2,6 +2,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -10,6 +11,7 @@
 #include "util/be.h"
 #include "util/crypto.h"
 #include "util/err.h"
+#include "util/md5x.h"
 
 static void test_be_roundtrip(void **state) {
   (void)state;
@@ -52,6 +54,82 @@ static void test_md5_streaming(void **state) {
   vhdup__md5_free(&m);
   assert_int_equal(vhdup__md5_digest("abc", 3, two), 0);
   assert_memory_equal(one, two, 16);
+}
+
+/* RFC 1321's test suite (A.5), all in one call: lanes of different
+ * lengths, with one and two padding blocks. */
+static void test_md5x_rfc1321(void **state) {
+  (void)state;
+  static const char *const msg[] = {
+      "",
+      "a",
+      "abc",
+      "message digest",
+      "abcdefghijklmnopqrstuvwxyz",
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
+      "12345678901234567890123456789012345678901234567890123456789012345678901234567890",
+  };
+  static const char *const want[] = {
+      "\xd4\x1d\x8c\xd9\x8f\x00\xb2\x04\xe9\x80\x09\x98\xec\xf8\x42\x7e",
+      "\x0c\xc1\x75\xb9\xc0\xf1\xb6\xa8\x31\xc3\x99\xe2\x69\x77\x26\x61",
+      "\x90\x01\x50\x98\x3c\xd2\x4f\xb0\xd6\x96\x3f\x7d\x28\xe1\x7f\x72",
+      "\xf9\x6b\x69\x7d\x7c\xb7\x93\x8d\x52\x5a\x2f\x31\xaa\xf1\x61\xd0",
+      "\xc3\xfc\xd3\xd7\x61\x92\xe4\x00\x7d\xfb\x49\x6c\xca\x67\xe1\x3b",
+      "\xd1\x74\xab\x98\xd2\x77\xd9\xf5\xa5\x61\x1c\x2c\x9f\x41\x9d\x9f",
+      "\x57\xed\xf4\xa2\x2b\xe3\xc9\x55\xac\x49\xda\x2e\x21\x07\xb6\x7a",
+  };
+  const uint8_t *data[7];
+  size_t len[7];
+  uint8_t out[7][VHDUP__MD5_LEN];
+  for (size_t i = 0; i < 7; i++) {
+    data[i] = (const uint8_t *)msg[i];
+    len[i] = strlen(msg[i]);
+  }
+  vhdup__md5x(7, data, len, out);
+  for (size_t i = 0; i < 7; i++)
+    assert_memory_equal(out[i], want[i], VHDUP__MD5_LEN);
+  int lanes = vhdup__md5x_lanes();
+  assert_true(lanes == 1 || lanes == VHDUP__MD5X_MAX);
+}
+
+/* Every lane count, every length up to three blocks and random ones to
+ * 70 KB, lanes sharing and not sharing their length: each digest is the
+ * one mbedTLS computes alone. */
+static void test_md5x_matches_md5(void **state) {
+  (void)state;
+  enum { BUF = 80000 };
+  uint8_t *buf = malloc(BUF);
+  assert_non_null(buf);
+  uint64_t x = 0x9e3779b97f4a7c15ull;
+  for (size_t i = 0; i < BUF; i++) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    buf[i] = (uint8_t)x;
+  }
+  for (unsigned round = 0; round < 3000; round++) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    size_t n = 1 + round % VHDUP__MD5X_MAX;
+    const uint8_t *data[VHDUP__MD5X_MAX];
+    size_t len[VHDUP__MD5X_MAX];
+    uint8_t out[VHDUP__MD5X_MAX][VHDUP__MD5_LEN], want[VHDUP__MD5_LEN];
+    for (size_t j = 0; j < n; j++) {
+      uint64_t r = x >> (8 * j);
+      if (round < 200)
+        len[j] = round; /* all lanes one length: 0 .. 199 */
+      else if (round < 400)
+        len[j] = (r + j * 7) % 200; /* one to four blocks, mixed */
+      else
+        len[j] = (size_t)((r * 2654435761u) % 70000);
+      data[j] = buf + (r % (BUF - 70000));
+      if (len[j] == 0 && j % 2 == 1)
+        data[j] = NULL;
+    }
+    vhdup__md5x(n, data, len, out);
+    for (size_t j = 0; j < n; j++) {
+      assert_int_equal(vhdup__md5_digest(data[j] != NULL ? data[j] : buf, len[j], want), 0);
+      assert_memory_equal(out[j], want, VHDUP__MD5_LEN);
+    }
+  }
+  free(buf);
 }
 
 static void test_base64_decode_errors(void **state) {
@@ -131,10 +209,15 @@ static void test_malloc_aligned(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_be_roundtrip),   cmocka_unit_test(test_digests),
-      cmocka_unit_test(test_md5_streaming),  cmocka_unit_test(test_base64_decode_errors),
-      cmocka_unit_test(test_errf),           cmocka_unit_test(test_allocator_hook),
+      cmocka_unit_test(test_be_roundtrip),
+      cmocka_unit_test(test_digests),
+      cmocka_unit_test(test_md5_streaming),
+      cmocka_unit_test(test_base64_decode_errors),
+      cmocka_unit_test(test_errf),
+      cmocka_unit_test(test_allocator_hook),
       cmocka_unit_test(test_malloc_aligned),
+      cmocka_unit_test(test_md5x_rfc1321),
+      cmocka_unit_test(test_md5x_matches_md5),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
