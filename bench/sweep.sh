@@ -577,7 +577,7 @@ if md5:
     cores = $(nproc)
     dense = {r["connections"]: r for r in rows if r["target"] == "loopback" and r["workload"] == "dense" and ok(r)}
     nomd5 = {r["connections"]: r for r in rows if r["target"] == "loopback" and r["workload"] == "dense-nomd5" and ok(r)}
-    print("- loopback, MD5: one core hashes one message at a time at %s MB/s (mbedTLS, as `openssl speed md5` counts it), %d cores %.0f MB/s;"
+    print("- loopback, MD5: one core hashes one message at a time at %s MB/s (mbedTLS; what openssl speed md5 counts), %d cores %.0f MB/s;"
           " vhdup hashes %s messages side by side at %s MB/s per core (measured before and after the loopback points)." % (
         " and ".join("%.0f" % x for x in md5), cores, cores * rate, lanes, " and ".join("%.0f" % float(x[0]) for x in md5x) or "n/a"))
     for n, r in dense.items():
