@@ -47,8 +47,14 @@ enum { PIECE_FREE = 0, PIECE_READING, PIECE_SCANNING, PIECE_HASHING, PIECE_READY
  * requests are cut at 2 MiB, so that 8 lanes fill with 16 MiB. (Measured:
  * 1 GiB dense, 16 connections, the loopback sink, 64 MiB pool: 4 MiB
  * requests in 32 MiB jobs 1.28 s, in 16 MiB jobs 1.33 s; 2 MiB requests in
- * 16 MiB jobs 1.17 s; 1 MiB in 8 MiB 1.22 s.) */
+ * 16 MiB jobs 1.17 s; 1 MiB in 8 MiB 1.22 s; two jobs at once 1.3 s.)
+ * But each request also costs a round trip, which few connections do not
+ * hide: over 80 ms at 100 MB/s, 2 MiB requests made 20, 40, 78 and 87 MB/s
+ * at 1, 2, 4 and 8 connections against 32, 62, 80 and 92 with 4 MiB, and
+ * the same 92 at 16. So the cut is at 2 MiB only while HASH_CUT_CONNS or
+ * more requests may be in flight. */
 #define HASH_RUN_MAX (2u * 1024 * 1024)
+#define HASH_CUT_CONNS 16
 
 struct piece {
   vhdup__pipeline *pl; /* the owner while taken from the budget */
@@ -66,6 +72,7 @@ struct piece {
   int read_error;
   subread sub[MAX_SUBREADS];
   uv_work_t scan_work;
+  size_t run_max; /* a request's most bytes, set when the scan is queued */
   vhdup__run *runs;
   uint8_t (*md5s)[16];
   uint64_t *crcs;
@@ -139,7 +146,6 @@ struct vhdup__pipeline {
   int md5_batched; /* per-run MD5s by hash jobs rather than by scan_work */
   int hash_busy;
   hashjob hash;
-  size_t run_max; /* a request's most bytes */
 
   unsigned works_pending;
   unsigned reads_pending;
@@ -734,7 +740,6 @@ int vhdup__pipeline_new(uv_loop_t *loop, const vhdup__disk *d, vhdup__sink *s,
   pl->cap = o->connections;
   pl->digest_on = o->disk_md5;
   pl->md5_batched = o->md5 && !o->crc64 && vhdup__md5x_lanes() > 1;
-  pl->run_max = pl->md5_batched ? HASH_RUN_MAX : VHDUP__PIECE_MAX;
   pl->rng = uv_hrtime() | 1;
   pl->st.virtual_size = info.virtual_size;
   pl->st.blob_size = o->blob_size;
@@ -909,7 +914,7 @@ static void scan_work(uv_work_t *req) {
   piece *p = req->data;
   vhdup__pipeline *pl = p->pl;
   p->n_runs =
-      vhdup__scan_runs(p->buf, p->len, pl->o.merge_gap, pl->run_max, p->runs, pl->budget->max_runs);
+      vhdup__scan_runs(p->buf, p->len, pl->o.merge_gap, p->run_max, p->runs, pl->budget->max_runs);
   if (pl->o.crc64) {
     for (size_t i = 0; i < p->n_runs; i++)
       p->crcs[i] = vhdup__crc64(0, p->buf + p->runs[i].offset, p->runs[i].length);
@@ -973,6 +978,10 @@ static void read_done(uv_fs_t *req) {
   }
   p->state = PIECE_SCANNING;
   p->scan_work.data = p;
+  unsigned conns = vhdup__budget_limit(pl->budget);
+  if (pl->cap < conns)
+    conns = pl->cap;
+  p->run_max = pl->md5_batched && conns >= HASH_CUT_CONNS ? HASH_RUN_MAX : VHDUP__PIECE_MAX;
   pl->works_pending++;
   int rc = uv_queue_work(pl->loop, &p->scan_work, scan_work, scan_done);
   if (rc != 0) {
