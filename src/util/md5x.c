@@ -20,7 +20,7 @@ static void md5x_scalar(size_t n, const uint8_t *const data[], const size_t len[
 
 #if MD5X_AVX2
 
-/* RFC 1321's T[i] = floor(2^32 * |sin(i + 1)|). */
+/* RFC 1321 3.4's table T[1..64], here K[0..63]: K[i] = floor(2^32 * |sin(i + 1)|). */
 static const uint32_t K[64] = {
     0xd76aa478u, 0xe8c7b756u, 0x242070dbu, 0xc1bdceeeu, 0xf57c0fafu, 0x4787c62au, 0xa8304613u,
     0xfd469501u, 0x698098d8u, 0x8b44f7afu, 0xffff5bb1u, 0x895cd7beu, 0x6b901122u, 0xfd987193u,
