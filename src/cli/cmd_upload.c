@@ -47,7 +47,7 @@ const char vhdup__cmd_upload_help[] =
     "                          takes 40K of it for its state)\n"
     "      --no-md5            no Content-MD5 on each request (MD5 costs about\n"
     "                          0.7 CPU s per GiB sent where the CPU has AVX2,\n"
-    "                          which hashes 8 requests at once; 2 s without)\n"
+    "                          with 8 requests hashed at once; 2 s without)\n"
     "      --crc64             x-ms-content-crc64 instead of Content-MD5: the same\n"
     "                          check, for as much CPU as MD5 with AVX2 and less\n"
     "                          than half without\n"
