@@ -331,6 +331,20 @@ expect_status 400 "$(raw PUT "$TS_URL/vhds/b?comp=page" -H 'x-ms-page-write: upd
 [ "$(ts_stat put_page_bytes)" = $((4 * MiB)) ] || fail "sink stats: $(ts_stats)"
 pass "sink counts bytes and stores nothing"
 stop_testserver
+# Without checks the sink only counts a Put Page's body (it copies nothing),
+# but still holds it to its range and still refuses a malformed sum.
+start_testserver --sink-no-md5
+raw PUT "$TS_URL/vhds?restype=container" >/dev/null
+raw PUT "$TS_URL/vhds/b" -H 'x-ms-blob-type: PageBlob' -H "x-ms-blob-content-length: $((8 * MiB))" >/dev/null
+expect_status 201 "$(raw PUT "$TS_URL/vhds/b?comp=page" -H 'x-ms-page-write: update' -H "x-ms-range: bytes=0-$((4 * MiB - 1))" \
+  -H "Content-MD5: $(md5b64 "$T/p1")" --data-binary "@$T/four")" "" "sink-no-md5 takes a sum it does not check"
+expect_status 400 "$(raw PUT "$TS_URL/vhds/b?comp=page" -H 'x-ms-page-write: update' -H "x-ms-range: bytes=0-$((4 * MiB - 1))" \
+  --data-binary "@$T/s512")" InvalidHeaderValue "sink-no-md5 counts the body against the range"
+expect_status 400 "$(raw PUT "$TS_URL/vhds/b?comp=page" -H 'x-ms-page-write: update' -H "x-ms-range: bytes=0-511" \
+  -H 'Content-MD5: nope' --data-binary "@$T/s512")" InvalidMd5 "sink-no-md5 refuses a malformed sum"
+[ "$(ts_stat put_page_bytes)" = $((4 * MiB)) ] || fail "sink-no-md5 stats: $(ts_stats)"
+pass "sink-no-md5 counts bytes"
+stop_testserver
 
 # ---------------------------------------------------------------- managed disk
 MD_SIZE=$((MiB + 512))
