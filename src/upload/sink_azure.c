@@ -49,6 +49,11 @@ struct az_sink {
   int listing_done;
   int created_by_us;
   int container_tried;
+  /* A plain upload creates first (If-None-Match: *) and asks what is there
+   * only when that is refused, to say why: one round trip less when it
+   * succeeds. The refusal, for when the blob turns out not to exist. */
+  int create_error;
+  char create_msg[VHDUP__ERRMSG_MAX];
 
   /* verify */
   vhdup__sink_verify *v;
@@ -271,6 +276,8 @@ static void start_list(az_sink *s) {
   list_batch(s, clear_batch);
 }
 
+static void start_head(az_sink *s);
+
 static void create_done(az_op *op, const vhdup__http_resp *r) {
   az_sink *s = op->s;
   vhdup__sink_result res;
@@ -287,11 +294,13 @@ static void create_done(az_op *op, const vhdup__http_resp *r) {
     prepare_result(s, res.error,
                    "creating the blob: %s (does the container exist? --create-container makes it)",
                    res.message);
-  else if (res.error == VHDUP_EEXIST)
-    prepare_result(s, res.error,
-                   "the destination appeared while starting (%s); use --overwrite or --resume",
-                   res.message);
-  else
+  else if (s->create_error == 0 && res.http_status >= 400) {
+    /* Exists already, a managed disk that refuses Put Blob, a key or SAS
+     * that may not create: what is there says which. */
+    s->create_error = res.error;
+    snprintf(s->create_msg, sizeof(s->create_msg), "%s", res.message ? res.message : "");
+    start_head(s);
+  } else
     prepare_result(s, res.error, "creating the blob: %s", res.message);
 }
 
@@ -364,6 +373,21 @@ static void head_done(az_op *op, const vhdup__http_resp *r) {
   vhdup_job *j = s->j;
   vhdup__sink_result res;
   classify(s, r, &res);
+  if (res.error == VHDUP_ENOTFOUND && s->create_error != 0) {
+    /* Refused, yet not there: the refusal is the answer. */
+    if (s->create_error == VHDUP_EEXIST)
+      prepare_result(s, s->create_error,
+                     "the destination appeared and went again while starting (%s); try again",
+                     s->create_msg);
+    else if (s->create_error == VHDUP_EAUTH)
+      prepare_result(s, s->create_error,
+                     "creating the blob: %s (check the key or the SAS: is it valid, unexpired, "
+                     "with create and write permission?)",
+                     s->create_msg);
+    else
+      prepare_result(s, s->create_error, "creating the blob: %s", s->create_msg);
+    return;
+  }
   if (res.error == VHDUP_ENOTFOUND) {
     if (j->o.resume) {
       prepare_result(s, VHDUP_ENOTFOUND, "nothing to resume: %s does not exist", j->dest_shown);
@@ -425,6 +449,13 @@ static void az_prepare(vhdup__sink *base, uint64_t size, vhdup__sink_cb cb, void
   s->size = size;
   s->cb = cb;
   s->cb_data = data;
+  if (!s->j->o.overwrite && !s->j->o.resume)
+    start_create(s); /* nothing may be there: create first, ask if refused */
+  else
+    start_head(s);
+}
+
+static void start_head(az_sink *s) {
   az_op *op = op_new(s, head_done);
   vhdup__err err;
   vhdup__err_clear(&err);

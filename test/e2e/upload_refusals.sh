@@ -65,10 +65,15 @@ part "invalid sources" invalid_sources
 qemu-img create -q -f vpc -o subformat=dynamic,force_size=on "$T/d.vhd" 8M
 qemu-io -f vpc -c 'write -P 0x42 64k 128k' -c "write -P 0x43 $((5 * M)) 512" "$T/d.vhd" >/dev/null
 qemu-img convert -f vpc -O raw "$T/d.vhd" "$T/d.raw"
-"$VHDUP" upload --quiet "$T/d.vhd" "$AZURITE_URL/vhds/d.vhd" || fail "first upload exited $?"
+"$VHDUP" upload --quiet -v "$T/d.vhd" "$AZURITE_URL/vhds/d.vhd" 2>"$T/first.err" || fail "first upload exited $?"
 existing() {
-expect_fail 5 "already exists.*--overwrite" -- "$VHDUP" upload "$T/d.vhd" "$AZURITE_URL/vhds/d.vhd"
-pass "an existing blob is refused (exit 5, mentions --overwrite)"
+# A plain upload creates the blob without asking first (one round trip
+# less); only a refused create asks what is there, to say why.
+grep -q "^> HEAD" "$T/first.err" && fail "a plain upload asked before creating: $(grep '^> ' "$T/first.err" | head -3)"
+expect_fail 5 "already exists.*--overwrite" -- "$VHDUP" upload -v "$T/d.vhd" "$AZURITE_URL/vhds/d.vhd"
+[ "$(grep -oE '^> (HEAD|PUT|GET)' "$T/err" | head -2 | tr '\n' ' ')" = "> PUT > HEAD " ] ||
+  fail "a refused create is not followed by HEAD: $(grep '^> ' "$T/err" | head -3)"
+pass "an existing blob is refused (exit 5, mentions --overwrite), after a conditional create"
 
 # Right size, stale random data in the first and last MiB (where the disk
 # has zeros too): after --overwrite the blob is exactly the disk.
