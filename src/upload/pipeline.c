@@ -44,7 +44,8 @@ enum { PIECE_FREE = 0, PIECE_READING, PIECE_SCANNING, PIECE_HASHING, PIECE_READY
 #define HASH_JOB_RUNS 64
 /* A job holds its pieces from sending, and must leave the pool room to
  * read and send others: it takes at most a quarter of the pool's bytes, and
- * requests are cut at 2 MiB, so that 8 lanes fill with 16 MiB. (Measured:
+ * requests are cut at 2 MiB, so that 8 lanes fill with 16 MiB (below 16
+ * connections, half the pool; see advance_hash). (Measured:
  * 1 GiB dense, 16 connections, the loopback sink, 64 MiB pool: 4 MiB
  * requests in 32 MiB jobs 1.28 s, in 16 MiB jobs 1.33 s; 2 MiB requests in
  * 16 MiB jobs 1.17 s; 1 MiB in 8 MiB 1.22 s; two jobs at once 1.3 s.)
@@ -52,7 +53,11 @@ enum { PIECE_FREE = 0, PIECE_READING, PIECE_SCANNING, PIECE_HASHING, PIECE_READY
  * hide: over 80 ms at 100 MB/s, 2 MiB requests made 20, 40, 78 and 87 MB/s
  * at 1, 2, 4 and 8 connections against 32, 62, 80 and 92 with 4 MiB, and
  * the same 92 at 16. So the cut is at 2 MiB only while HASH_CUT_CONNS or
- * more requests may be in flight. */
+ * more requests may be in flight; below that, jobs may take half the pool,
+ * so that 8 requests of 4 MiB fill the lanes (to the loopback sink, 1 GiB
+ * dense: 1.09, 1.12 and 1.11 s at 1, 4 and 8 connections against 1.19,
+ * 1.25 and 1.22 s with a quarter, and 1.6 against 1.8 CPU s, medians of
+ * 5 in turn; over a long round trip hashing is far ahead and jobs small). */
 #define HASH_RUN_MAX (2u * 1024 * 1024)
 #define HASH_CUT_CONNS 16
 
@@ -1231,7 +1236,12 @@ static void advance_hash(vhdup__pipeline *pl) {
   if (!pl->md5_batched || pl->hash_busy || pl->stopping)
     return;
   hashjob *h = &pl->hash;
-  uint64_t bytes = 0, job_bytes = (uint64_t)(pl->budget->n_pieces + 3) / 4 * VHDUP__PIECE_MAX;
+  /* Below HASH_CUT_CONNS requests stay 4 MiB, and a quarter of the pool
+   * holds only 4 of them: half the lanes. Fewer requests in flight leave
+   * the pool room for a job of half of it, which fills all 8. */
+  unsigned share = vhdup__budget_limit(pl->budget) < HASH_CUT_CONNS ? 2 : 4;
+  uint64_t bytes = 0;
+  uint64_t job_bytes = (uint64_t)(pl->budget->n_pieces + share - 1) / share * VHDUP__PIECE_MAX;
   h->n = 0;
   for (piece *p = pl->active_head; p != NULL && h->n < HASH_JOB_RUNS; p = p->next_active) {
     if (p->state != PIECE_HASHING)
