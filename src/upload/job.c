@@ -31,20 +31,17 @@ void vhdup_engine_options_init(vhdup_engine_options *o) {
  * per 64 KiB; 512 KiB cut a dense upload without MD5 to the loopback sink at
  * 8 connections from 0.80 to 0.71 s and 0.99 to 0.92 CPU s (medians of 7,
  * in turn; 256 KiB and 1 MiB gained less). Each request in flight holds
- * one, so all of them together get 4 MiB, or a sixteenth of --memory if
- * that is less: larger ones only while few connections are allowed (with
- * 64M, 512 KiB up to 8, 256 KiB at 16, 128 KiB at 32), charged to --memory;
- * auto, whose count moves, keeps the default. */
+ * one, so all of them together get 4 MiB: larger ones only while few
+ * connections are allowed (512 KiB up to 8, 256 KiB at 16, 128 KiB at 32),
+ * charged to --memory; auto, whose count moves, keeps the default. */
 #define UPLOAD_BUFFERS_TOTAL (4L * 1024 * 1024)
 #define UPLOAD_BUFFER_MAX (512L * 1024)
 
 static long upload_buffer_for(const vhdup_engine_options *o) {
   if (o->connections_auto)
     return 0;
-  long total =
-      o->memory / 16 < (size_t)UPLOAD_BUFFERS_TOTAL ? (long)(o->memory / 16) : UPLOAD_BUFFERS_TOTAL;
   long b = UPLOAD_BUFFER_MAX;
-  while (b > (long)VHDUP__CURL_UPLOAD_BUFFER && b * (long)o->connections > total)
+  while (b > (long)VHDUP__CURL_UPLOAD_BUFFER && b * (long)o->connections > UPLOAD_BUFFERS_TOTAL)
     b /= 2;
   return b > (long)VHDUP__CURL_UPLOAD_BUFFER ? b : 0;
 }
