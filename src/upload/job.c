@@ -26,26 +26,6 @@ void vhdup_engine_options_init(vhdup_engine_options *o) {
   o->stall_timeout_s = 60;
 }
 
-/* libcurl copies a body into its upload buffer and sends it from there, a
- * buffer at a time. Its default, 64 KiB, costs a read callback and a send()
- * per 64 KiB; 512 KiB cut a dense upload without MD5 to the loopback sink at
- * 8 connections from 0.80 to 0.71 s and 0.99 to 0.92 CPU s (medians of 7,
- * in turn; 256 KiB and 1 MiB gained less). Each request in flight holds
- * one, so all of them together get 4 MiB: larger ones only while few
- * connections are allowed (512 KiB up to 8, 256 KiB at 16, 128 KiB at 32),
- * charged to --memory; auto, whose count moves, keeps the default. */
-#define UPLOAD_BUFFERS_TOTAL (4L * 1024 * 1024)
-#define UPLOAD_BUFFER_MAX (512L * 1024)
-
-static long upload_buffer_for(const vhdup_engine_options *o) {
-  if (o->connections_auto)
-    return 0;
-  long b = UPLOAD_BUFFER_MAX;
-  while (b > (long)VHDUP__CURL_UPLOAD_BUFFER && b * (long)o->connections > UPLOAD_BUFFERS_TOTAL)
-    b /= 2;
-  return b > (long)VHDUP__CURL_UPLOAD_BUFFER ? b : 0;
-}
-
 int vhdup_engine_new(uv_loop_t *loop, const vhdup_engine_options *o, vhdup_engine **out) {
   *out = NULL;
   if (loop == NULL || o == NULL || o->connections == 0 || o->connections > 1024 ||
@@ -65,10 +45,6 @@ int vhdup_engine_new(uv_loop_t *loop, const vhdup_engine_options *o, vhdup_engin
   }
   if (o->connections_auto)
     vhdup__budget_set_auto(e->budget, o->connections);
-  e->upload_buffer = upload_buffer_for(o);
-  if (e->upload_buffer != 0)
-    vhdup__budget_set_slot_bytes(e->budget, VHDUP__SLOT_BYTES + (size_t)e->upload_buffer -
-                                                VHDUP__CURL_UPLOAD_BUFFER);
   *out = e;
   return 0;
 }
@@ -86,7 +62,6 @@ int vhdup__engine_http(vhdup_engine *e, vhdup__http **out) {
     ho.verbose = e->o.verbose;
     ho.max_response_body = 4u * 1024 * 1024;
     ho.user_agent = "vhdup/" VHDUP_VERSION_STRING;
-    ho.upload_buffer_size = e->upload_buffer;
     int rc = vhdup__http_new(e->loop, &ho, &e->http);
     if (rc != 0)
       return rc;

@@ -16,7 +16,6 @@ struct vhdup_engine {
   char *ca_file;
   vhdup__http *http;     /* made by the first job that needs it */
   vhdup__budget *budget; /* requests and read buffers all jobs share */
-  long upload_buffer;    /* libcurl's per request; 0: its default */
   int http_closing;
   unsigned pending_closes;
   vhdup_job *jobs;

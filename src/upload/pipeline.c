@@ -193,7 +193,6 @@ struct vhdup__budget {
   unsigned n_fresh;
   unsigned n_touched;     /* held, or free and touched */
   size_t memory;          /* what the touched pieces and the slots' state may use */
-  size_t slot_bytes;      /* the state of one request in flight */
   unsigned slots_peak;    /* the most requests in flight so far: their state stays */
   unsigned slots_charged; /* the most asked for so far, which memory must cover */
   size_t max_runs;
@@ -370,10 +369,6 @@ void vhdup__budget_set_auto(vhdup__budget *b, unsigned max) {
   b->slow_start = 1;
 }
 
-void vhdup__budget_set_slot_bytes(vhdup__budget *b, size_t bytes) {
-  b->slot_bytes = bytes;
-}
-
 unsigned vhdup__budget_limit(const vhdup__budget *b) {
   return b->slots_total;
 }
@@ -387,14 +382,14 @@ unsigned vhdup__budget_limit(const vhdup__budget *b) {
  * pieces. Dense data keeps few requests in flight and keeps them all; small
  * islands at 256 connections give one or two back to pay for 10 MiB of
  * requests. */
-static unsigned pieces_for(size_t memory, unsigned slots, size_t slot_bytes) {
-  size_t state = (size_t)slots * slot_bytes;
+static unsigned pieces_for(size_t memory, unsigned slots) {
+  size_t state = (size_t)slots * VHDUP__SLOT_BYTES;
   size_t n = memory > state ? (memory - state) / VHDUP__PIECE_MAX : 0;
   return n < 2 ? 2 : (unsigned)n;
 }
 
 static unsigned pieces_allowed(const vhdup__budget *b, unsigned slots) {
-  return pieces_for(b->memory, slots, b->slot_bytes);
+  return pieces_for(b->memory, slots);
 }
 
 /* A piece's read buffer, on 2 MiB boundaries and, where the system has
@@ -422,8 +417,7 @@ int vhdup__budget_new(size_t memory, unsigned slots, vhdup__budget **out) {
   b->slots_total = slots;
   b->memory = memory;
   b->slots_charged = 1; /* the first request's state is always needed */
-  b->slot_bytes = VHDUP__SLOT_BYTES;
-  b->n_pieces = pieces_for(memory, 1, b->slot_bytes);
+  b->n_pieces = pieces_for(memory, 1);
   /* Two runs are at least one zero sector apart, so a piece holds at most
    * this many: the table never overflows. */
   b->max_runs = VHDUP__PIECE_MAX / 1024 + 1;

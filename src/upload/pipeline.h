@@ -13,10 +13,8 @@
 #include <uv.h>
 
 #define VHDUP__PIECE_MAX (4u * 1024 * 1024) /* Put Page's body limit */
-/* What a request in flight holds outside the read buffers (see
- * pieces_allowed), with libcurl's default upload buffer of 64 KiB. */
+/* What a request in flight holds outside the read buffers (see pieces_allowed). */
 #define VHDUP__SLOT_BYTES (40u * 1024)
-#define VHDUP__CURL_UPLOAD_BUFFER (64u * 1024)
 
 typedef struct vhdup__pipeline vhdup__pipeline;
 
@@ -33,9 +31,6 @@ void vhdup__budget_free(vhdup__budget *b);
 /* --connections auto: the slot count starts at 64 and follows measured
  * goodput up to max (see vhdup__budget_observe in pipeline.c). */
 void vhdup__budget_set_auto(vhdup__budget *b, unsigned max);
-/* What each request in flight costs (VHDUP__SLOT_BYTES unless set): more
- * when libcurl's upload buffers are larger. */
-void vhdup__budget_set_slot_bytes(vhdup__budget *b, size_t bytes);
 /* Requests in flight allowed now (the fixed count, or auto's choice). */
 unsigned vhdup__budget_limit(const vhdup__budget *b);
 /* What --connections auto sees of one finished request: at loop time now
