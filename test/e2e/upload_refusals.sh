@@ -69,6 +69,8 @@ qemu-img convert -f vpc -O raw "$T/d.vhd" "$T/d.raw"
 existing() {
 # A plain upload creates the blob without asking first (one round trip
 # less); only a refused create asks what is there, to say why.
+[ "$(grep -oE '^> (HEAD|PUT|GET)' "$T/first.err" | head -1)" = "> PUT" ] ||
+  fail "a plain upload did not start with its create: $(grep '^> ' "$T/first.err" | head -3)"
 grep -q "^> HEAD" "$T/first.err" && fail "a plain upload asked before creating: $(grep '^> ' "$T/first.err" | head -3)"
 expect_fail 5 "already exists.*--overwrite" -- "$VHDUP" upload -v "$T/d.vhd" "$AZURITE_URL/vhds/d.vhd"
 [ "$(grep -oE '^> (HEAD|PUT|GET)' "$T/err" | head -2 | tr '\n' ' ')" = "> PUT > HEAD " ] ||
