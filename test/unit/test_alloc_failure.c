@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -230,8 +231,11 @@ static int setup(void **state) {
   return 0;
 }
 
+static void stop_server(void);
+
 static int teardown(void **state) {
   (void)state;
+  stop_server(); /* a failed check jumps past test_upload's own stop */
   unlink(path_dyn);
   unlink(path_parent);
   unlink(path_child);
@@ -276,6 +280,9 @@ static int start_server(void) {
   if (server_pid < 0)
     return -1;
   if (server_pid == 0) {
+    /* Dies with this test even when killed (a ctest timeout). */
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0)
+      _exit(127);
     execl(bin, bin, "--port", "0", "--port-file", portfile, "--store", store, "--key", KEY,
           "--require-md5", (char *)NULL);
     _exit(127);
