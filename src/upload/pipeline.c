@@ -946,6 +946,17 @@ static void scan_done(uv_work_t *req, int status) {
 
 static void start_read(vhdup__pipeline *pl, subread *s);
 
+/* Whether requests are cut at HASH_RUN_MAX now: with batched MD5, while
+ * this pipeline may have HASH_CUT_CONNS or more in flight (the engine's
+ * limit, fixed or auto's, and its own per-blob cap). Decided per piece
+ * when its scan is queued; hash jobs size themselves by it too. */
+static int runs_cut(const vhdup__pipeline *pl) {
+  unsigned conns = vhdup__budget_limit(pl->budget);
+  if (pl->cap < conns)
+    conns = pl->cap;
+  return pl->md5_batched && conns >= HASH_CUT_CONNS;
+}
+
 static void read_done(uv_fs_t *req) {
   subread *s = req->data;
   piece *p = s->p;
@@ -983,10 +994,7 @@ static void read_done(uv_fs_t *req) {
   }
   p->state = PIECE_SCANNING;
   p->scan_work.data = p;
-  unsigned conns = vhdup__budget_limit(pl->budget);
-  if (pl->cap < conns)
-    conns = pl->cap;
-  p->run_max = pl->md5_batched && conns >= HASH_CUT_CONNS ? HASH_RUN_MAX : VHDUP__PIECE_MAX;
+  p->run_max = runs_cut(pl) ? HASH_RUN_MAX : VHDUP__PIECE_MAX;
   pl->works_pending++;
   int rc = uv_queue_work(pl->loop, &p->scan_work, scan_work, scan_done);
   if (rc != 0) {
@@ -1236,10 +1244,10 @@ static void advance_hash(vhdup__pipeline *pl) {
   if (!pl->md5_batched || pl->hash_busy || pl->stopping)
     return;
   hashjob *h = &pl->hash;
-  /* Below HASH_CUT_CONNS requests stay 4 MiB, and a quarter of the pool
-   * holds only 4 of them: half the lanes. Fewer requests in flight leave
-   * the pool room for a job of half of it, which fills all 8. */
-  unsigned share = vhdup__budget_limit(pl->budget) < HASH_CUT_CONNS ? 2 : 4;
+  /* Uncut, requests are 4 MiB, and a quarter of the pool holds only 4 of
+   * them: half the lanes. Fewer requests in flight leave the pool room for
+   * a job of half of it, which fills all 8. */
+  unsigned share = runs_cut(pl) ? 4 : 2;
   uint64_t bytes = 0;
   uint64_t job_bytes = (uint64_t)(pl->budget->n_pieces + share - 1) / share * VHDUP__PIECE_MAX;
   h->n = 0;
