@@ -31,6 +31,8 @@
 /* Buffers at most this big stay with a recycled transfer. */
 #define KEEP_BUFFER_BYTES ((size_t)16 << 10)
 #define DETAIL_MAX (CURL_ERROR_SIZE + 128)
+/* What libcurl allocates for a transfer's upload buffer unless told. */
+#define CURL_UPLOAD_BUFFER_DEFAULT 65536L
 
 typedef enum { XFER_IDLE, XFER_ACTIVE, XFER_CANCELED, XFER_CALLING } xfer_state;
 
@@ -46,6 +48,7 @@ struct vhdup__http_xfer {
   const unsigned char *body;
   uint64_t body_len, body_off;
   uint64_t start_ns;
+  size_t upload_buffer; /* charged to h->upload_buffers_held; 0: default */
 
   /* Response headers as "name\0value\0" pairs, n_hdr of them. */
   char *hdr;
@@ -90,6 +93,7 @@ struct vhdup__http {
   unsigned max_connections;
   long connect_timeout_ms, total_timeout_ms, low_speed_limit_bps, low_speed_time_s;
   long upload_buffer_size;
+  size_t upload_buffers_total, upload_buffers_held;
   size_t max_response_body;
   int verbose;
   char *ca_file;
@@ -239,6 +243,9 @@ static void xfer_put(vhdup__http_xfer *x) {
   x->data = NULL;
   x->body = NULL;
   x->state = XFER_IDLE;
+  /* libcurl freed the buffer when the transfer ended (or never made it). */
+  h->upload_buffers_held -= x->upload_buffer;
+  x->upload_buffer = 0;
   if (h->closing || h->spare.n >= h->max_connections) {
     xfer_destroy(x);
     return;
@@ -730,6 +737,7 @@ int vhdup__http_new(uv_loop_t *loop, const vhdup__http_opts *o, vhdup__http **ou
   h->low_speed_limit_bps = o->low_speed_limit_bps;
   h->low_speed_time_s = o->low_speed_time_s;
   h->upload_buffer_size = o->upload_buffer_size;
+  h->upload_buffers_total = o->upload_buffers_total;
   h->max_response_body =
       o->max_response_body != 0 ? o->max_response_body : DEFAULT_MAX_RESPONSE_BODY;
   h->verbose = o->verbose;
@@ -912,8 +920,19 @@ static int setup_easy(vhdup__http *h, vhdup__http_xfer *x, const vhdup__http_req
     SETOPT(CURLOPT_CAINFO, h->ca_file);
   if (h->user_agent != NULL)
     SETOPT(CURLOPT_USERAGENT, h->user_agent);
-  if (h->upload_buffer_size != 0)
-    SETOPT(CURLOPT_UPLOAD_BUFFERSIZE, h->upload_buffer_size);
+  if (h->upload_buffer_size != 0 && r->body_len > (uint64_t)CURL_UPLOAD_BUFFER_DEFAULT) {
+    /* No larger than the body, in libcurl's steps of 16 KiB. */
+    uint64_t want = (r->body_len + 16383) & ~(uint64_t)16383;
+    if (want > (uint64_t)h->upload_buffer_size)
+      want = (uint64_t)h->upload_buffer_size;
+    if (h->upload_buffers_total == 0 ||
+        h->upload_buffers_held + (size_t)want <= h->upload_buffers_total) {
+      SETOPT(CURLOPT_UPLOAD_BUFFERSIZE, (long)want);
+      x->upload_buffer = (size_t)want;
+      h->upload_buffers_held += x->upload_buffer;
+      h->stats.upload_buffers++;
+    }
+  }
   SETOPT(CURLOPT_SHARE, h->share);
   SETOPT(CURLOPT_HEADERFUNCTION, on_header);
   SETOPT(CURLOPT_HEADERDATA, (void *)x);

@@ -71,9 +71,17 @@ typedef struct vhdup__http_opts {
   size_t max_response_body;
   /* User-Agent header sent with every request. NULL: none. */
   const char *user_agent;
-  /* libcurl's upload buffer per transfer (CURLOPT_UPLOAD_BUFFERSIZE,
-   * 16 KiB .. 2 MiB). 0: libcurl's default (64 KiB). */
+  /* libcurl copies a body into its upload buffer and sends it from there,
+   * one buffer at a time. upload_buffer_size (16 KiB .. 2 MiB) is that
+   * buffer for a transfer whose body is larger than libcurl's default of
+   * 64 KiB (a smaller body keeps the default); 0: the default for all.
+   * libcurl allocates the buffer as the transfer starts and frees it when
+   * the transfer ends. upload_buffers_total, if not 0, bounds what all
+   * transfers in flight hold in such buffers at once (a transfer that
+   * would pass it keeps the default), so that memory stays bounded at any
+   * connection count. */
   long upload_buffer_size;
+  size_t upload_buffers_total;
 } vhdup__http_opts;
 
 /* One request. Strings and headers are copied at submit; the body is sent
@@ -128,6 +136,7 @@ typedef void (*vhdup__http_close_cb)(vhdup__http *h);
 typedef struct vhdup__http_stats {
   unsigned in_flight;          /* submitted, callback not yet called */
   unsigned peak_in_flight;     /* highest in_flight seen */
+  uint64_t upload_buffers;     /* transfers given upload_buffer_size */
   uint64_t submitted;          /* requests accepted by submit */
   uint64_t completed;          /* callbacks called, any outcome */
   uint64_t connections_opened; /* CURLINFO_NUM_CONNECTS summed: new connections */

@@ -478,21 +478,26 @@ static void test_invalid_requests(void **state) {
 
 /* Many concurrent PUTs through a small cap: all bytes arrive intact, the
  * server never sees more than cap requests at once, and connections are
- * reused instead of opened per request. */
+ * reused instead of opened per request. Larger upload buffers go to bodies
+ * over 64 KiB, no larger than the body, while the total allows, and come
+ * back when their transfers end. */
 static void test_concurrent_puts(void **state) {
   enum { N = 48, CAP = 4 };
+  const size_t big = 512 * 1024, total = MIB;
   env e;
   vhdup__http_opts o;
   vhdup__http_stats st;
   static result res[N];
   unsigned char *bufs[N];
-  size_t lens[N];
+  size_t lens[N], held = 0;
   char url[N][160], md5[33];
   long conns_before;
-  unsigned i;
+  unsigned i, given = 0;
   (void)state;
   memset(&o, 0, sizeof(o));
   o.max_connections = CAP;
+  o.upload_buffer_size = (long)big;
+  o.upload_buffers_total = total;
   env_init(&e, &o);
   set_faults(&e, "");
   request(&e, "POST", "/_control/reset-stats", "", 0, NULL, &res[0]);
@@ -508,9 +513,21 @@ static void test_concurrent_puts(void **state) {
     memset(&res[i], 0, sizeof(res[i]));
     res[i].want = "X-Body-MD5";
     submit(&e, "PUT", url[i], bufs[i], lens[i], NULL, 0, &res[i]);
+    if (lens[i] > 64 * 1024) {
+      size_t want = (lens[i] + 16383) / 16384 * 16384;
+      want = want < big ? want : big;
+      if (held + want <= total) {
+        held += want;
+        given++;
+      }
+    }
   }
   vhdup__http_get_stats(e.h, &st);
   assert_int_equal(st.in_flight, N);
+  /* Every buffer is charged at submit, so while all N wait, only the first
+   * that fit in the total got one. */
+  assert_true(given >= 2);
+  assert_int_equal(st.upload_buffers, given);
   for (i = 0; i < N; i++)
     run_until(&e, &res[i].done);
   vhdup__http_get_stats(e.h, &st);
@@ -528,6 +545,18 @@ static void test_concurrent_puts(void **state) {
   assert_true(st.connections_opened <= CAP);
   assert_true(stat_field(&e, "connections") - conns_before <= CAP);
   assert_true(st.bytes_sent >= 6 * 4 * MIB);
+  /* All of them came back: two more 4 MiB bodies at once get one each. */
+  for (i = 0; i < 2; i++) {
+    memset(&res[i], 0, sizeof(res[i]));
+    submit(&e, "PUT", url[0], bufs[0], lens[0], NULL, 0, &res[i]);
+  }
+  for (i = 0; i < 2; i++) {
+    run_until(&e, &res[i].done);
+    assert_int_equal(res[i].status, 201);
+    result_free(&res[i]);
+  }
+  vhdup__http_get_stats(e.h, &st);
+  assert_int_equal(st.upload_buffers, given + 2);
 
   /* Read two back. */
   for (i = 0; i < 2; i++) {
