@@ -3,7 +3,8 @@
  * what "one core's MD5 rate" usually means), MD5 of VHDUP__MD5X_MAX
  * messages at once (vhdup__md5x, src/util/md5x.c: what the upload pipeline
  * uses when the CPU has AVX2; "md5x lanes=1" without it) and Azure's CRC64
- * (vhdup__crc64, src/azure/crc64.c), over 4 MiB of pseudo-random bytes (for
+ * (vhdup__crc64, src/azure/crc64.c, with PCLMULQDQ where the CPU has it;
+ * crc64-tables: its portable path), over 4 MiB of pseudo-random bytes (for
  * md5x, VHDUP__MD5X_MAX messages of 512 KiB) for about SECONDS seconds
  * (default 2). Prints one line per hash: "md5 MB/s=... bytes=...
  * seconds=..." (MB = 10^6 bytes), the format bench/upload.sh parses.
@@ -64,15 +65,16 @@ static void run_md5x(const uint8_t *buf, double secs) {
          (unsigned long long)bytes, t, vhdup__md5x_lanes());
 }
 
-static void run_crc64(const uint8_t *buf, double secs) {
+static void run_crc64(const char *name, uint64_t (*crc)(uint64_t, const void *, size_t),
+                      const uint8_t *buf, double secs) {
   uint64_t bytes = 0;
   double t0 = now(), t;
   do {
-    sink ^= vhdup__crc64(0, buf, BUF_LEN);
+    sink ^= crc(0, buf, BUF_LEN);
     bytes += BUF_LEN;
     t = now() - t0;
   } while (t < secs);
-  printf("crc64 MB/s=%.1f bytes=%llu seconds=%.3f\n", (double)bytes / t / 1e6,
+  printf("%s MB/s=%.1f bytes=%llu seconds=%.3f\n", name, (double)bytes / t / 1e6,
          (unsigned long long)bytes, t);
 }
 
@@ -96,7 +98,8 @@ int main(int argc, char **argv) {
   }
   run_md5(buf, secs);
   run_md5x(buf, secs);
-  run_crc64(buf, secs);
+  run_crc64("crc64", vhdup__crc64, buf, secs);
+  run_crc64("crc64-tables", vhdup__crc64_tables, buf, secs);
   fflush(stdout);
   free(buf);
   return 0;

@@ -317,6 +317,9 @@ void vhdup__az_rfc1123(int64_t t, char out[30]);
  * 0xAE8B14860A799888). Incremental: start with crc = 0 and feed the result
  * back in. */
 uint64_t vhdup__crc64(uint64_t crc, const void *data, size_t len);
+/* The same through the tables alone, as on a CPU without PCLMULQDQ (for
+ * tests and bench/hashrate.c). */
+uint64_t vhdup__crc64_tables(uint64_t crc, const void *data, size_t len);
 /* base64 of the CRC's 8 bytes little-endian, as x-ms-content-crc64 takes it
  * (azure-sdk-for-cpp storage/common crc_hash.cpp Crc64Hash::OnFinal emits
  * byte i = crc >> 8i). out: 13 bytes. */

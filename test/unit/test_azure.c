@@ -1050,8 +1050,15 @@ static void test_crc64(void **state) {
     x = x * 1103515245u + 12345u;
     buf[i] = (uint8_t)(x >> 16);
   }
-  for (size_t len = 0; len < 80; len++)
-    assert_true(vhdup__crc64(0, buf + 3, len) == crc64_bitwise(0, buf + 3, len));
+  /* Every length on both sides of the folding's thresholds (256 bytes, then
+   * steps of 64), from an odd address, by both paths. */
+  for (size_t len = 0; len <= sizeof(buf) - 3; len++) {
+    uint64_t want = crc64_bitwise(0, buf + 3, len);
+    assert_true(vhdup__crc64(0, buf + 3, len) == want);
+    assert_true(vhdup__crc64_tables(0, buf + 3, len) == want);
+    assert_true(vhdup__crc64(0x0123456789abcdefull, buf + 3, len) ==
+                crc64_bitwise(0x0123456789abcdefull, buf + 3, len));
+  }
   uint64_t whole = vhdup__crc64(0, buf, sizeof(buf));
   assert_true(whole == crc64_bitwise(0, buf, sizeof(buf)));
   for (size_t cut = 0; cut <= sizeof(buf); cut += 7) {
@@ -1059,6 +1066,20 @@ static void test_crc64(void **state) {
     c = vhdup__crc64(c, buf + cut, sizeof(buf) - cut);
     assert_true(c == whole);
   }
+
+  /* A Put Page's worth, as the pipeline hashes it, and zeros (the folds of
+   * an all-zero lane must stay zero). */
+  size_t big_len = 1u << 20;
+  uint8_t *big = malloc(big_len);
+  assert_non_null(big);
+  for (size_t i = 0; i < big_len; i++) {
+    x = x * 1103515245u + 12345u;
+    big[i] = (uint8_t)(x >> 16);
+  }
+  assert_true(vhdup__crc64(0, big, big_len) == crc64_bitwise(0, big, big_len));
+  memset(big, 0, big_len);
+  assert_true(vhdup__crc64(0, big, big_len) == vhdup__crc64_tables(0, big, big_len));
+  free(big);
 }
 
 /* -------------------------------------------------------- allocation */
