@@ -215,6 +215,14 @@ static void xfer_destroy(vhdup__http_xfer *x) {
   vhdup__free(x);
 }
 
+/* libcurl frees a transfer's upload buffer when the transfer ends (or never
+ * made it): what it was charged is free for the next request, including
+ * one submitted from this transfer's callback. */
+static void release_upload_buffer(vhdup__http_xfer *x) {
+  x->h->upload_buffers_held -= x->upload_buffer;
+  x->upload_buffer = 0;
+}
+
 static vhdup__http_xfer *xfer_get(vhdup__http *h) {
   vhdup__http_xfer *x = h->spare.head;
   if (x != NULL) {
@@ -243,9 +251,7 @@ static void xfer_put(vhdup__http_xfer *x) {
   x->data = NULL;
   x->body = NULL;
   x->state = XFER_IDLE;
-  /* libcurl freed the buffer when the transfer ended (or never made it). */
-  h->upload_buffers_held -= x->upload_buffer;
-  x->upload_buffer = 0;
+  release_upload_buffer(x);
   if (h->closing || h->spare.n >= h->max_connections) {
     xfer_destroy(x);
     return;
@@ -486,6 +492,7 @@ static void deliver(vhdup__http_xfer *x, vhdup__http_resp *r) {
     h->stats.bytes_received += (uint64_t)n;
   r->seconds = (double)(uv_hrtime() - x->start_ns) / 1e9;
   x->state = XFER_CALLING;
+  release_upload_buffer(x);
   h->stats.in_flight--;
   h->stats.completed++;
   x->cb(x, r, x->data);

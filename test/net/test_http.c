@@ -581,6 +581,61 @@ static void test_concurrent_puts(void **state) {
   env_close(&e);
 }
 
+/* A request submitted from another's callback finds the upload buffer that
+ * one held already free: the total here covers one. */
+typedef struct resubmit {
+  env *e;
+  const char *url;
+  const unsigned char *body;
+  size_t len;
+  result first, second;
+} resubmit;
+
+static void on_resubmit(vhdup__http_xfer *x, const vhdup__http_resp *r, void *data) {
+  resubmit *rs = data;
+  on_done(x, r, &rs->first);
+  submit(rs->e, "PUT", rs->url, rs->body, rs->len, NULL, 0, &rs->second);
+}
+
+static void test_upload_buffer_reuse(void **state) {
+  env e;
+  vhdup__http_opts o;
+  vhdup__http_stats st;
+  resubmit rs;
+  char url[160];
+  (void)state;
+  memset(&o, 0, sizeof(o));
+  o.upload_buffer_size = 512 * 1024;
+  o.upload_buffers_total = 512 * 1024;
+  env_init(&e, &o);
+  set_faults(&e, "");
+  memset(&rs, 0, sizeof(rs));
+  rs.e = &e;
+  rs.len = MIB;
+  unsigned char *body = malloc(rs.len);
+  assert_non_null(body);
+  fill(body, rs.len, 7);
+  rs.body = body;
+  snprintf(url, sizeof(url), "%s/c/reuse?comp=page&sig=s", base_url);
+  rs.url = url;
+  vhdup__http_req rq;
+  memset(&rq, 0, sizeof(rq));
+  rq.method = "PUT";
+  rq.url = url;
+  rq.body = body;
+  rq.body_len = rs.len;
+  assert_int_equal(vhdup__http_submit(e.h, &rq, on_resubmit, &rs, NULL), 0);
+  run_until(&e, &rs.second.done);
+  assert_int_equal(rs.first.status, 201);
+  assert_int_equal(rs.second.status, 201);
+  vhdup__http_get_stats(e.h, &st);
+  assert_int_equal(st.upload_buffers, 2);
+  result_free(&rs.first);
+  result_free(&rs.second);
+  free(body);
+  env_close(&e);
+}
+
 static void test_keepalive_reuse(void **state) {
   env e;
   vhdup__http_opts o;
@@ -1321,6 +1376,7 @@ int main(void) {
       cmocka_unit_test(test_methods),
       cmocka_unit_test(test_invalid_requests),
       cmocka_unit_test(test_concurrent_puts),
+      cmocka_unit_test(test_upload_buffer_reuse),
       cmocka_unit_test(test_keepalive_reuse),
       cmocka_unit_test(test_truncation),
       cmocka_unit_test(test_server_errors),
