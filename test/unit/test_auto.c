@@ -20,6 +20,9 @@ typedef struct model {
   double rtt_ms;
   double per_ms;
   unsigned pool;
+  /* Where each request in flight costs the far end's rate some CPU (both
+   * ends on two cores): per_ms / (1 + crowd * in flight). */
+  double crowd;
 } model;
 
 typedef struct sim {
@@ -42,9 +45,9 @@ static unsigned run(sim *s, const model *m, double ms, uint64_t size) {
     unsigned n = vhdup__budget_limit(s->b);
     if (m->pool > 0 && n > m->pool)
       n = m->pool;
-    double served = n / m->rtt_ms;
-    if (m->per_ms > 0 && served > m->per_ms)
-      served = m->per_ms;
+    double served = n / m->rtt_ms, cap = m->per_ms / (1 + m->crowd * n);
+    if (m->per_ms > 0 && served > cap)
+      served = cap;
     s->now += 1.0 / served;
     vhdup__budget_observe(s->b, (uint64_t)s->now, size, (uint64_t)(n / served + 0.5), 0, n - 1);
     if (vhdup__budget_limit(s->b) < s->lowest)
@@ -59,7 +62,7 @@ static void test_round_trip_bound_climbs(void **state) {
   (void)state;
   sim s;
   sim_init(&s);
-  model wan = {80, 0, 0};
+  model wan = {80, 0, 0, 0};
   assert_int_equal(run(&s, &wan, 5000, 4096), 256);
   vhdup__budget_free(s.b);
 }
@@ -71,7 +74,7 @@ static void test_queueing_stays_low(void **state) {
   (void)state;
   sim s;
   sim_init(&s);
-  model cpu = {1, 2, 0};
+  model cpu = {1, 2, 0, 0};
   assert_true(run(&s, &cpu, 5000, 4096) <= 64);
   vhdup__budget_free(s.b);
 }
@@ -85,7 +88,7 @@ static void test_size_changes_do_not_ratchet(void **state) {
   (void)state;
   sim s;
   sim_init(&s);
-  model cpu = {1, 2, 0};
+  model cpu = {1, 2, 0, 0};
   for (int i = 0; i < 40; i++) {
     run(&s, &cpu, 400, i % 2 ? 1u << 20 : 4096);
     assert_true(s.lowest <= 64);
@@ -105,7 +108,7 @@ static void test_mixed_islands_climb(void **state) {
   for (size_t k = 0; k < sizeof(stretch_ms) / sizeof(stretch_ms[0]); k++) {
     sim s;
     sim_init(&s);
-    model wan = {80, 0, 0};
+    model wan = {80, 0, 0, 0};
     for (int i = 0; i < (int)(8000 / stretch_ms[k]); i++)
       run(&s, &wan, stretch_ms[k], i % 2 ? 20480 : 4096);
     assert_int_equal(vhdup__budget_limit(s.b), 256);
@@ -121,11 +124,34 @@ static void test_runs_then_islands(void **state) {
   sim_init(&s);
   /* 4 MiB requests at 100 MB/s: 24 a second whatever the count, and the
    * pool lets out 15 at once. */
-  model link = {80, 0.024, 15};
+  model link = {80, 0.024, 15, 0};
   unsigned runs = run(&s, &link, 3000, 4u << 20);
   assert_true(runs <= 64);
-  model wan = {80, 0, 0};
+  /* The pool bound them, so auto tried half of what was in flight and kept
+   * it (the same rate), but went no lower: 4 would not fill the link. */
+  assert_true(runs >= 7);
+  assert_true(s.lowest >= 7);
+  model wan = {80, 0, 0, 0};
   assert_int_equal(run(&s, &wan, 5000, 4096), 256);
+  vhdup__budget_free(s.b);
+}
+
+/* Dense data to the loopback sink: the pool lets 15 requests out, far
+ * below the limit, and each in flight costs the two cores some rate. Auto
+ * probes down from what was in flight and keeps halving while the rate
+ * grows, ending at 7 or fewer, not at its start of 64. Where fewer do no
+ * better (a far end that serves a fixed rate) it halves once and stops. */
+static void test_fewer_when_pool_bound(void **state) {
+  (void)state;
+  sim s;
+  sim_init(&s);
+  model cpu = {1, 1.6, 15, 0.03};
+  assert_true(run(&s, &cpu, 2000, 4u << 20) <= 7);
+  vhdup__budget_free(s.b);
+  sim_init(&s);
+  model flat = {1, 1.6, 15, 0};
+  unsigned n = run(&s, &flat, 2000, 4u << 20);
+  assert_true(n >= 7 && n <= 8);
   vhdup__budget_free(s.b);
 }
 
@@ -134,7 +160,7 @@ static void test_congestion_halves(void **state) {
   (void)state;
   sim s;
   sim_init(&s);
-  model wan = {80, 0, 0};
+  model wan = {80, 0, 0, 0};
   assert_int_equal(run(&s, &wan, 5000, 4096), 256);
   uint64_t t = (uint64_t)s.now;
   for (unsigned i = 0; i < 300; i++)
@@ -150,6 +176,7 @@ int main(void) {
       cmocka_unit_test(test_size_changes_do_not_ratchet),
       cmocka_unit_test(test_mixed_islands_climb),
       cmocka_unit_test(test_runs_then_islands),
+      cmocka_unit_test(test_fewer_when_pool_bound),
       cmocka_unit_test(test_congestion_halves),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
