@@ -46,7 +46,8 @@ typedef struct vhdup_engine_options {
    * at once this keeps one from hogging the budget. */
   unsigned per_blob_connections;
   size_t memory;       /* read buffers shared by all jobs, bytes (default 64 MiB; at least 8 MiB),
-                          less 40 KiB per request in flight for its state */
+                          less 40 KiB per request in flight for its state and
+                          1/32 for libcurl's upload buffers */
   const char *ca_file; /* CA bundle for TLS; NULL: the system's */
   unsigned connect_timeout_s; /* default 30 */
   unsigned stall_timeout_s;   /* a request making no progress this long fails (default 60) */
