@@ -218,10 +218,12 @@ struct vhdup__budget {
   unsigned best_limit;
   unsigned base_limit; /* the last limit whose rate was measured, not probed */
   /* A probe down (see below): the rate it must keep, 0 when none is out;
-   * the limit to return to; no more until the requests change kind. */
+   * the limit to return to; no more until the requests change kind; the
+   * limit before the first one, which islands start from again. */
   double probe_rate;
   unsigned probe_limit;
   int probe_done;
+  unsigned probe_origin;
 };
 
 /* --connections auto, AIMD on measured goodput, counted as bytes plus
@@ -256,7 +258,12 @@ struct vhdup__budget {
  *   ends there; the limit now binds, so the rules below apply), halved
  *   again if it grew by more than 10%, else the limit returns. Over a link
  *   that bandwidth bounds, the half keeps the rate and is kept: still
- *   several times the requests a round trip needs;
+ *   several times the requests a round trip needs. When the requests then
+ *   change kind, slow start begins again from the limit before the first
+ *   probe down, not from what it cut: islands after big runs need many
+ *   connections (the reference disk over 20 ms began its islands from 12
+ *   in a trace, and one run of sweep #15 ended at 7, highest 92, at 77%
+ *   of the best fixed count);
  * - otherwise, from AUTO_START requests, slow start: the limit grows fourfold
  *   while latency stays within a quarter of its best (requests are bound by
  *   round trips, not queued behind each other, so by Little's law more of
@@ -298,8 +305,14 @@ void vhdup__budget_observe(vhdup__budget *b, uint64_t now, uint64_t bytes, uint6
                            int congested, unsigned in_flight) {
   if (!b->auto_on)
     return;
-  if (b->win_start == 0)
+  if (b->win_start == 0) {
+    /* The first completion opens the first window and is not counted in
+     * it: counted, n completions over the n - 1 gaps between them read
+     * high (a fifteenth with 15 in flight), and a probe down judged
+     * against that rate returned where it found the same. */
     b->win_start = now;
+    return;
+  }
   b->win_work += bytes + AUTO_REQUEST_COST;
   b->win_done++;
   b->win_latency += latency_ms;
@@ -323,7 +336,8 @@ void vhdup__budget_observe(vhdup__budget *b, uint64_t now, uint64_t bytes, uint6
     b->probe_rate = 0;
     b->probe_done = 0;
     b->judged_size = size;
-    b->slots_total = b->base_limit;
+    b->slots_total = b->base_limit > b->probe_origin ? b->base_limit : b->probe_origin;
+    b->probe_origin = 0;
     window_reset(b, now);
     return;
   }
@@ -352,6 +366,7 @@ void vhdup__budget_observe(vhdup__budget *b, uint64_t now, uint64_t bytes, uint6
     limit = limit / 2 ? limit / 2 : 1;
     b->slow_start = 0;
     b->probe_rate = 0;
+    b->probe_origin = 0; /* a throttle's cut stands */
   } else if (b->probe_rate > 0) {
     if (rate < 0.95 * b->probe_rate) {
       limit = b->probe_limit;
@@ -373,6 +388,8 @@ void vhdup__budget_observe(vhdup__budget *b, uint64_t now, uint64_t bytes, uint6
     if (!b->probe_done && b->win_busy > 1) {
       b->probe_rate = rate;
       b->probe_limit = limit;
+      if (b->probe_origin == 0)
+        b->probe_origin = limit;
       limit = b->win_busy / 2;
     }
   } else if (b->slow_start) {

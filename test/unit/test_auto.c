@@ -128,10 +128,13 @@ static void test_runs_then_islands(void **state) {
   unsigned runs = run(&s, &link, 3000, 4u << 20);
   assert_true(runs <= 64);
   /* The pool bound them, so auto tried half of what was in flight and kept
-   * it (the same rate), but went no lower: 4 would not fill the link. */
+   * it (the same rate), but went no lower: 3 would not fill the link. */
   assert_true(runs >= 7);
   assert_true(s.lowest >= 7);
   model wan = {80, 0, 0, 0};
+  /* The islands start again from 64, where auto was before it probed
+   * down, not from 7: there after their first window. */
+  assert_true(run(&s, &wan, 120, 4096) >= 64);
   assert_int_equal(run(&s, &wan, 5000, 4096), 256);
   vhdup__budget_free(s.b);
 }
