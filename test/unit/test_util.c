@@ -12,6 +12,13 @@
 #include "util/crypto.h"
 #include "util/err.h"
 #include "util/md5x.h"
+#include "util/list.h"
+#include "util/rng.h"
+#include "util/secret.h"
+#include "util/text.h"
+
+#include <stdio.h>
+#include <unistd.h>
 
 static void test_be_roundtrip(void **state) {
   (void)state;
@@ -207,9 +214,129 @@ static void test_malloc_aligned(void **state) {
   assert_int_equal(vhdup_replace_allocator(NULL, NULL, NULL, NULL), 0);
 }
 
+static void test_redact(void **state) {
+  (void)state;
+  char out[256];
+  const char *in = "https://a/c/b?sv=2021&sig=abc%2Fdef&se=x";
+  vhdup__redact(in, strlen(in), out, sizeof(out));
+  assert_string_equal(out, "https://a/c/b?sv=2021&sig=REDACTED&se=x");
+  const char *enc = "u=https%3A%2F%2Fa%2Fb%3Fsv%3D1%26sig%3Dsecret%26se%3D2";
+  char *d = vhdup__redact_dup(enc);
+  assert_non_null(d);
+  assert_null(strstr(d, "secret"));
+  vhdup__free(d);
+  /* Only at a parameter's start: a blob named "xsig=1" stays. */
+  d = vhdup__redact_dup("c/xsig=1.vhd SIG=abc 'sig=q'");
+  assert_string_equal(d, "c/xsig=1.vhd SIG=REDACTED 'sig=REDACTED'");
+  vhdup__free(d);
+  /* Truncated output is still terminated and never shows the value. */
+  char small[20];
+  vhdup__redact(in, strlen(in), small, sizeof(small));
+  assert_int_equal(strlen(small), sizeof(small) - 1);
+}
+
+static void test_secret_take(void **state) {
+  (void)state;
+  char *s = NULL;
+  assert_int_equal(vhdup__secret_take("  key==\n", 8, &s), 0);
+  assert_string_equal(s, "key==");
+  vhdup__secret_free(s);
+  assert_int_equal(vhdup__secret_take(" \n", 2, &s), VHDUP_ECREDENTIAL);
+  assert_null(s);
+  assert_int_equal(vhdup__secret_take("a\nb", 3, &s), VHDUP_ECREDENTIAL);
+  char *big = malloc(VHDUP__SECRET_MAX + 2);
+  memset(big, 'k', VHDUP__SECRET_MAX + 1);
+  assert_int_equal(vhdup__secret_take(big, VHDUP__SECRET_MAX + 1, &s), VHDUP_ELIMIT);
+  assert_int_equal(vhdup__secret_take(big, VHDUP__SECRET_MAX, &s), 0);
+  vhdup__secret_free(s);
+  free(big);
+}
+
+static void test_secret_read_file(void **state) {
+  (void)state;
+  char path[] = "/tmp/vhdup-secret-XXXXXX";
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  char *buf;
+  size_t len;
+  assert_int_equal(write(fd, "abc\n", 4), 4);
+  assert_int_equal(vhdup__secret_read_file(path, &buf, &len), 0);
+  assert_int_equal(len, 4);
+  vhdup__wipe(buf, len);
+  vhdup__free(buf);
+  /* One byte over the limit is refused whole, never truncated. */
+  assert_int_equal(ftruncate(fd, VHDUP__SECRET_MAX + 1), 0);
+  assert_int_equal(vhdup__secret_read_file(path, &buf, &len), VHDUP_ELIMIT);
+  assert_null(buf);
+  close(fd);
+  unlink(path);
+  assert_true(vhdup__secret_read_file(path, &buf, &len) < 0);
+}
+
+static void test_edit_distance(void **state) {
+  (void)state;
+  assert_int_equal(vhdup__edit_distance("kye", "key", 0, 2), 1);
+  assert_int_equal(vhdup__edit_distance("Key", "key", 0, 2), 1);
+  assert_int_equal(vhdup__edit_distance("Key", "key", 1, 2), 0);
+  assert_int_equal(vhdup__edit_distance("abcdef", "uvwxyz", 0, 2), 3);
+  static const char *const names[] = {"AccountName", "AccountKey", "BlobEndpoint"};
+  assert_string_equal(vhdup__suggest("accountnme", names, 3, 1), "AccountName");
+  assert_null(vhdup__suggest("accountnme", names, 3, 0));
+  assert_null(vhdup__suggest("zzz", names, 3, 1));
+}
+
+typedef struct item {
+  int v;
+  vhdup__list node;
+} item;
+
+static void test_list(void **state) {
+  (void)state;
+  vhdup__list head;
+  item it[4];
+  vhdup__list_init(&head);
+  assert_true(vhdup__list_empty(&head));
+  for (int i = 0; i < 4; i++) {
+    it[i].v = i;
+    vhdup__list_push_tail(&head, &it[i].node);
+  }
+  vhdup__list_remove(&it[1].node);
+  assert_false(vhdup__list_linked(&it[1].node));
+  vhdup__list_remove(&it[1].node); /* harmless twice */
+  int sum = 0, n = 0;
+  vhdup__list_foreach_safe(q, &head) {
+    item *x = vhdup__list_entry(q, item, node);
+    sum = sum * 10 + x->v;
+    if (x->v == 2)
+      vhdup__list_remove(q);
+    n++;
+  }
+  assert_int_equal(sum, 23);
+  assert_int_equal(n, 3);
+  vhdup__list_push_head(&head, &it[1].node);
+  assert_int_equal(vhdup__list_entry(vhdup__list_pop_head(&head), item, node)->v, 1);
+  assert_int_equal(vhdup__list_entry(vhdup__list_last(&head), item, node)->v, 3);
+}
+
+static void test_rng(void **state) {
+  (void)state;
+  vhdup__rng a, b;
+  vhdup__rng_seed(&a);
+  vhdup__rng_seed(&b);
+  assert_true(a.state != 0 && b.state != 0);
+  uint64_t x = vhdup__rng_next(&a), y = vhdup__rng_next(&a);
+  assert_true(x != y);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_be_roundtrip),
+      cmocka_unit_test(test_redact),
+      cmocka_unit_test(test_secret_take),
+      cmocka_unit_test(test_secret_read_file),
+      cmocka_unit_test(test_edit_distance),
+      cmocka_unit_test(test_list),
+      cmocka_unit_test(test_rng),
       cmocka_unit_test(test_digests),
       cmocka_unit_test(test_md5_streaming),
       cmocka_unit_test(test_base64_decode_errors),
