@@ -4,10 +4,9 @@
 #
 # usage: bench/make-disk.sh [--layout reference|scatter|gaps] OUT.vhd [VIRTUAL_SIZE]
 #   reference (default; VIRTUAL_SIZE 2G): the layout of the reference disk the
-#     peers' figures were measured on (/work/shared/reference-disk.sh, which
-#     bench/upload.sh prefers when present; that one fills the runs with
-#     AES-CTR bytes, this one with one byte pattern per run, the same to the
-#     zero scan): 1 MiB at 0, 37 MiB at 3 MiB+4 KiB, 50 MiB at 100 MiB,
+#     peers' figures were measured on (that one fills the runs with
+#     pseudo-random bytes, this one with one byte pattern per run, the same
+#     to the zero scan): 1 MiB at 0, 37 MiB at 3 MiB+4 KiB, 50 MiB at 100 MiB,
 #     2000 x 4 KiB islands every 256 KiB from 511 MiB+512, 60 MiB at
 #     1200 MiB, 40 MiB at 1600 MiB, the last MiB. Runs that do not fit below
 #     VIRTUAL_SIZE are left out.

@@ -102,19 +102,11 @@ make_ref_qemu() {
   "$root/bench/make-disk.sh" "$1/ref.vhd" 2G
   qemu-img convert -f vpc -O raw "$1/ref.vhd" "$1/ref.raw"
 }
-if [ -r /work/shared/reference-disk.sh ]; then
-  refdir=$cache/reference-shared
-  note "reference disk: /work/shared/reference-disk.sh into $refdir (once; ~1.5 min)"
-  cached "$refdir" bash /work/shared/reference-disk.sh "$refdir"
-  ref=$refdir/t2g.dyn.vhd ref_raw=$refdir/t2g.expanded.raw
-  ref_from="/work/shared/reference-disk.sh"
-else
-  refdir=$cache/reference-qemu
-  note "reference disk: bench/make-disk.sh into $refdir (once)"
-  cached "$refdir" make_ref_qemu "$refdir"
-  ref=$refdir/ref.vhd ref_raw=$refdir/ref.raw
-  ref_from="bench/make-disk.sh (qemu-io patterns)"
-fi
+refdir=$cache/reference-qemu
+note "reference disk: bench/make-disk.sh into $refdir (once)"
+cached "$refdir" make_ref_qemu "$refdir"
+ref=$refdir/ref.vhd ref_raw=$refdir/ref.raw
+ref_from="bench/make-disk.sh (qemu-io patterns)"
 [ -s "$refdir/nonzero" ] || nonzero_bytes "$ref_raw" >"$refdir/nonzero"
 ref_nz=$(cat "$refdir/nonzero")
 for v in 1G 1T; do
