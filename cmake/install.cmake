@@ -19,7 +19,8 @@ target_link_libraries(vhdup_shared INTERFACE PkgConfig::LIBUV)
 install(TARGETS vhdup RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(TARGETS vhdup_static vhdup_shared vhdup_mbedcrypto EXPORT vhdupTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
-install(FILES ${PROJECT_SOURCE_DIR}/include/vhdup.h ${PROJECT_SOURCE_DIR}/include/vhdup_errno.h
+install(FILES ${PROJECT_SOURCE_DIR}/include/vhdup.h ${PROJECT_SOURCE_DIR}/include/vhdup_enums.h
+              ${PROJECT_SOURCE_DIR}/include/vhdup_errno.h
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(EXPORT vhdupTargets NAMESPACE vhdup:: DESTINATION ${VHDUP_CMAKE_DIR})
 

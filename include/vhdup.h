@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "vhdup_enums.h"
 #include "vhdup_errno.h"
 
 #ifdef __cplusplus
@@ -37,8 +38,9 @@ typedef struct vhdup_job vhdup_job;
 
 typedef struct vhdup_engine_options {
   /* Non-zero: find the connection count by itself (AIMD on measured
-   * throughput, backing off on throttling and rising latency), from 2 up
-   * to `connections`. */
+   * throughput, backing off on throttling and rising latency): it starts
+   * at 64 (or `connections` if lower) and moves between 1 and
+   * `connections`. */
   int connections_auto;
   unsigned connections; /* requests in flight at most, all jobs together (default 16) */
   /* One blob's requests in flight at most (0: connections). Azure takes
@@ -57,7 +59,11 @@ typedef struct vhdup_engine_options {
 /* Fills o with the defaults above. */
 VHDUP_EXTERN void vhdup_engine_options_init(vhdup_engine_options *o);
 
-/* Returns 0, VHDUP_EINVAL (a bad option), VHDUP_ENOMEM, or a libuv error. */
+/* Makes an engine on loop. Returns:
+ *   0
+ *   VHDUP_EINVAL   a bad option (connections 0, memory below 8 MiB)
+ *   VHDUP_ENOMEM
+ *   a libuv error  a handle could not be initialised */
 VHDUP_EXTERN int vhdup_engine_new(uv_loop_t *loop, const vhdup_engine_options *o,
                                   vhdup_engine **out);
 
@@ -65,28 +71,6 @@ VHDUP_EXTERN int vhdup_engine_new(uv_loop_t *loop, const vhdup_engine_options *o
  * engine's memory is freed when close_cb returns. Jobs must still be closed
  * by their owners (their done callbacks fire with VHDUP_ECANCELED). */
 VHDUP_EXTERN void vhdup_engine_close(vhdup_engine *e, void (*close_cb)(vhdup_engine *e));
-
-typedef enum vhdup_format {
-  VHDUP_FORMAT_AUTO = 0, /* a VHD if it has a footer; raw only for .raw/.img/.bin */
-  VHDUP_FORMAT_VHD,
-  VHDUP_FORMAT_RAW,
-} vhdup_format;
-
-typedef enum vhdup_verify {
-  VHDUP_VERIFY_NONE = 0,
-  VHDUP_VERIFY_RANGES,  /* Get Page Ranges covers exactly what was sent */
-  VHDUP_VERIFY_CONTENT, /* and the pages read back hash the same */
-} vhdup_verify;
-
-typedef enum vhdup_phase {
-  VHDUP_PHASE_OPEN = 0, /* validating the source */
-  VHDUP_PHASE_PREPARE,  /* creating or checking the destination */
-  VHDUP_PHASE_DATA,     /* sending data */
-  VHDUP_PHASE_FOOTER,   /* the fixed footer, last */
-  VHDUP_PHASE_FINISH,   /* properties */
-  VHDUP_PHASE_VERIFY,
-  VHDUP_PHASE_DONE,
-} vhdup_phase;
 
 typedef struct vhdup_job_stats {
   vhdup_phase phase;
@@ -145,7 +129,9 @@ typedef struct vhdup_job_options {
   unsigned per_blob_connections; /* this job's requests in flight at most (0: the engine's) */
   int resume;                    /* continue an interrupted upload (needs the journal) */
   vhdup_verify verify;
-  const char *journal;           /* resume journal path; NULL: next to the source */
+  /* Resume journal path; NULL: $XDG_STATE_HOME/vhdup (else
+   * ~/.local/state/vhdup) under a name derived from source and destination. */
+  const char *journal;
   size_t merge_gap;              /* zero bytes merged into one write (default 64 KiB) */
   unsigned max_attempts;         /* tries per request (default 8) */
   const char *service_version;   /* x-ms-version override */
@@ -159,16 +145,34 @@ typedef struct vhdup_job_options {
 VHDUP_EXTERN void vhdup_job_options_init(vhdup_job_options *o);
 
 /* Makes a job; nothing happens until vhdup_job_start(). Options are copied.
- * Returns 0, VHDUP_EINVAL, VHDUP_ENOMEM. */
+ * Returns:
+ *   0
+ *   VHDUP_EINVAL   no source or destination, or a bad option
+ *   VHDUP_ENOMEM */
 VHDUP_EXTERN int vhdup_job_new(vhdup_engine *e, const vhdup_job_options *o, vhdup_job **out);
 
 /* Validates the source completely, then starts. A bad source or
  * destination returns the error here (and vhdup_job_message() says which
  * file, field and offset) with nothing created on the destination.
- * Otherwise done_cb fires exactly once. Returns 0, VHDUP_EFORMAT,
- * VHDUP_ECHECKSUM, VHDUP_ETRUNCATED, VHDUP_EPARENT, VHDUP_ELIMIT,
- * VHDUP_EUNSUPPORTED, VHDUP_EURL, VHDUP_ECREDENTIAL, VHDUP_EEXIST,
- * VHDUP_EBUSY (already started), VHDUP_ENOMEM, or a libuv error. */
+ * Otherwise done_cb fires exactly once. Returns:
+ *   0                   started; done_cb will fire
+ *   VHDUP_EFORMAT       the source is not a valid image (message: field, offset)
+ *   VHDUP_ECHECKSUM     a footer or header checksum does not match
+ *   VHDUP_ETRUNCATED    the source is shorter than its headers say
+ *   VHDUP_EPARENT       a differencing disk's parent is missing or mismatched
+ *   VHDUP_ELIMIT        a size or count beyond what vhdup or Azure accepts
+ *   VHDUP_EUNSUPPORTED  a feature of the image vhdup does not read
+ *   VHDUP_EURL          the destination URL is malformed or refused
+ *   VHDUP_ECREDENTIAL   a malformed or missing credential
+ *   VHDUP_EEXIST        the destination file exists (expand)
+ *   VHDUP_EJOURNAL      resume: the journal belongs to another upload
+ *   VHDUP_EBUSY         already started
+ *   VHDUP_ENOMEM
+ *   a libuv error       the source could not be opened or read
+ * done_cb's status: 0, VHDUP_ECANCELED, VHDUP_EAUTH, VHDUP_EHTTP,
+ * VHDUP_ENET, VHDUP_ETIMEDOUT, VHDUP_EEXIST, VHDUP_ESIZE, VHDUP_ENOTFOUND,
+ * VHDUP_EVERIFY, VHDUP_EIO, VHDUP_ENOMEM or a libuv error, with
+ * vhdup_job_message() saying what failed. */
 VHDUP_EXTERN int vhdup_job_start(vhdup_job *job, vhdup_job_cb done_cb);
 
 /* Stops the job; done_cb fires with VHDUP_ECANCELED once outstanding
@@ -253,12 +257,24 @@ typedef void (*vhdup_blob_info_cb)(int status, const vhdup_blob_info *info, cons
 
 /* Starts Get Blob Properties on t's blob; done_cb fires exactly once.
  * t is used only during the call. If op is not NULL it receives a handle for
- * vhdup_blob_cancel(), valid until done_cb returns. Returns 0, or (and then
- * done_cb never fires) VHDUP_EINVAL (NULL engine, target, url or callback),
- * VHDUP_ECANCELED (the engine is closing), VHDUP_ENOMEM, or a libuv error.
- * done_cb's status: 0, VHDUP_EURL, VHDUP_ECREDENTIAL, VHDUP_EAUTH (401/403),
- * VHDUP_ENOTFOUND (404: no such blob or container), VHDUP_EHTTP (other
- * answers), VHDUP_ENET, VHDUP_ETIMEDOUT, VHDUP_ECANCELED, VHDUP_ENOMEM. */
+ * vhdup_blob_cancel(), valid until done_cb returns. Returns (and then, but
+ * for 0, done_cb never fires):
+ *   0
+ *   VHDUP_EINVAL     NULL engine, target, url or callback
+ *   VHDUP_ECANCELED  the engine is closing
+ *   VHDUP_ENOMEM
+ *   a libuv error
+ * done_cb's status:
+ *   0
+ *   VHDUP_EURL         the URL is malformed or refused
+ *   VHDUP_ECREDENTIAL  a malformed or missing credential
+ *   VHDUP_EAUTH        401 or 403
+ *   VHDUP_ENOTFOUND    404: no such blob or container
+ *   VHDUP_EHTTP        any other failed answer, after retries
+ *   VHDUP_ENET         the connection failed, after retries
+ *   VHDUP_ETIMEDOUT    no answer in time, after retries
+ *   VHDUP_ECANCELED
+ *   VHDUP_ENOMEM */
 VHDUP_EXTERN int vhdup_blob_get_info(vhdup_engine *e, const vhdup_blob_target *t,
                                      vhdup_blob_info_cb done_cb, void *data, vhdup_blob_op **op);
 
@@ -286,11 +302,14 @@ typedef void (*vhdup_blob_done_cb)(int status, const char *message, void *data);
  * in two is stitched back together. Memory stays constant however many
  * ranges there are. range_cb fires per range, then done_cb exactly once
  * (ranges handed out before an error stand). Returns as
- * vhdup_blob_get_info, and VHDUP_EINVAL for a misaligned offset, length or
- * segment. done_cb's status: as vhdup_blob_get_info's, and
- * VHDUP_EUNSUPPORTED (not a page blob), VHDUP_EINVAL (offset beyond the
- * blob's end), VHDUP_EFORMAT (a malformed answer), VHDUP_ELIMIT (an answer
- * too large: use a smaller segment), or range_cb's value. */
+ * vhdup_blob_get_info, and:
+ *   VHDUP_EINVAL  a misaligned offset, length or segment
+ * done_cb's status: as vhdup_blob_get_info's, and:
+ *   VHDUP_EUNSUPPORTED  not a page blob
+ *   VHDUP_EINVAL        offset beyond the blob's end
+ *   VHDUP_EFORMAT       a malformed answer
+ *   VHDUP_ELIMIT        an answer too large: use a smaller segment
+ *   range_cb's value    when range_cb stopped the listing */
 VHDUP_EXTERN int vhdup_blob_get_ranges(vhdup_engine *e, const vhdup_blob_target *t,
                                        const vhdup_blob_ranges_options *o,
                                        vhdup_blob_range_cb range_cb, vhdup_blob_done_cb done_cb,
