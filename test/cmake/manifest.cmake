@@ -5,3 +5,8 @@
 # keeps to the pure modules.
 vhdup_unit_test(manifest vhdup_manifest vhdup_static)
 vhdup_fuzz_target(manifest vhdup_manifest vhdup_azure vhdup_util)
+# The manifest and libyaml stay out of the library (the tool links them).
+add_test(NAME manifest.not_in_library
+         COMMAND sh -c "! nm \"$1\" | grep -q vhdup__manifest && ! ldd \"$1\" | grep -q libyaml"
+                 sh $<TARGET_FILE:vhdup_shared>)
+set_tests_properties(manifest.not_in_library PROPERTIES LABELS unit)
