@@ -323,8 +323,8 @@ static unsigned read_keys(vhdup__mctx *c, const mnode *map, const keyset *ks, co
   unsigned unknown = 0;
   for (size_t i = 0; i < ks->count; i++)
     keys[i] = values[i] = NULL;
-  for (const mnode *k = map->first; k != NULL && k->next != NULL; k = k->next->next) {
-    const mnode *v = k->next;
+  for (const mnode *k = vhdup__mnode_first(map), *v; k != NULL && (v = vhdup__mnode_next(map, k));
+       k = vhdup__mnode_next(map, v)) {
     if (k->type == VHDUP__MNODE_ALIAS)
       continue;
     if (k->type != VHDUP__MNODE_SCALAR) {
@@ -823,7 +823,8 @@ static void read_credentials(vhdup__mctx *c, const mnode *map, vhdup__manifest *
   m->credentials = vhdup__marena_alloc(c->out, n * sizeof(*m->credentials));
   if (nomem(c, m->credentials))
     return;
-  for (const mnode *k = map->first; k != NULL && k->next != NULL; k = k->next->next) {
+  for (const mnode *k = vhdup__mnode_first(map), *v; k != NULL && (v = vhdup__mnode_next(map, k));
+       k = vhdup__mnode_next(map, v)) {
     const char *name;
     if (k->type == VHDUP__MNODE_ALIAS) {
       c->credentials_broken = 1;
@@ -858,7 +859,7 @@ static void read_credentials(vhdup__mctx *c, const mnode *map, vhdup__manifest *
     if (nomem(c, cr->name))
       return;
     unsigned errors = c->errors;
-    read_credential(c, k, k->next, cr);
+    read_credential(c, k, v, cr);
     if (c->errors != errors)
       cr->kind = 0; /* reported; uploads naming it say nothing more */
   }
@@ -1275,7 +1276,8 @@ static void read_manifest(vhdup__mctx *c, const mnode *root, vhdup__manifest *m)
     return;
   m->upload_count = list->count;
   size_t i = 0;
-  for (const mnode *n = list->first; n != NULL && !c->nomem; n = n->next, i++) {
+  for (const mnode *n = vhdup__mnode_first(list); n != NULL && !c->nomem;
+       n = vhdup__mnode_next(list, n), i++) {
     dests[i].index = i;
     read_upload(c, m, n, i, &m->defaults, m->connections, used, &dests[i]);
   }
