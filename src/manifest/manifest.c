@@ -902,8 +902,11 @@ static const char *connstr_identity(vhdup__mctx *c, const mnode *n,
   vhdup__az_cred cred;
   vhdup__az_url u;
   const char *id = NULL;
-  if (vhdup__az_connstr_parse(cr->secret.value, &cred, NULL) != 0)
-    return NULL; /* reported with the credential */
+  int rc = vhdup__az_connstr_parse(cr->secret.value, &cred, NULL);
+  if (rc != 0) {
+    c->nomem |= rc == VHDUP_ENOMEM;
+    return NULL; /* anything else was reported with the credential */
+  }
   if (join_url(c, n, "the destination", cred.blob_endpoint, container, blob, allow_http, &u) == 0) {
     id = url_identity(c, &u);
     vhdup__az_url_free(&u);

@@ -430,6 +430,14 @@ static const bad_case bad_cases[] = {
      4, 3, "duplicate credential 'c' (first at 3:3)"},
     {HEAD "credentials:\n  c: { sas: { env: S }, endpoint: ftp://x }\n" UP(TO_C), 3, 35,
      "'endpoint': URL must start with https://"},
+    {HEAD "credentials:\n  c: { connection_string: 'AccountName=acct1;AccountKey=!!' }\n" UP(TO_C),
+     3, 27, "'connection_string': connection string:"},
+    {HEAD
+     "credentials:\n  c: { sas: { env: S }, endpoint: 'http://example.com:8080/acct1' }\n" UP(TO_C),
+     6, 16, "the destination: refusing plain http:// to example.com"},
+    {HEAD "credentials:\n  c: { connection_string: 'BlobEndpoint=http://example.com:8080/acct1;"
+          "SharedAccessSignature=sv=1&sig=x' }\n" UP(TO_C),
+     6, 16, "the destination: refusing plain http:// to example.com"},
     /* uploads. */
     {HEAD CRED, 1, 1, "missing 'uploads'"},
     {HEAD CRED "uploads: []\n", 4, 10, "'uploads' is empty: nothing to upload"},
