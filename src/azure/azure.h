@@ -107,6 +107,13 @@ char *vhdup__az_redact_url(const char *url);
 /* Same, into a caller buffer (truncated, always NUL-terminated). */
 void vhdup__az_redact_url_buf(const char *url, char *out, size_t out_size);
 
+/* Nonzero when a URL's query (with or without its leading '?'; NULL is
+ * none) has a SAS signature: a `sig` parameter, matched as the redaction
+ * below matches it (any case, at the start or after '&' or ';'). A query
+ * without one is still what vhdup__az_url keeps as `sas`; this says whether
+ * it holds a secret (service-sas-create: `sig` is the signature). */
+int vhdup__az_query_has_sig(const char *query);
+
 /* Percent-decodes s[0..len) into out (out_size >= len + 1). '+' stays '+'
  * (RFC 3986). Returns the decoded length, VHDUP_ELIMIT when out is too
  * small, or VHDUP_EFORMAT for a bad escape or an encoded NUL. */

@@ -322,6 +322,15 @@ static int sig_at(const char *s, size_t i) {
          b == '\'';
 }
 
+int vhdup__az_query_has_sig(const char *query) {
+  if (query == NULL)
+    return 0;
+  for (size_t i = 0; query[i] != '\0' && query[i] != '#'; i++)
+    if (sig_at(query, i))
+      return 1;
+  return 0;
+}
+
 static size_t sig_value_len(const char *s) {
   size_t n = 0;
   while (s[n] != '\0' && s[n] != '&' && s[n] != '#' && s[n] != ' ' && s[n] != '\t' &&

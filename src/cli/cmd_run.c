@@ -5,6 +5,7 @@
 
 #include "manifest/manifest.h"
 #include "util/alloc.h"
+#include "util/secret.h"
 #include "vhdup.h"
 
 #include <errno.h>
@@ -275,7 +276,7 @@ static int make_job(run_state *r, run_item *it, int dry_run) {
       rc = vhdup_job_new(r->engine, &jo, &it->job);
     }
   }
-  vhdup__manifest_secret_free(it->secret);
+  vhdup__secret_free(it->secret);
   it->secret = NULL;
   if (rc != 0)
     snprintf(it->message, sizeof(it->message), "%s", vhdup_strerror(rc));

@@ -5,6 +5,7 @@
 #define VHDUP_MANIFEST_INTERNAL_H
 
 #include "manifest/manifest.h"
+#include "util/list.h"
 
 #include <stdarg.h>
 #include <stddef.h>
@@ -30,14 +31,27 @@ typedef enum vhdup__mnode_type {
 /* A YAML node. Mappings hold key, value, key, value... as children. */
 typedef struct vhdup__mnode {
   vhdup__mnode_type type;
-  unsigned line, col; /* 1-based */
-  struct vhdup__mnode *next;
-  struct vhdup__mnode *first, *last;
+  unsigned line, col;   /* 1-based */
+  vhdup__list link;     /* in the parent's children */
+  vhdup__list children; /* of mappings and sequences */
   size_t count;
   const char *value; /* scalars: NUL-terminated copy */
   size_t len;
   int plain; /* unquoted scalar */
 } vhdup__mnode;
+
+/* The first child of parent, and the child after n: NULL at the end. */
+static inline const vhdup__mnode *vhdup__mnode_first(const vhdup__mnode *parent) {
+  const vhdup__list *l = vhdup__list_first(&parent->children);
+  return l == NULL ? NULL : vhdup__list_entry(l, const vhdup__mnode, link);
+}
+
+static inline const vhdup__mnode *vhdup__mnode_next(const vhdup__mnode *parent,
+                                                    const vhdup__mnode *n) {
+  if (n->link.next == &parent->children)
+    return NULL;
+  return vhdup__list_entry(n->link.next, const vhdup__mnode, link);
+}
 
 /* The state of one parse. */
 typedef struct vhdup__mctx {

@@ -3,7 +3,10 @@
  * this file; keep the two in step). */
 #include "manifest/internal.h"
 
+#include "azure/azure.h"
 #include "util/alloc.h"
+#include "util/defaults.h"
+#include "util/text.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -79,56 +82,6 @@ static const char *const format_names[] = {"auto", "vhd", "raw"};
 
 /* ---- Small helpers ---- */
 
-unsigned vhdup__manifest_edit_distance(const char *a, const char *b, unsigned cap) {
-  /* Optimal string alignment: insertions, deletions, substitutions and
-   * swaps of two neighbours ("kye" for "key") cost one each. */
-  unsigned rows[3][MAX_NAME + 1];
-  size_t la = strlen(a), lb = strlen(b);
-  if (la > MAX_NAME || lb > MAX_NAME)
-    return cap + 1;
-  unsigned *two = rows[0], *one = rows[1], *cur = rows[2];
-  for (size_t j = 0; j <= lb; j++)
-    one[j] = (unsigned)j;
-  for (size_t i = 1; i <= la; i++) {
-    unsigned best;
-    cur[0] = best = (unsigned)i;
-    for (size_t j = 1; j <= lb; j++) {
-      unsigned v = one[j - 1] + (a[i - 1] != b[j - 1]);
-      if (one[j] + 1 < v)
-        v = one[j] + 1;
-      if (cur[j - 1] + 1 < v)
-        v = cur[j - 1] + 1;
-      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && two[j - 2] + 1 < v)
-        v = two[j - 2] + 1;
-      cur[j] = v;
-      if (v < best)
-        best = v;
-    }
-    if (best > cap)
-      return cap + 1;
-    unsigned *t = two;
-    two = one;
-    one = cur;
-    cur = t;
-  }
-  return one[lb] > cap ? cap + 1 : one[lb];
-}
-
-/* The closest of names to s, if close enough to be a typo. */
-static const char *suggest(const char *s, const char *const *names, size_t n) {
-  size_t len = strlen(s);
-  unsigned cap = len <= 4 ? 1 : 2, best = cap + 1;
-  const char *found = NULL;
-  for (size_t i = 0; i < n; i++) {
-    unsigned d = vhdup__manifest_edit_distance(s, names[i], cap);
-    if (d < best && d < len) {
-      best = d;
-      found = names[i];
-    }
-  }
-  return found;
-}
-
 /* A value as it may appear in a message: printable, at most 60 bytes. */
 static const char *shown(const char *s, char *buf, size_t size) {
   size_t i = 0, j = 0;
@@ -139,20 +92,6 @@ static const char *shown(const char *s, char *buf, size_t size) {
     j += 3;
   }
   buf[j] = '\0';
-  return buf;
-}
-
-/* A URL for messages: never its query, which may hold a SAS signature. */
-static const char *shown_url(const char *url, char *buf, size_t size) {
-  char cut[80];
-  size_t n = strcspn(url, "?");
-  if (n >= sizeof(cut))
-    n = sizeof(cut) - 1;
-  memcpy(cut, url, n);
-  cut[n] = '\0';
-  shown(cut, buf, size);
-  if (url[strcspn(url, "?")] == '?' && strlen(buf) + 5 < size)
-    strcat(buf, "?...");
   return buf;
 }
 
@@ -282,7 +221,7 @@ static int get_enum(vhdup__mctx *c, const mnode *n, const char *key, const char 
   for (size_t i = 0; i < count; i++)
     if (strcmp(n->value, names[i]) == 0)
       return *out = (int)i, 0;
-  const char *near = suggest(n->value, names, count);
+  const char *near = vhdup__suggest(n->value, names, count, 0);
   vhdup__mdiag(c, ERR, n->line, n->col, "'%s' takes %s, %s or %s, not '%s'%s%s%s", key, names[0],
                names[1], names[2], shown(n->value, buf, sizeof(buf)),
                near != NULL ? " (did you mean '" : "", near != NULL ? near : "",
@@ -384,8 +323,8 @@ static unsigned read_keys(vhdup__mctx *c, const mnode *map, const keyset *ks, co
   unsigned unknown = 0;
   for (size_t i = 0; i < ks->count; i++)
     keys[i] = values[i] = NULL;
-  for (const mnode *k = map->first; k != NULL && k->next != NULL; k = k->next->next) {
-    const mnode *v = k->next;
+  for (const mnode *k = vhdup__mnode_first(map), *v; k != NULL && (v = vhdup__mnode_next(map, k));
+       k = vhdup__mnode_next(map, v)) {
     if (k->type == VHDUP__MNODE_ALIAS)
       continue;
     if (k->type != VHDUP__MNODE_SCALAR) {
@@ -422,7 +361,7 @@ static unsigned read_keys(vhdup__mctx *c, const mnode *map, const keyset *ks, co
                    ks->where);
       continue;
     }
-    const char *near = suggest(k->value, ks->names, ks->count);
+    const char *near = vhdup__suggest(k->value, ks->names, ks->count, 0);
     if (near != NULL) {
       vhdup__mdiag(c, ERR, k->line, k->col, "unknown key '%s' in %s (did you mean '%s'?)",
                    shown(k->value, buf, sizeof(buf)), ks->where, near);
@@ -469,8 +408,8 @@ static void settings_init(vhdup__manifest_settings *s) {
   s->resize = 1;
   s->verify = VHDUP__MANIFEST_VERIFY_NONE;
   s->format = VHDUP__MANIFEST_FORMAT_AUTO;
-  s->retries = VHDUP__MANIFEST_DEFAULT_RETRIES;
-  s->merge_gap = VHDUP__MANIFEST_DEFAULT_MERGE_GAP;
+  s->retries = VHDUP__DEFAULT_MAX_ATTEMPTS;
+  s->merge_gap = VHDUP__DEFAULT_MERGE_GAP;
 }
 
 static int valid_version_date(const char *s) {
@@ -609,155 +548,64 @@ static void check_per_blob(vhdup__mctx *c, const layer *l, unsigned connections)
 
 /* ---- URLs ---- */
 
-typedef struct url_parts {
-  const char *scheme_end; /* "://" */
-  const char *host;
-  size_t host_len; /* without the port */
-  const char *authority_end;
-  const char *path; /* from the first '/' after the host */
-  size_t path_len;
-  const char *query; /* after '?', or NULL */
-} url_parts;
+/* Destinations and endpoints are parsed by src/azure (url.c), the code that
+ * `vhdup upload` and the library run, so a manifest accepts exactly the
+ * URLs an upload would: schemes in any case, http:// only to loopback
+ * unless allow_http, IPv6 hosts, ports, emulator path style. Its messages
+ * come back as "FIELD: MESSAGE" at the key's position; they never quote a
+ * SAS signature. */
 
-static int lower_eq(const char *a, size_t n, const char *b) {
-  if (strlen(b) != n)
-    return 0;
-  for (size_t i = 0; i < n; i++) {
-    char x = a[i];
-    if (x >= 'A' && x <= 'Z')
-      x = (char)(x - 'A' + 'a');
-    if (x != b[i])
-      return 0;
-  }
-  return 1;
+static unsigned url_flags(int allow_http) {
+  return allow_http ? VHDUP__AZ_URL_ALLOW_HTTP : 0u;
 }
 
-static int split_url(const char *url, url_parts *u) {
-  memset(u, 0, sizeof(*u));
-  const char *s = strstr(url, "://");
-  if (s == NULL)
+/* Reports what src/azure said about a value written at n. */
+static void az_diag(vhdup__mctx *c, const mnode *n, const char *field, int rc,
+                    const vhdup__err *e) {
+  if (rc == VHDUP_ENOMEM)
+    c->nomem = 1;
+  else
+    vhdup__mdiag(c, ERR, n->line, n->col, "%s: %s", field, e->msg);
+}
+
+/* A blob URL written at n: 0 with *u (free it), or -1 after reporting. */
+static int parse_url(vhdup__mctx *c, const mnode *n, const char *field, const char *url,
+                     int allow_http, vhdup__az_url *u) {
+  vhdup__err e;
+  vhdup__err_clear(&e);
+  int rc = vhdup__az_url_parse(url, url_flags(allow_http), u, &e);
+  if (rc != 0)
+    az_diag(c, n, field, rc, &e);
+  return rc == 0 ? 0 : -1;
+}
+
+/* CONTAINER/BLOB placed under an endpoint, as the library places it. */
+static int join_url(vhdup__mctx *c, const mnode *n, const char *field, const char *endpoint,
+                    const char *container, const char *blob, int allow_http, vhdup__az_url *u) {
+  vhdup__err e;
+  vhdup__err_clear(&e);
+  const char *path = vhdup__marena_printf(c->tree, "%s/%s", container, blob);
+  if (nomem(c, path))
     return -1;
-  u->scheme_end = s;
-  u->host = s + 3;
-  const char *a = u->host + strcspn(u->host, "/?#");
-  u->authority_end = a;
-  const char *h_end = a;
-  if (u->host[0] == '[') {
-    const char *close = memchr(u->host, ']', (size_t)(a - u->host));
-    if (close != NULL)
-      h_end = close + 1;
-  } else {
-    const char *colon = memchr(u->host, ':', (size_t)(a - u->host));
-    if (colon != NULL)
-      h_end = colon;
-  }
-  u->host_len = (size_t)(h_end - u->host);
-  u->path = a;
-  u->path_len = strcspn(a, "?#");
-  if (a[u->path_len] == '?')
-    u->query = a + u->path_len + 1;
-  return 0;
-}
-
-static int is_loopback(const char *host, size_t len) {
-  return lower_eq(host, len, "localhost") || lower_eq(host, len, "[::1]") ||
-         (len >= 4 && memcmp(host, "127.", 4) == 0);
-}
-
-static int query_has_sig(const char *q) {
-  while (q != NULL && *q != '\0' && *q != '#') {
-    if (strncmp(q, "sig=", 4) == 0)
-      return 1;
-    q = strchr(q, '&');
-    if (q != NULL)
-      q++;
-  }
-  return 0;
-}
-
-/* The account of an Azure host "ACCOUNT.blob.SUFFIX", or 0 length. */
-static size_t host_account(const url_parts *u) {
-  const char *dot = memchr(u->host, '.', u->host_len);
-  if (dot == NULL || dot == u->host)
-    return 0;
-  size_t rest = u->host_len - (size_t)(dot - u->host);
-  if (rest < 7 || !lower_eq(dot, 6, ".blob."))
-    return 0;
-  return (size_t)(dot - u->host);
+  int rc = vhdup__az_url_join(endpoint, path, url_flags(allow_http), u, &e);
+  if (rc != 0)
+    az_diag(c, n, field, rc, &e);
+  return rc == 0 ? 0 : -1;
 }
 
 /* The identity of a destination, for finding two uploads into one blob:
- * "account/path" on Azure hosts (so a URL and a container+blob of the same
- * account meet), else the lowercased scheme and host with the path. */
-static const char *url_identity(vhdup__mctx *c, const char *url) {
-  url_parts u;
-  char *id;
-  if (split_url(url, &u) != 0)
-    return NULL;
-  size_t acct = host_account(&u), head;
-  if (acct > 0) {
-    id = vhdup__marena_printf(c->tree, "account:%.*s%.*s", (int)acct, u.host, (int)u.path_len,
-                              u.path);
-    head = 8 + acct;
-  } else {
-    head = (size_t)(u.authority_end - url);
-    id = vhdup__marena_printf(c->tree, "url:%.*s%.*s", (int)head, url, (int)u.path_len, u.path);
-    head += 4;
-  }
-  if (nomem(c, id))
-    return NULL;
-  /* Scheme, host and account ignore case; container and blob do not. */
-  for (size_t i = 0; i < head && id[i] != '\0'; i++)
-    if (id[i] >= 'A' && id[i] <= 'Z')
-      id[i] = (char)(id[i] - 'A' + 'a');
-  return id;
-}
-
-/* Checks a blob URL written at n (what says which key). Returns 0, or -1
- * after reporting why. */
-static int check_url(vhdup__mctx *c, const mnode *n, const char *what, const char *url,
-                     int allow_http, int need_blob, url_parts *u) {
-  char buf[80];
-  int https = strncmp(url, "https://", 8) == 0;
-  int http = strncmp(url, "http://", 7) == 0;
-  if ((!https && !http) || split_url(url, u) != 0 || u->host_len == 0) {
-    vhdup__mdiag(c, ERR, n->line, n->col, "%s must be an https:// URL, not '%s'", what,
-                 shown_url(url, buf, sizeof(buf)));
-    return -1;
-  }
-  if (memchr(u->host, '@', (size_t)(u->authority_end - u->host)) != NULL) {
-    vhdup__mdiag(c, ERR, n->line, n->col, "%s must not carry a user name or password", what);
-    return -1;
-  }
-  if (strchr(url, '#') != NULL) {
-    vhdup__mdiag(c, ERR, n->line, n->col, "%s must not have a '#' fragment", what);
-    return -1;
-  }
-  for (const char *p = url; *p != '\0'; p++)
-    if ((unsigned char)*p < 0x20 || *p == 0x7f) {
-      vhdup__mdiag(c, ERR, n->line, n->col, "%s contains a control character", what);
-      return -1;
-    }
-  if (http && !allow_http && !is_loopback(u->host, u->host_len)) {
-    vhdup__mdiag(c, ERR, n->line, n->col,
-                 "%s: plain http:// to '%.*s' is refused; use https:// or set allow_http: true",
-                 what, (int)(u->host_len < 60 ? u->host_len : 60), u->host);
-    return -1;
-  }
-  if (need_blob) {
-    /* "/container/blob" at least. */
-    const char *p = u->path;
-    const char *end = u->path + u->path_len;
-    const char *second = p + 1 < end ? memchr(p + 1, '/', (size_t)(end - p - 1)) : NULL;
-    if (u->path_len < 4 || second == NULL || second == p + 1 || second + 1 >= end ||
-        end[-1] == '/') {
-      vhdup__mdiag(c, ERR, n->line, n->col,
-                   "%s must name a blob: https://ACCOUNT.blob.core.windows.net/CONTAINER/BLOB",
-                   what);
-      return -1;
-    }
-  }
-  return 0;
+ * the host (lowercased by the parser), an explicit port, the account when
+ * it is in the path, the container and the blob as they go on the wire
+ * (percent-encoded alike). Scheme and query do not matter. */
+static const char *url_identity(vhdup__mctx *c, const vhdup__az_url *u) {
+  char port[8] = "";
+  if (u->port_explicit)
+    snprintf(port, sizeof(port), ":%u", (unsigned)u->port);
+  const char *id = u->path_style ? vhdup__marena_printf(c->tree, "%s%s/%s/%s/%s", u->host, port,
+                                                        u->account, u->container, u->blob)
+                                 : vhdup__marena_printf(c->tree, "%s%s/%s/%s", u->host, port,
+                                                        u->container, u->blob);
+  return nomem(c, id) ? NULL : id;
 }
 
 /* ---- Credentials ---- */
@@ -781,16 +629,6 @@ static int valid_env_name(const char *s) {
           (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
       return 0;
   return strlen(s) <= 255;
-}
-
-static int valid_account(const char *s) {
-  size_t n = strlen(s);
-  if (n < 3 || n > 24)
-    return 0;
-  for (size_t i = 0; i < n; i++)
-    if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9')))
-      return 0;
-  return 1;
 }
 
 /* A secret: inline text (warned about, never echoed), { env: NAME } or
@@ -870,6 +708,19 @@ static int read_secret(vhdup__mctx *c, const mnode *n, const char *cred, const c
   return out->value == NULL ? -1 : 0;
 }
 
+/* An inline connection string, parsed as the library will parse it (its
+ * messages name keys, never the AccountKey or SharedAccessSignature). */
+static void check_connstr(vhdup__mctx *c, const mnode *n, const char *cs) {
+  vhdup__az_cred cred;
+  vhdup__err e;
+  vhdup__err_clear(&e);
+  int rc = vhdup__az_connstr_parse(cs, &cred, &e);
+  if (rc != 0)
+    az_diag(c, n, "'connection_string'", rc, &e);
+  else
+    vhdup__az_cred_free(&cred);
+}
+
 static void read_credential(vhdup__mctx *c, const mnode *name_node, const mnode *map,
                             vhdup__manifest_credential *cr) {
   const char *name = cr->name;
@@ -923,7 +774,7 @@ static void read_credential(vhdup__mctx *c, const mnode *name_node, const mnode 
     }
   }
   if (values[C_ACCOUNT] != NULL && get_string(c, values[C_ACCOUNT], "account", &cr->account) == 0) {
-    if (!valid_account(cr->account)) {
+    if (!vhdup__az_account_name_valid(cr->account)) {
       vhdup__mdiag(c, ERR, values[C_ACCOUNT]->line, values[C_ACCOUNT]->col,
                    "'%s' is not a storage account name (3 to 24 lowercase letters and digits)",
                    shown(cr->account, buf, sizeof(buf)));
@@ -936,23 +787,24 @@ static void read_credential(vhdup__mctx *c, const mnode *name_node, const mnode 
   if (kind == C_KEY && keys[C_ACCOUNT] == NULL)
     vhdup__mdiag(c, ERR, map->line, map->col, "credential '%s': a key needs 'account' too", name);
   if (values[C_ENDPOINT] != NULL) {
+    /* Checked as the library will use it: with a container and blob
+     * joined on. http:// is for each upload's allow_http to decide. */
     const mnode *v = values[C_ENDPOINT];
     const char *e;
-    url_parts u;
-    if (get_string(c, v, "endpoint", &e) == 0 && check_url(c, v, "'endpoint'", e, 1, 0, &u) == 0) {
-      if (strchr(e, '?') != NULL) {
-        vhdup__mdiag(c, ERR, v->line, v->col,
-                     "'endpoint' must not have a query (put a SAS under 'sas')");
-      } else {
-        size_t l = strlen(e);
-        while (l > 0 && e[l - 1] == '/')
-          l--;
-        if (nomem(c, cr->endpoint = vhdup__marena_strndup(c->out, e, l)))
-          return;
-      }
+    vhdup__az_url u;
+    if (get_string(c, v, "endpoint", &e) == 0 &&
+        join_url(c, v, "'endpoint'", e, "container", "blob", 1, &u) == 0) {
+      vhdup__az_url_free(&u);
+      size_t l = strlen(e);
+      while (l > 0 && e[l - 1] == '/')
+        l--;
+      if (nomem(c, cr->endpoint = vhdup__marena_strndup(c->out, e, l)))
+        return;
     }
   }
-  (void)read_secret(c, values[kind], name, credential_keys[kind], &cr->secret);
+  if (read_secret(c, values[kind], name, credential_keys[kind], &cr->secret) == 0 &&
+      kind == C_CONNSTR && cr->secret.kind == VHDUP__MANIFEST_SECRET_INLINE)
+    check_connstr(c, values[kind], cr->secret.value);
 }
 
 static void read_credentials(vhdup__mctx *c, const mnode *map, vhdup__manifest *m) {
@@ -971,7 +823,8 @@ static void read_credentials(vhdup__mctx *c, const mnode *map, vhdup__manifest *
   m->credentials = vhdup__marena_alloc(c->out, n * sizeof(*m->credentials));
   if (nomem(c, m->credentials))
     return;
-  for (const mnode *k = map->first; k != NULL && k->next != NULL; k = k->next->next) {
+  for (const mnode *k = vhdup__mnode_first(map), *v; k != NULL && (v = vhdup__mnode_next(map, k));
+       k = vhdup__mnode_next(map, v)) {
     const char *name;
     if (k->type == VHDUP__MNODE_ALIAS) {
       c->credentials_broken = 1;
@@ -1006,7 +859,7 @@ static void read_credentials(vhdup__mctx *c, const mnode *map, vhdup__manifest *
     if (nomem(c, cr->name))
       return;
     unsigned errors = c->errors;
-    read_credential(c, k, k->next, cr);
+    read_credential(c, k, v, cr);
     if (c->errors != errors)
       cr->kind = 0; /* reported; uploads naming it say nothing more */
   }
@@ -1035,41 +888,31 @@ static int valid_container(const char *s) {
   return 1;
 }
 
-/* Value of key=... in an inline connection string, or NULL. */
-static const char *connstr_field(vhdup__mctx *c, const char *cs, const char *key, size_t *len) {
-  size_t kl = strlen(key);
-  for (const char *p = cs; p != NULL && *p != '\0';) {
-    while (*p == ';' || *p == ' ')
-      p++;
-    size_t seg = strcspn(p, ";");
-    if (seg > kl && p[kl] == '=' && strncmp(p, key, kl) == 0) {
-      *len = seg - kl - 1;
-      return p + kl + 1;
-    }
-    p += seg;
+/* The identity of CONTAINER/BLOB under a connection string: where its
+ * endpoint puts them when the string is inline, else "the same credential
+ * name" (the string is not read while checking). NULL after reporting. */
+static const char *connstr_identity(vhdup__mctx *c, const mnode *n,
+                                    const vhdup__manifest_credential *cr, const char *container,
+                                    const char *blob, int allow_http) {
+  if (cr->secret.kind != VHDUP__MANIFEST_SECRET_INLINE) {
+    const char *id =
+        vhdup__marena_printf(c->tree, "credential:%s/%s/%s", cr->name, container, blob);
+    return nomem(c, id) ? NULL : id;
   }
-  (void)c;
-  return NULL;
-}
-
-static const char *container_blob_identity(vhdup__mctx *c, const vhdup__manifest_credential *cr,
-                                           const char *container, const char *blob) {
+  vhdup__az_cred cred;
+  vhdup__az_url u;
   const char *id = NULL;
-  if (cr->kind == VHDUP__MANIFEST_CRED_CONNECTION_STRING &&
-      cr->secret.kind == VHDUP__MANIFEST_SECRET_INLINE) {
-    size_t l;
-    const char *v = connstr_field(c, cr->secret.value, "BlobEndpoint", &l);
-    if (v != NULL) {
-      const char *url = vhdup__marena_printf(c->tree, "%.*s/%s/%s", (int)l, v, container, blob);
-      return nomem(c, url) ? NULL : url_identity(c, url);
-    }
-    v = connstr_field(c, cr->secret.value, "AccountName", &l);
-    if (v != NULL)
-      id = vhdup__marena_printf(c->tree, "account:%.*s/%s/%s", (int)l, v, container, blob);
+  int rc = vhdup__az_connstr_parse(cr->secret.value, &cred, NULL);
+  if (rc != 0) {
+    c->nomem |= rc == VHDUP_ENOMEM;
+    return NULL; /* anything else was reported with the credential */
   }
-  if (id == NULL)
-    id = vhdup__marena_printf(c->tree, "credential:%s/%s/%s", cr->name, container, blob);
-  return nomem(c, id) ? NULL : id;
+  if (join_url(c, n, "the destination", cred.blob_endpoint, container, blob, allow_http, &u) == 0) {
+    id = url_identity(c, &u);
+    vhdup__az_url_free(&u);
+  }
+  vhdup__az_cred_free(&cred);
+  return id;
 }
 
 static const vhdup__manifest_credential *find_credential(const vhdup__manifest *m, const char *name,
@@ -1098,7 +941,7 @@ static void unknown_credential(vhdup__mctx *c, const vhdup__manifest *m, const m
     return;
   for (size_t i = 0; i < m->credential_count; i++)
     names[i] = m->credentials[i].name;
-  const char *near = suggest(name, names, m->credential_count);
+  const char *near = vhdup__suggest(name, names, m->credential_count, 0);
   if (near != NULL)
     vhdup__mdiag(c, ERR, n->line, n->col, "no credential named '%s' (did you mean '%s'?)",
                  shown(name, buf, sizeof(buf)), near);
@@ -1109,6 +952,40 @@ static void unknown_credential(vhdup__mctx *c, const vhdup__manifest *m, const m
   else
     vhdup__mdiag(c, ERR, n->line, n->col, "no credential named '%s' under 'credentials'",
                  shown(name, buf, sizeof(buf)));
+}
+
+/* A destination given as a URL: parsed as `vhdup upload` parses it. A
+ * query is the URL's own credential, as in the library (a credential named
+ * too goes unused); a signature in it is a secret written into the file. */
+static void read_destination_url(vhdup__mctx *c, vhdup__manifest_upload *up, const mnode *dn,
+                                 const mnode *cred_key, const char *url, dest_id *dest) {
+  const vhdup__manifest_credential *cr = up->credential;
+  vhdup__az_url u;
+  if (parse_url(c, dn, "'destination'", url, up->settings.allow_http, &u) != 0)
+    return;
+  if (vhdup__az_query_has_sig(u.sas))
+    vhdup__mdiag(c, WARN, dn->line, dn->col,
+                 "the destination carries a SAS signature inline: anyone who can read this file "
+                 "can write to the blob; prefer a credential with sas: { env: NAME }");
+  if (u.sas != NULL && cr != NULL)
+    vhdup__mdiag(c, WARN, cred_key->line, cred_key->col,
+                 "credential '%s' is not used: the destination's own SAS is", cr->name);
+  if (u.sas == NULL && cr == NULL && cred_key == NULL)
+    vhdup__mdiag(c, ERR, dn->line, dn->col,
+                 "the destination has no SAS and the upload names no 'credential'");
+  if (u.sas == NULL && cr != NULL && cr->kind == VHDUP__MANIFEST_CRED_SHARED_KEY &&
+      cr->account != NULL && strcmp(u.account, cr->account) != 0)
+    vhdup__mdiag(c, ERR, cred_key->line, cred_key->col,
+                 "credential '%s' is for account '%s', but the destination is in account '%.30s'",
+                 cr->name, cr->account, u.account);
+  up->destination = vhdup__marena_strndup(c->out, url, strlen(url));
+  dest->id = url_identity(c, &u);
+  dest->text = vhdup__marena_printf(c->tree, "%.*s", (int)strcspn(url, "?"), url);
+  dest->line = dn->line;
+  dest->col = dn->col;
+  vhdup__az_url_free(&u);
+  if (!nomem(c, up->destination))
+    nomem(c, dest->text);
 }
 
 static void read_upload(vhdup__mctx *c, vhdup__manifest *m, const mnode *map, size_t index,
@@ -1184,38 +1061,10 @@ static void read_upload(vhdup__mctx *c, vhdup__manifest *m, const mnode *map, si
                  index + 1);
     return;
   }
-  url_parts u;
   if (dn != NULL) {
     const char *url;
-    if (get_string(c, dn, "destination", &url) != 0 ||
-        check_url(c, dn, "'destination'", url, up->settings.allow_http, 1, &u) != 0)
-      return;
-    int has_sas = query_has_sig(u.query);
-    if (has_sas)
-      vhdup__mdiag(c, WARN, dn->line, dn->col,
-                   "the destination carries a SAS signature inline: anyone who can read this file "
-                   "can write to the blob; prefer a credential with sas: { env: NAME }");
-    if (has_sas && cr != NULL)
-      vhdup__mdiag(c, WARN, keys[U_CREDENTIAL]->line, keys[U_CREDENTIAL]->col,
-                   "credential '%s' is not used: the destination's own SAS is", cr->name);
-    if (!has_sas && cr == NULL && values[U_CREDENTIAL] == NULL)
-      vhdup__mdiag(c, ERR, dn->line, dn->col,
-                   "the destination has no SAS and the upload names no 'credential'");
-    size_t acct = host_account(&u);
-    if (cr != NULL && cr->account != NULL && acct > 0 && !has_sas &&
-        !lower_eq(u.host, acct, cr->account))
-      vhdup__mdiag(c, ERR, keys[U_CREDENTIAL]->line, keys[U_CREDENTIAL]->col,
-                   "credential '%s' is for account '%s', but the destination is in account "
-                   "'%.*s'",
-                   cr->name, cr->account, (int)(acct < 30 ? acct : 30), u.host);
-    up->destination = vhdup__marena_strndup(c->out, url, strlen(url));
-    if (nomem(c, up->destination))
-      return;
-    dest->id = url_identity(c, url);
-    dest->text = vhdup__marena_printf(c->tree, "%.*s", (int)(u.path + u.path_len - url), url);
-    nomem(c, dest->text);
-    dest->line = dn->line;
-    dest->col = dn->col;
+    if (get_string(c, dn, "destination", &url) == 0)
+      read_destination_url(c, up, dn, keys[U_CREDENTIAL], url, dest);
     return;
   }
 
@@ -1272,27 +1121,31 @@ static void read_upload(vhdup__mctx *c, vhdup__manifest *m, const mnode *map, si
         vhdup__marena_printf(c->tree, "%s/%s (credential '%s')", container, blob, cr->name);
     if (nomem(c, up->destination) || nomem(c, dest->text))
       return;
-    dest->id = container_blob_identity(c, cr, container, blob);
+    dest->id = connstr_identity(c, cn, cr, container, blob, up->settings.allow_http);
     return;
   }
-  if (cr->endpoint != NULL)
-    up->destination = vhdup__marena_printf(c->out, "%s/%s/%s", cr->endpoint, container, blob);
-  else if (cr->account != NULL)
-    up->destination = vhdup__marena_printf(c->out, "https://%s.blob.core.windows.net/%s/%s",
-                                           cr->account, container, blob);
-  else {
+  /* Azure's public endpoint unless the credential names another. */
+  const char *endpoint = cr->endpoint;
+  if (endpoint == NULL && cr->account != NULL &&
+      nomem(c, endpoint =
+                   vhdup__marena_printf(c->tree, "https://%s.blob.core.windows.net", cr->account)))
+    return;
+  if (endpoint == NULL) {
     vhdup__mdiag(c, ERR, values[U_CREDENTIAL]->line, values[U_CREDENTIAL]->col,
                  "credential '%s' names no account or endpoint, so 'container' and 'blob' cannot "
                  "be placed: add 'account' to it, or give 'destination' as a URL",
                  cr->name);
     return;
   }
-  if (nomem(c, up->destination))
+  vhdup__az_url u;
+  if (join_url(c, cn, "the destination", endpoint, container, blob, up->settings.allow_http, &u) !=
+      0)
     return;
-  if (check_url(c, cn, "the destination", up->destination, up->settings.allow_http, 1, &u) != 0)
-    return;
+  up->destination = vhdup__marena_printf(c->out, "%s/%s/%s", endpoint, container, blob);
   dest->text = up->destination;
-  dest->id = url_identity(c, up->destination);
+  dest->id = url_identity(c, &u);
+  vhdup__az_url_free(&u);
+  nomem(c, up->destination);
 }
 
 static int compare_dest(const void *a, const void *b) {
@@ -1357,8 +1210,8 @@ static void read_manifest(vhdup__mctx *c, const mnode *root, vhdup__manifest *m)
       m->version = 1;
   }
 
-  m->connections = VHDUP__MANIFEST_DEFAULT_CONNECTIONS;
-  m->memory = VHDUP__MANIFEST_DEFAULT_MEMORY;
+  m->connections = VHDUP__DEFAULT_CONNECTIONS;
+  m->memory = VHDUP__DEFAULT_MEMORY;
   settings_init(&m->defaults);
   memset(&defaults, 0, sizeof(defaults));
   if (values[T_DEFAULTS] != NULL &&
@@ -1382,7 +1235,7 @@ static void read_manifest(vhdup__mctx *c, const mnode *root, vhdup__manifest *m)
         vhdup__mdiag(c, ERR, n->line, n->col,
                      "'memory' takes a size from 8M to 1T (K, M, G, T suffixes), not '%s'",
                      shown(n->value, buf, sizeof(buf)));
-        m->memory = VHDUP__MANIFEST_DEFAULT_MEMORY;
+        m->memory = VHDUP__DEFAULT_MEMORY;
       }
     }
     if (dv[D_CA_FILE] != NULL)
@@ -1426,7 +1279,8 @@ static void read_manifest(vhdup__mctx *c, const mnode *root, vhdup__manifest *m)
     return;
   m->upload_count = list->count;
   size_t i = 0;
-  for (const mnode *n = list->first; n != NULL && !c->nomem; n = n->next, i++) {
+  for (const mnode *n = vhdup__mnode_first(list); n != NULL && !c->nomem;
+       n = vhdup__mnode_next(list, n), i++) {
     dests[i].index = i;
     read_upload(c, m, n, i, &m->defaults, m->connections, used, &dests[i]);
   }

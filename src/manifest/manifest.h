@@ -26,18 +26,14 @@
 
 #define VHDUP__MANIFEST_MAX_BYTES ((size_t)4 << 20) /* the file itself */
 #define VHDUP__MANIFEST_MAX_UPLOADS 10000u
-#define VHDUP__MANIFEST_MAX_DEPTH 32u          /* nested mappings and sequences */
-#define VHDUP__MANIFEST_MAX_NODES 500000u      /* YAML scalars, mappings, sequences */
-#define VHDUP__MANIFEST_MAX_DIAGS 100u         /* then one "too many problems" */
-#define VHDUP__MANIFEST_SECRET_MAX (64u << 10) /* a secret read from env or file */
+#define VHDUP__MANIFEST_MAX_DEPTH 32u     /* nested mappings and sequences */
+#define VHDUP__MANIFEST_MAX_NODES 500000u /* YAML scalars, mappings, sequences */
+#define VHDUP__MANIFEST_MAX_DIAGS 100u    /* then one "too many problems" */
 
-/* Defaults (docs/manifest.md). */
-#define VHDUP__MANIFEST_DEFAULT_CONNECTIONS 16u
-#define VHDUP__MANIFEST_DEFAULT_MEMORY ((uint64_t)64 << 20)
+/* The range of `memory` (docs/manifest.md); the defaults of every setting
+ * are util/defaults.h's, shared with the CLI and the library. */
 #define VHDUP__MANIFEST_MIN_MEMORY ((uint64_t)8 << 20)
 #define VHDUP__MANIFEST_MAX_MEMORY ((uint64_t)1 << 40)
-#define VHDUP__MANIFEST_DEFAULT_RETRIES 8u
-#define VHDUP__MANIFEST_DEFAULT_MERGE_GAP ((size_t)64 << 10)
 
 /* ---- Diagnostics ------------------------------------------------------ */
 
@@ -190,14 +186,15 @@ typedef int (*vhdup__manifest_read_file_fn)(void *ctx, const char *path, size_t 
                                             size_t *len);
 
 /* Looks the secret up: inline text as is, an environment variable through
- * getenv_fn, a file through read_file_fn (surrounding whitespace and a
- * trailing newline dropped). *out is a NUL-terminated copy (free with
- * vhdup__manifest_secret_free, which wipes it). The message in err names
+ * getenv_fn, a file through read_file_fn (asked for at most
+ * VHDUP__SECRET_MAX bytes), then applies util/secret.h's rule
+ * (vhdup__secret_take). *out is a NUL-terminated copy (free with
+ * vhdup__secret_free, which wipes it). The message in err names
  * where the reference was written and the variable or file, never the
  * secret.
  * Returns 0; VHDUP_ECREDENTIAL (variable not set, empty secret, several
  * lines or control characters); VHDUP_ELIMIT (longer than
- * VHDUP__MANIFEST_SECRET_MAX); VHDUP_EIO or read_file_fn's code (cannot
+ * VHDUP__SECRET_MAX); VHDUP_EIO or read_file_fn's code (cannot
  * read the file); VHDUP_EINVAL (NULL ref or out, or the callback its kind
  * needs is NULL); VHDUP_ENOMEM. */
 int vhdup__manifest_resolve_secret(const vhdup__manifest_secret *ref,
@@ -205,17 +202,10 @@ int vhdup__manifest_resolve_secret(const vhdup__manifest_secret *ref,
                                    vhdup__manifest_read_file_fn read_file_fn, void *ctx, char **out,
                                    vhdup__err *err) __attribute__((warn_unused_result));
 
-/* Wipes and frees a secret from vhdup__manifest_resolve_secret (NULL is
- * fine). */
-void vhdup__manifest_secret_free(char *secret);
-
 /* ---- Helpers shared with the CLI -------------------------------------- */
 
 /* "64M", "512", "1GiB" (K, M, G, T are powers of 1024). Returns 0 or
  * VHDUP_EINVAL. */
 int vhdup__manifest_parse_size(const char *s, uint64_t *out);
-
-/* Levenshtein distance between a and b, capped: returns at most cap + 1. */
-unsigned vhdup__manifest_edit_distance(const char *a, const char *b, unsigned cap);
 
 #endif

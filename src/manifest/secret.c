@@ -1,8 +1,11 @@
 /* Looking up the secrets a manifest refers to, through the caller's getenv
- * and file reader, so the module stays free of I/O and testable. */
+ * and file reader, so the module stays free of I/O and testable. What a
+ * secret may look like and how long it may be is util/secret.h's rule, the
+ * same for every way vhdup reads one. */
 #include "manifest/manifest.h"
 
 #include "util/alloc.h"
+#include "util/secret.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -12,22 +15,27 @@ static const char *secret_where(const vhdup__manifest_secret *ref, char *buf, si
   return buf;
 }
 
-/* Trims surrounding whitespace (a key file usually ends with a newline) and
- * refuses what cannot be one secret. Returns 0 or VHDUP_ECREDENTIAL. */
-static int clean_secret(const char *s, size_t len, size_t *start, size_t *end) {
-  size_t a = 0, b = len;
-  while (a < b && (s[a] == ' ' || s[a] == '\t' || s[a] == '\r' || s[a] == '\n'))
-    a++;
-  while (b > a && (s[b - 1] == ' ' || s[b - 1] == '\t' || s[b - 1] == '\r' || s[b - 1] == '\n'))
-    b--;
-  if (a == b)
-    return VHDUP_ECREDENTIAL;
-  for (size_t i = a; i < b; i++)
-    if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-      return VHDUP_ECREDENTIAL;
-  *start = a;
-  *end = b;
-  return 0;
+/* Reads a file reference into *buf and *len (wipe and free *buf). */
+static int read_ref_file(const vhdup__manifest_secret *ref, vhdup__manifest_read_file_fn read_fn,
+                         void *ctx, const char *where, char **buf, size_t *len, vhdup__err *err) {
+  if (read_fn == NULL)
+    return vhdup__errf(err, VHDUP_EINVAL, "%s: no way to read files", where);
+  int rc = read_fn(ctx, ref->value, VHDUP__SECRET_MAX, buf, len);
+  if (rc == 0 && *buf == NULL && *len > 0)
+    rc = VHDUP_EIO;
+  if (rc == 0)
+    return 0;
+  if (*buf != NULL) {
+    vhdup__wipe(*buf, *len > VHDUP__SECRET_MAX ? VHDUP__SECRET_MAX : *len);
+    vhdup__free(*buf);
+    *buf = NULL;
+  }
+  if (rc == VHDUP_ELIMIT)
+    return vhdup__errf(err, VHDUP_ELIMIT, "%s: %s is larger than %u bytes: not a secret", where,
+                       ref->value, VHDUP__SECRET_MAX);
+  if (rc < 0 && rc > -4096)
+    return vhdup__errf(err, rc, "%s: cannot read %s: %s", where, ref->value, strerror(-rc));
+  return vhdup__errf(err, rc < 0 ? rc : VHDUP_EIO, "%s: cannot read %s", where, ref->value);
 }
 
 int vhdup__manifest_resolve_secret(const vhdup__manifest_secret *ref,
@@ -37,7 +45,7 @@ int vhdup__manifest_resolve_secret(const vhdup__manifest_secret *ref,
   char where[512];
   const char *text = NULL;
   char *buf = NULL;
-  size_t len = 0, a, b;
+  size_t len = 0;
   int rc;
 
   if (out != NULL)
@@ -60,56 +68,32 @@ int vhdup__manifest_resolve_secret(const vhdup__manifest_secret *ref,
     len = strlen(text);
     break;
   case VHDUP__MANIFEST_SECRET_FILE:
-    if (read_file_fn == NULL)
-      return vhdup__errf(err, VHDUP_EINVAL, "%s: no way to read files", where);
-    rc = read_file_fn(ctx, ref->value, VHDUP__MANIFEST_SECRET_MAX, &buf, &len);
-    if (rc == VHDUP_ELIMIT || (rc == 0 && len > VHDUP__MANIFEST_SECRET_MAX)) {
-      if (buf != NULL) {
-        memset(buf, 0, len > VHDUP__MANIFEST_SECRET_MAX ? VHDUP__MANIFEST_SECRET_MAX : len);
-        vhdup__free(buf);
-      }
-      return vhdup__errf(err, VHDUP_ELIMIT, "%s: %s is larger than %u bytes: not a secret", where,
-                         ref->value, VHDUP__MANIFEST_SECRET_MAX);
-    }
-    if (rc != 0) {
-      vhdup__free(buf);
-      if (rc < 0 && rc > -4096)
-        return vhdup__errf(err, rc, "%s: cannot read %s: %s", where, ref->value, strerror(-rc));
-      return vhdup__errf(err, rc < 0 ? rc : VHDUP_EIO, "%s: cannot read %s", where, ref->value);
-    }
-    if (buf == NULL && len > 0)
-      return vhdup__errf(err, VHDUP_EIO, "%s: cannot read %s", where, ref->value);
+    rc = read_ref_file(ref, read_file_fn, ctx, where, &buf, &len, err);
+    if (rc != 0)
+      return rc;
     text = buf != NULL ? buf : "";
     break;
   default:
     return vhdup__errf(err, VHDUP_EINVAL, "%s: unknown kind of secret reference", where);
   }
 
-  if (ref->kind != VHDUP__MANIFEST_SECRET_FILE && len > VHDUP__MANIFEST_SECRET_MAX) {
-    rc = vhdup__errf(err, VHDUP_ELIMIT, "%s: the secret is larger than %u bytes", where,
-                     VHDUP__MANIFEST_SECRET_MAX);
-  } else if (memchr(text, '\0', len) != NULL || clean_secret(text, len, &a, &b) != 0) {
-    const char *source = ref->kind == VHDUP__MANIFEST_SECRET_ENV    ? "environment variable "
-                         : ref->kind == VHDUP__MANIFEST_SECRET_FILE ? "file "
-                                                                    : "";
-    const char *name = ref->kind == VHDUP__MANIFEST_SECRET_INLINE ? "the secret" : ref->value;
-    rc = vhdup__errf(err, VHDUP_ECREDENTIAL,
-                     "%s: %s%s is empty, or holds several lines or control characters", where,
-                     source, name);
-  } else {
-    *out = vhdup__strndup(text + a, b - a);
-    rc = *out == NULL ? vhdup__errf(err, VHDUP_ENOMEM, "%s: out of memory", where) : 0;
-  }
+  /* An embedded NUL is a control character to the rule: refused. */
+  rc = vhdup__secret_take(text, len, out);
+  const char *source = ref->kind == VHDUP__MANIFEST_SECRET_ENV    ? "environment variable "
+                       : ref->kind == VHDUP__MANIFEST_SECRET_FILE ? "file "
+                                                                  : "";
+  const char *name = ref->kind == VHDUP__MANIFEST_SECRET_INLINE ? "the secret" : ref->value;
+  if (rc == VHDUP_ELIMIT)
+    vhdup__errf(err, rc, "%s: %s%s is larger than %u bytes", where, source, name,
+                VHDUP__SECRET_MAX);
+  else if (rc == VHDUP_ECREDENTIAL)
+    vhdup__errf(err, rc, "%s: %s%s is empty, or holds several lines or control characters", where,
+                source, name);
+  else if (rc != 0)
+    vhdup__errf(err, rc, "%s: out of memory", where);
   if (buf != NULL) {
-    memset(buf, 0, len);
+    vhdup__wipe(buf, len);
     vhdup__free(buf);
   }
   return rc;
-}
-
-void vhdup__manifest_secret_free(char *secret) {
-  if (secret == NULL)
-    return;
-  memset(secret, 0, strlen(secret));
-  vhdup__free(secret);
 }

@@ -5,6 +5,7 @@
 #include "manifest/internal.h"
 
 #include "util/alloc.h"
+#include "util/secret.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -13,31 +14,34 @@
 /* ---- Arena ---- */
 
 typedef struct arena_block {
-  struct arena_block *next;
+  vhdup__list link;
   size_t size, used;
   max_align_t data[];
 } arena_block;
 
+/* Blocks, the one being filled first. */
 struct vhdup__manifest_arena {
-  arena_block *head;
+  vhdup__list blocks;
 };
 
 #define ARENA_BLOCK ((size_t)16 << 10)
 
 vhdup__manifest_arena *vhdup__marena_new(void) {
-  return vhdup__calloc(1, sizeof(vhdup__manifest_arena));
+  vhdup__manifest_arena *a = vhdup__calloc(1, sizeof(*a));
+  if (a != NULL)
+    vhdup__list_init(&a->blocks);
+  return a;
 }
 
 void vhdup__marena_free(vhdup__manifest_arena *a) {
   if (a == NULL)
     return;
-  arena_block *b = a->head;
-  while (b != NULL) {
-    arena_block *next = b->next;
+  vhdup__list *l;
+  while ((l = vhdup__list_pop_head(&a->blocks)) != NULL) {
+    arena_block *b = vhdup__list_entry(l, arena_block, link);
     /* Inline secrets live here: leave nothing behind in freed memory. */
-    memset(b->data, 0, b->used);
+    vhdup__wipe(b->data, b->used);
     vhdup__free(b);
-    b = next;
   }
   vhdup__free(a);
 }
@@ -49,7 +53,9 @@ void *vhdup__marena_alloc(vhdup__manifest_arena *a, size_t n) {
   n = (n + align - 1) / align * align;
   if (n == 0)
     n = align;
-  arena_block *b = a->head;
+  vhdup__list *first = vhdup__list_first(&a->blocks);
+  arena_block *head = first != NULL ? vhdup__list_entry(first, arena_block, link) : NULL;
+  arena_block *b = head;
   if (b == NULL || b->size - b->used < n) {
     size_t size = n > ARENA_BLOCK ? n : ARENA_BLOCK;
     b = vhdup__malloc(sizeof(arena_block) + size);
@@ -59,13 +65,10 @@ void *vhdup__marena_alloc(vhdup__manifest_arena *a, size_t n) {
     b->used = 0;
     /* A big allocation gets its own block behind the current one, so the
      * current block's free space stays usable. */
-    if (a->head != NULL && size == n && a->head->size - a->head->used >= align) {
-      b->next = a->head->next;
-      a->head->next = b;
-    } else {
-      b->next = a->head;
-      a->head = b;
-    }
+    if (head != NULL && size == n && head->size - head->used >= align)
+      vhdup__list_insert_before(head->link.next, &b->link);
+    else
+      vhdup__list_push_head(&a->blocks, &b->link);
   }
   void *p = (char *)b->data + b->used;
   b->used += n;
@@ -217,6 +220,8 @@ static vhdup__mnode *node_new(vhdup__mctx *c, vhdup__mnode_type type, const yaml
     return NULL;
   }
   c->nodes++;
+  vhdup__list_init(&n->link);
+  vhdup__list_init(&n->children);
   n->type = type;
   n->line = (unsigned)m->line + 1;
   n->col = (unsigned)m->column + 1;
@@ -224,11 +229,7 @@ static vhdup__mnode *node_new(vhdup__mctx *c, vhdup__mnode_type type, const yaml
 }
 
 static void attach(vhdup__mnode *parent, vhdup__mnode *n) {
-  if (parent->last == NULL)
-    parent->first = n;
-  else
-    parent->last->next = n;
-  parent->last = n;
+  vhdup__list_push_tail(&parent->children, &n->link);
   parent->count++;
 }
 

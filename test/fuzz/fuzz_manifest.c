@@ -11,6 +11,7 @@
 
 #include "manifest/manifest.h"
 #include "util/alloc.h"
+#include "util/secret.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -82,7 +83,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       if (rc != 0 && rc != VHDUP_ECREDENTIAL && rc != VHDUP_ENOMEM && rc != VHDUP_ELIMIT &&
           rc != -13)
         abort();
-      vhdup__manifest_secret_free(secret);
+      vhdup__secret_free(secret);
     }
   }
   vhdup__manifest_diags_free(diags);

@@ -456,6 +456,55 @@ static void test_redact(void **state) {
   assert_string_equal(buf, "x?sig=REDACTED");
 }
 
+/* Whether a query holds a SAS signature: the rule the redaction uses. */
+static void test_query_has_sig(void **state) {
+  (void)state;
+  assert_true(vhdup__az_query_has_sig("sv=2021-08-06&sig=abc"));
+  assert_true(vhdup__az_query_has_sig("?sig=abc"));
+  assert_true(vhdup__az_query_has_sig("sig=a%2Bb%3D"));
+  assert_true(vhdup__az_query_has_sig("sv=1&SIG=abc"));
+  assert_true(vhdup__az_query_has_sig("sv=1;sig=abc"));
+  assert_false(vhdup__az_query_has_sig(NULL));
+  assert_false(vhdup__az_query_has_sig(""));
+  assert_false(vhdup__az_query_has_sig("sv=2021-08-06&se=2030-01-01"));
+  assert_false(vhdup__az_query_has_sig("xsig=abc&design=1"));
+  assert_false(vhdup__az_query_has_sig("sv=1#sig=abc"));
+}
+
+/* Plain http:// only to loopback names and addresses; a name that merely
+ * starts like one is somewhere else. */
+static void test_url_loopback(void **state) {
+  static const struct {
+    const char *url;
+    int ok;
+  } cases[] = {
+      {"http://localhost:10000/devstoreaccount1/c/b", 1},
+      {"http://LOCALHOST/devstoreaccount1/c/b", 1},
+      {"http://127.0.0.1:10000/devstoreaccount1/c/b", 1},
+      {"http://127.1.2.3/devstoreaccount1/c/b", 1},
+      {"http://[::1]:10000/devstoreaccount1/c/b", 1},
+      {"HTTP://127.0.0.1/devstoreaccount1/c/b", 1},
+      {"http://127.evil.example/c/b", 0},
+      {"http://localhost.evil.example/c/b", 0},
+      {"http://[::2]/devstoreaccount1/c/b", 0},
+      {"http://128.0.0.1/devstoreaccount1/c/b", 0},
+      {"http://acct.blob.core.windows.net/c/b", 0},
+  };
+  (void)state;
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    vhdup__az_url u;
+    vhdup__err err;
+    int rc = vhdup__az_url_parse(cases[i].url, 0, &u, &err);
+    if ((rc == 0) != cases[i].ok)
+      fail_msg("%s: rc %d", cases[i].url, rc);
+    if (rc != 0)
+      assert_non_null(strstr(err.msg, "refusing plain http://"));
+    vhdup__az_url_free(&u);
+    assert_int_equal(vhdup__az_url_parse(cases[i].url, VHDUP__AZ_URL_ALLOW_HTTP, &u, NULL), 0);
+    vhdup__az_url_free(&u);
+  }
+}
+
 /* --------------------------------------------------------------- requests */
 
 static void blob_for(vhdup__az_blob *b, const char *url, const vhdup__az_cred *cred,
@@ -1168,6 +1217,8 @@ int main(void) {
       cmocka_unit_test(test_url_parse),
       cmocka_unit_test(test_url_errors),
       cmocka_unit_test(test_redact),
+      cmocka_unit_test(test_query_has_sig),
+      cmocka_unit_test(test_url_loopback),
       cmocka_unit_test(test_req_create_signed),
       cmocka_unit_test(test_req_sas),
       cmocka_unit_test(test_blob_init_errors),

@@ -13,7 +13,10 @@
 #include <cmocka.h>
 
 #include "manifest/manifest.h"
+#include "upload/target.h"
 #include "util/alloc.h"
+#include "util/defaults.h"
+#include "util/secret.h"
 
 /* ---- Fakes and helpers ---- */
 
@@ -242,8 +245,8 @@ static void test_builtin_defaults(void **state) {
                          &m, &d),
                    0);
   assert_null(d);
-  assert_int_equal(m->connections, VHDUP__MANIFEST_DEFAULT_CONNECTIONS);
-  assert_true(m->memory == VHDUP__MANIFEST_DEFAULT_MEMORY);
+  assert_int_equal(m->connections, VHDUP__DEFAULT_CONNECTIONS);
+  assert_true(m->memory == VHDUP__DEFAULT_MEMORY);
   assert_null(m->ca_file);
   const vhdup__manifest_settings *s = &m->uploads[0].settings;
   assert_int_equal(s->per_blob_connections, 0);
@@ -257,7 +260,7 @@ static void test_builtin_defaults(void **state) {
   assert_int_equal(s->allow_http, 0);
   assert_int_equal(s->verify, VHDUP__MANIFEST_VERIFY_NONE);
   assert_int_equal(s->format, VHDUP__MANIFEST_FORMAT_AUTO);
-  assert_int_equal(s->retries, VHDUP__MANIFEST_DEFAULT_RETRIES);
+  assert_int_equal(s->retries, VHDUP__DEFAULT_MAX_ATTEMPTS);
   assert_string_equal(m->uploads[0].destination, "https://acct1.blob.core.windows.net/vhds/a.vhd");
   vhdup__manifest_free(m);
 }
@@ -426,7 +429,15 @@ static const bad_case bad_cases[] = {
      "credentials:\n  c: { account: acct1, key: { env: K } }\n  c: { sas: { env: S } }\n" UP(TO_C),
      4, 3, "duplicate credential 'c' (first at 3:3)"},
     {HEAD "credentials:\n  c: { sas: { env: S }, endpoint: ftp://x }\n" UP(TO_C), 3, 35,
-     "'endpoint' must be an https:// URL"},
+     "'endpoint': URL must start with https://"},
+    {HEAD "credentials:\n  c: { connection_string: 'AccountName=acct1;AccountKey=!!' }\n" UP(TO_C),
+     3, 27, "'connection_string': connection string:"},
+    {HEAD
+     "credentials:\n  c: { sas: { env: S }, endpoint: 'http://example.com:8080/acct1' }\n" UP(TO_C),
+     6, 16, "the destination: refusing plain http:// to example.com"},
+    {HEAD "credentials:\n  c: { connection_string: 'BlobEndpoint=http://example.com:8080/acct1;"
+          "SharedAccessSignature=sv=1&sig=x' }\n" UP(TO_C),
+     6, 16, "the destination: refusing plain http:// to example.com"},
     /* uploads. */
     {HEAD CRED, 1, 1, "missing 'uploads'"},
     {HEAD CRED "uploads: []\n", 4, 10, "'uploads' is empty: nothing to upload"},
@@ -468,19 +479,19 @@ static const bad_case bad_cases[] = {
                   "    credential: c\n"),
      7, 5, "credential 'c' is for account 'acct1', but the destination is in account 'other'"},
     {HEAD CRED UP("    destination: vhds/a.vhd\n    credential: c\n"), 6, 18,
-     "'destination' must be an https:// URL, not 'vhds/a.vhd'"},
+     "'destination': URL must start with https://"},
     {HEAD CRED UP("    destination: https://acct1.blob.core.windows.net/vhds\n"
                   "    credential: c\n"),
-     6, 18, "'destination' must name a blob"},
+     6, 18, "'destination': URL names no blob"},
     {HEAD CRED UP("    destination: https://acct1.blob.core.windows.net/vhds/\n"
                   "    credential: c\n"),
-     6, 18, "'destination' must name a blob"},
+     6, 18, "'destination': URL names no blob"},
     {HEAD CRED UP("    destination: http://acct1.blob.core.windows.net/vhds/a\n"
                   "    credential: c\n"),
-     6, 18, "plain http:// to 'acct1.blob.core.windows.net' is refused"},
+     6, 18, "'destination': refusing plain http:// to acct1.blob.core.windows.net"},
     {HEAD CRED UP("    destination: https://u:p@acct1.blob.core.windows.net/vhds/a\n"
                   "    credential: c\n"),
-     6, 18, "must not carry a user name or password"},
+     6, 18, "'destination': URL has user information"},
     {HEAD CRED UP("    destination: https://acct1.blob.core.windows.net/vhds/a#x\n"
                   "    credential: c\n"),
      6, 18, "'#' fragment"},
@@ -506,7 +517,7 @@ static void test_http(void **state) {
   assert_int_equal(parse(HEAD CRED UP("    destination: http://127.0.0.1:10000/acct1/vhds/a\n"
                                       "    credential: c\n"
                                       "  - source: b.vhd\n"
-                                      "    destination: http://example.com/acct1/vhds/b\n"
+                                      "    destination: http://acct1.example.com/vhds/b\n"
                                       "    credential: c\n"
                                       "    allow_http: true\n"),
                          &m, &d),
@@ -514,6 +525,127 @@ static void test_http(void **state) {
   assert_null(d);
   assert_int_equal(m->uploads[1].settings.allow_http, 1);
   vhdup__manifest_free(m);
+}
+
+/* ---- One table, both paths ---- */
+
+/* Destinations as a user writes them, each accepted or refused alike by a
+ * manifest entry and by `vhdup upload` (vhdup__target_resolve, which the
+ * CLI runs before any request): ok without allow_http, ok_http with it. */
+static const struct dest_case {
+  const char *url;
+  int ok, ok_http;
+} dest_cases[] = {
+    /* Schemes and host names in any case. */
+    {"https://acct.blob.core.windows.net/vhds/a.vhd", 1, 1},
+    {"HTTPS://acct.blob.core.windows.net/vhds/a.vhd", 1, 1},
+    {"Https://ACCT.Blob.Core.Windows.Net/vhds/a.vhd", 1, 1},
+    /* http:// to loopback names and addresses (Azurite, path style). */
+    {"http://127.0.0.1:10000/devstoreaccount1/vhds/a.vhd", 1, 1},
+    {"HTTP://127.0.0.1:10000/devstoreaccount1/vhds/a.vhd", 1, 1},
+    {"http://127.1.2.3/devstoreaccount1/vhds/a.vhd", 1, 1},
+    {"http://localhost:10000/devstoreaccount1/vhds/a.vhd", 1, 1},
+    {"http://LocalHost/devstoreaccount1/vhds/a.vhd", 1, 1},
+    {"http://[::1]:10000/devstoreaccount1/vhds/a.vhd", 1, 1},
+    /* http:// anywhere else only with allow_http. */
+    {"http://127.evil.example/vhds/a.vhd", 0, 1},
+    {"http://localhost.evil.example/vhds/a.vhd", 0, 1},
+    {"http://[::2]:10000/devstoreaccount1/vhds/a.vhd", 0, 1},
+    {"http://128.0.0.1:10000/devstoreaccount1/vhds/a.vhd", 0, 1},
+    {"http://acct.blob.core.windows.net/vhds/a.vhd", 0, 1},
+    /* IPv6 hosts, explicit ports, deeper blob names. */
+    {"https://[2001:db8::5]:8443/acct/vhds/a.vhd", 1, 1},
+    {"https://acct.blob.core.windows.net:8443/vhds/a.vhd", 1, 1},
+    {"https://acct.blob.core.windows.net/vhds/dir/sub/a.vhd", 1, 1},
+    {"https://acct.blob.core.windows.net/vhds/a%20b.vhd", 1, 1},
+    /* SAS forms: full, sig only, encoded, a query without sig. */
+    {"https://acct.blob.core.windows.net/vhds/a.vhd?sv=2021-08-06&sr=b&sp=cw&sig=abc", 1, 1},
+    {"https://acct.blob.core.windows.net/vhds/a.vhd?sig=abc", 1, 1},
+    {"https://acct.blob.core.windows.net/vhds/a.vhd?sv=2021-08-06&se=2030-01-01T00%3A00%3A00Z&"
+     "sig=a%2Fb%2Bc%3D",
+     1, 1},
+    {"https://acct.blob.core.windows.net/vhds/a.vhd?sv=2021-08-06", 1, 1},
+    {"http://127.0.0.1:10000/devstoreaccount1/vhds/a.vhd?sv=2021-08-06&sig=abc", 1, 1},
+    /* Managed disks' upload URLs. */
+    {"https://md-xxxx.z1.blob.storage.azure.net/yyyy/abcd?sv=2018-03-28&sr=b&si=x&sig=abc%3D", 1,
+     1},
+    {"https://md-xxxx.z1.blob.storage.azure.net/yyyy/abcd", 1, 1},
+    /* No blob: container-only, empty blob names, no container. */
+    {"https://acct.blob.core.windows.net/vhds", 0, 0},
+    {"https://acct.blob.core.windows.net/vhds/", 0, 0},
+    {"https://acct.blob.core.windows.net/vhds?sv=2021-08-06&sig=abc", 0, 0},
+    {"https://acct.blob.core.windows.net/", 0, 0},
+    {"https://acct.blob.core.windows.net", 0, 0},
+    {"http://127.0.0.1:10000/devstoreaccount1/vhds", 0, 0},
+    {"http://127.0.0.1:10000/devstoreaccount1/vhds/", 0, 0},
+    {"http://127.0.0.1:10000/devstoreaccount1", 0, 0},
+    /* Not a blob URL at all. */
+    {"vhds/a.vhd", 0, 0},
+    {"ftp://acct.blob.core.windows.net/vhds/a.vhd", 0, 0},
+    {"https:///vhds/a.vhd", 0, 0},
+    {"https://u:p@acct.blob.core.windows.net/vhds/a.vhd", 0, 0},
+    {"https://acct.blob.core.windows.net/vhds/a.vhd#x", 0, 0},
+    {"https://acct.blob.core.windows.net/vhds/../a.vhd", 0, 0},
+    {"https://acct.blob.core.windows.net:99999/vhds/a.vhd", 0, 0},
+    {"https://acct.blob.core.windows.net:/vhds/a.vhd", 0, 0},
+    {"https://[::1/vhds/a.vhd", 0, 0},
+};
+
+/* The manifest's verdict on url as one upload's destination. */
+static int manifest_accepts(const char *url, int allow_http, int with_credential) {
+  char yaml[1024];
+  snprintf(yaml, sizeof(yaml),
+           "version: 1\n%s"
+           "uploads:\n  - source: a.vhd\n    destination: '%s'\n    allow_http: %s\n%s",
+           with_credential ? "credentials:\n  s: { sas: { env: S } }\n" : "", url,
+           allow_http ? "true" : "false", with_credential ? "    credential: s\n" : "");
+  vhdup__manifest *m = NULL;
+  vhdup__manifest_diag *d = NULL;
+  int rc = parse(yaml, &m, &d);
+  assert_true(rc == 0 || rc == VHDUP_EMANIFEST);
+  if (rc == 0)
+    assert_string_equal(m->uploads[0].destination, url);
+  vhdup__manifest_diags_free(d);
+  vhdup__manifest_free(m);
+  return rc == 0;
+}
+
+/* `vhdup upload`'s verdict: the same resolution the CLI runs. */
+static int upload_accepts(const char *url, int allow_http, int with_credential) {
+  vhdup__target t = {.destination = url,
+                     .shown = url,
+                     .sas_token = with_credential ? "sv=2021-08-06&sig=abc" : NULL,
+                     .use_environment = 0,
+                     .allow_http = allow_http};
+  vhdup__az_url u;
+  vhdup__az_cred cred;
+  vhdup__err err;
+  memset(&u, 0, sizeof(u));
+  int rc = vhdup__target_resolve(&t, &u, &cred, &err);
+  assert_true(rc == 0 || rc == VHDUP_EURL || rc == VHDUP_ECREDENTIAL);
+  vhdup__az_url_free(&u);
+  vhdup__az_cred_free(&cred);
+  return rc == 0;
+}
+
+static void test_destinations_both_paths(void **state) {
+  (void)state;
+  int mismatches = 0;
+  for (size_t i = 0; i < sizeof(dest_cases) / sizeof(dest_cases[0]); i++)
+    for (int allow = 0; allow <= 1; allow++)
+      for (int cred = 0; cred <= 1; cred++) {
+        const struct dest_case *dc = &dest_cases[i];
+        /* Without a credential the URL must carry its own query. */
+        int want = (allow ? dc->ok_http : dc->ok) && (cred || strchr(dc->url, '?') != NULL);
+        int man = manifest_accepts(dc->url, allow, cred);
+        int up = upload_accepts(dc->url, allow, cred);
+        if (man != want || up != want) {
+          print_message("%s (allow_http %d, credential %d): want %d, manifest %d, upload %d\n",
+                        dc->url, allow, cred, want, man, up);
+          mismatches++;
+        }
+      }
+  assert_int_equal(mismatches, 0);
 }
 
 /* ---- All problems at once ---- */
@@ -714,7 +846,7 @@ static const char *fake_getenv(void *ctx, const char *name) {
 static int fake_read_file(void *ctx, const char *path, size_t max, char **out, size_t *len) {
   fake_io *io = ctx;
   assert_string_equal(path, "/home/me/k.txt");
-  assert_int_equal(max, VHDUP__MANIFEST_SECRET_MAX);
+  assert_int_equal(max, VHDUP__SECRET_MAX);
   if (io->file_rc != 0)
     return io->file_rc;
   *out = vhdup__malloc(io->file_len);
@@ -736,11 +868,11 @@ static void test_resolve_secret(void **state) {
 
   assert_int_equal(vhdup__manifest_resolve_secret(&inl, NULL, NULL, &io, &s, &err), 0);
   assert_string_equal(s, "abc");
-  vhdup__manifest_secret_free(s);
+  vhdup__secret_free(s);
   assert_int_equal(
       vhdup__manifest_resolve_secret(&env_set, fake_getenv, fake_read_file, &io, &s, &err), 0);
   assert_string_equal(s, "from-env");
-  vhdup__manifest_secret_free(s);
+  vhdup__secret_free(s);
   assert_int_equal(
       vhdup__manifest_resolve_secret(&env_unset, fake_getenv, fake_read_file, &io, &s, &err),
       VHDUP_ECREDENTIAL);
@@ -755,7 +887,7 @@ static void test_resolve_secret(void **state) {
   assert_int_equal(
       vhdup__manifest_resolve_secret(&file, fake_getenv, fake_read_file, &io, &s, &err), 0);
   assert_string_equal(s, "s3cr3t==");
-  vhdup__manifest_secret_free(s);
+  vhdup__secret_free(s);
   io.file_content = "line-one-secret\nline-two\n";
   io.file_len = strlen(io.file_content);
   assert_int_equal(
@@ -904,7 +1036,7 @@ static void test_bad_arguments(void **state) {
   assert_int_equal(vhdup__manifest_parse("", 0, "m", NULL, NULL, &m, NULL), VHDUP_EINVAL);
   vhdup__manifest_free(NULL);
   vhdup__manifest_diags_free(NULL);
-  vhdup__manifest_secret_free(NULL);
+  vhdup__secret_free(NULL);
 }
 
 static void test_helpers(void **state) {
@@ -920,9 +1052,6 @@ static void test_helpers(void **state) {
   assert_int_equal(vhdup__manifest_parse_size("1X", &v), VHDUP_EINVAL);
   assert_int_equal(vhdup__manifest_parse_size("99999999999999999999", &v), VHDUP_EINVAL);
   assert_int_equal(vhdup__manifest_parse_size("17179869184G", &v), VHDUP_EINVAL);
-  assert_int_equal(vhdup__manifest_edit_distance("conections", "connections", 2), 1);
-  assert_int_equal(vhdup__manifest_edit_distance("kitten", "sitting", 5), 3);
-  assert_int_equal(vhdup__manifest_edit_distance("abc", "xyzxyz", 2), 3);
 }
 
 /* ---- Every allocation failing in turn ---- */
@@ -1007,6 +1136,7 @@ int main(void) {
       cmocka_unit_test(test_inline_secret_warning),
       cmocka_unit_test(test_warnings),
       cmocka_unit_test(test_resolve_secret),
+      cmocka_unit_test(test_destinations_both_paths),
       cmocka_unit_test(test_billion_laughs),
       cmocka_unit_test(test_limits),
       cmocka_unit_test(test_bad_arguments),
