@@ -6,8 +6,8 @@
 
 /* Requests in flight across an engine (--connections). */
 #define VHDUP__DEFAULT_CONNECTIONS 16u
-/* The most --connections accepts, and auto's ceiling. */
-#define VHDUP__MAX_CONNECTIONS 256u
+/* The most --connections (and a manifest's connections) accepts. */
+#define VHDUP__MAX_CONNECTIONS 1024u
 /* Read buffers and request state of an engine (--memory). */
 #define VHDUP__DEFAULT_MEMORY (64u * 1024 * 1024)
 /* Zero bytes between two runs that still make one Put Page (--merge-gap). */
