@@ -277,6 +277,111 @@ ts_faults ""
 expect_status 400 "$(raw POST "http://127.0.0.1:$TS_PORT/_control/faults" --data-binary 'bogus:1')" "" \
   "control refuses a bad fault spec"
 
+# ---------------------------------------------------------------- per-operation faults
+# The parser alone: the canonical plan, and each kind of refusal.
+TSBIN=$VHDUP_TESTSERVER
+[ "$("$TSBIN" --check-faults '503:2,reset@ranges:1,500i@any:1,403after:4')" = \
+  "$(printf '503@put:2\nreset@ranges:1\n500i@any:1\n403after:4')" ] ||
+  fail "--check-faults: $("$TSBIN" --check-faults '503:2,reset@ranges:1,500i@any:1,403after:4')"
+pass "--check-faults: KIND:N is KIND@put:N, steps kept in order"
+check_refused() {
+  local spec=$1 why=$2 rc=0
+  "$TSBIN" --check-faults "$spec" >"$T/cf.out" 2>"$T/cf.err" || rc=$?
+  [ "$rc" = 2 ] && [ ! -s "$T/cf.out" ] && grep -q -- "$why" "$T/cf.err" ||
+    fail "--check-faults '$spec': rc $rc, stderr $(cat "$T/cf.err")"
+  expect_status 400 "$(raw POST "http://127.0.0.1:$TS_PORT/_control/faults" --data-binary "$spec")" \
+    InvalidFaultSpec "control refuses '$spec'"
+  grep -q -- "$why" "$T/body" || fail "control: '$spec' refused without saying why: $(cat "$T/body")"
+}
+check_refused '503@nosuchop:1' "unknown operation 'nosuchop'"
+check_refused 'bogus@head:1' "unknown fault 'bogus'"
+check_refused '503@head' "lacks ':COUNT'"
+check_refused '503@head:' "bad count '' for 503@head"
+check_refused '503@other:1' "unknown operation 'other'"
+check_refused '403after@put:1' "unknown fault '403after'"
+pass "--check-faults and the control API refuse unknown OP, unknown KIND, missing count"
+
+# Each control operation fails on command with what Azure sends for it.
+expect_status 201 "$(sk PUT vhds/opf.vhd "" "" "x-ms-blob-type: PageBlob" "x-ms-blob-content-length: 4096")" \
+  "" "per-op: create a blob"
+ts_reset_stats
+ts_faults "503@create:1,409@create:1,503n@container:1,409@container:1,500@ranges:1,500i@clear:1,404@props:1,412@get:1,409@delete:1,400@any:1"
+expect_status 503 "$(sk PUT vhds/opf2.vhd "" "" "x-ms-blob-type: PageBlob" "x-ms-blob-content-length: 4096")" \
+  ServerBusy "503@create"
+[ "$(az_header Retry-After)" = 1 ] || fail "503@create lacks Retry-After: 1"
+expect_status 409 "$(sk PUT vhds/opf2.vhd "" "" "x-ms-blob-type: PageBlob" "x-ms-blob-content-length: 4096")" \
+  BlobAlreadyExists "409@create"
+expect_status 503 "$(sk PUT opfaults restype=container)" ServerBusy "503n@container"
+[ -z "$(az_header Retry-After)" ] || fail "503n@container has Retry-After"
+expect_status 409 "$(sk PUT opfaults restype=container)" ContainerAlreadyExists "409@container"
+expect_status 500 "$(sk GET vhds/opf.vhd comp=pagelist)" OperationTimedOut "500@ranges"
+expect_status 500 "$(sk PUT vhds/opf.vhd comp=page "" "x-ms-page-write: clear" "x-ms-range: bytes=0-511")" \
+  InternalError "500i@clear"
+expect_status 404 "$(sk PUT vhds/opf.vhd comp=properties "" "x-ms-blob-content-md5: $(md5b64 "$T/s512")")" \
+  BlobNotFound "404@props"
+expect_status 412 "$(sk GET vhds/opf.vhd)" ConditionNotMet "412@get"
+expect_status 409 "$(sk DELETE vhds/opf.vhd)" SnapshotsPresent "409@delete"
+expect_status 400 "$(sk HEAD vhds/opf.vhd)" "" "400@any reaches HEAD"
+# (curl -I writes the headers into the body file too: no <Error> may follow.)
+[ "$(az_header x-ms-error-code)" = InvalidHeaderValue ] && [ "$(az_header Content-Length)" = 0 ] &&
+  ! grep -q '<Error>' "$T/body" || fail "HEAD fault: want x-ms-error-code and no body: $(cat "$T/hdrs")"
+pass "a faulted HEAD has x-ms-error-code and no body, as Azure's"
+expect_status 200 "$(sk HEAD vhds/opf.vhd)" "" "every step used up: HEAD answers"
+expect_status 200 "$(sk GET vhds/opf.vhd comp=pagelist)" "" "every step used up: Get Page Ranges answers"
+expect_status 404 "$(sk HEAD vhds/opf2.vhd)" "" "faulted creates created nothing"
+expect_status 201 "$(sk PUT opfaults restype=container)" "" "faulted container creates created nothing"
+s=$(ts_stats)
+python3 - "$s" <<'PY' || fail "faults_by_op: $s"
+import json, sys
+s = json.loads(sys.argv[1])
+want = {"put": 0, "create": 2, "head": 1, "container": 2, "ranges": 1, "clear": 1, "props": 1,
+        "get": 1, "delete": 1, "lease": 0, "other": 0}
+assert s["faults_by_op"] == want, s["faults_by_op"]
+assert s["faults_injected"] == sum(want.values()), s
+PY
+pass "faults_by_op counts each fault under its operation"
+
+# KIND:N without @OP is still Put Page update only: a clear passes it by.
+ts_faults "503:1"
+expect_status 201 "$(sk PUT vhds/opf.vhd comp=page "" "x-ms-page-write: clear" "x-ms-range: bytes=0-511")" \
+  "" "503:1 skips a clear"
+expect_status 200 "$(sk GET vhds/opf.vhd comp=pagelist)" "" "503:1 skips Get Page Ranges"
+expect_status 503 "$(put_page opf.vhd 0 "$T/s512")" ServerBusy "503:1 hits the next Put Page update"
+
+# reset on a bodiless request: RST before any answer, nothing done, also on
+# a kept-alive connection (where libcurl would resend on its own if the
+# server sent nothing at all first).
+ts_reset_stats
+ts_faults "reset@ranges:1,reset@create:1,reset@head:1"
+rc=0
+curl -sS --max-time 10 -o /dev/null -o /dev/null "$TS_URL/vhds/opf.vhd?sig=testsig" \
+  "$TS_URL/vhds/opf.vhd?comp=pagelist&sig=testsig" 2>"$T/curlerr" || rc=$?
+case $rc in 52 | 56) pass "reset@ranges on a reused connection: curl error $rc" ;;
+*) fail "reset@ranges: curl rc $rc: $(cat "$T/curlerr")" ;; esac
+sk PUT vhds/opf3.vhd "" "" "x-ms-blob-type: PageBlob" "x-ms-blob-content-length: 4096" >/dev/null
+case $(cat "$T/curlrc") in 52 | 56) ;; *) fail "reset@create: curl rc $(cat "$T/curlrc")" ;; esac
+sk HEAD vhds/opf.vhd >/dev/null
+case $(cat "$T/curlrc") in 52 | 56) ;; *) fail "reset@head: curl rc $(cat "$T/curlrc")" ;; esac
+expect_status 404 "$(sk HEAD vhds/opf3.vhd)" "" "reset@create created nothing"
+s=$(ts_stats)
+python3 - "$s" <<'PY' || fail "after resets: $s"
+import json, sys
+s = json.loads(sys.argv[1])
+f = s["faults_by_op"]
+assert (f["ranges"], f["create"], f["head"]) == (1, 1, 1), f
+assert s["inflight"] == 0, s
+PY
+pass "reset@ranges, reset@create, reset@head: each connection reset, counted, nothing done"
+
+# stall on a control operation.
+ts_faults "stall@props:1"
+AZ_CURL_OPTS=(--max-time 2)
+sk PUT vhds/opf.vhd comp=properties "" "x-ms-blob-content-md5: $(md5b64 "$T/s512")" >/dev/null
+AZ_CURL_OPTS=(--max-time 30)
+[ "$(cat "$T/curlrc")" = 28 ] || fail "stall@props: curl rc $(cat "$T/curlrc")"
+pass "stall@props: never answered"
+ts_faults ""
+
 # ---------------------------------------------------------------- in-flight counting
 ts_reset_stats
 ts_faults "stall:5"
@@ -305,6 +410,12 @@ expect_status 201 "$(raw PUT "$TS_URL/vhds/b?comp=page" -H 'x-ms-page-write: upd
 ms=$((($(date +%s%N) - start) / 1000000))
 [ "$ms" -ge 800 ] || fail "trickled response took only ${ms}ms"
 pass "trickle: response took ${ms}ms at 5 ms/byte"
+ts_faults "trickle@head:1"
+start=$(date +%s%N)
+expect_status 200 "$(raw HEAD "$TS_URL/vhds/b")" "" "trickle@head still answers"
+ms=$((($(date +%s%N) - start) / 1000000))
+[ "$ms" -ge 800 ] && [ "$(az_header Content-Length)" = 1024 ] || fail "trickle@head: ${ms}ms, $(cat "$T/hdrs")"
+pass "trickle@head: headers trickled in ${ms}ms, no body"
 [ "$(ts_stat md5_missing)" = 1 ] || fail "md5_missing: $(ts_stats)"
 pass "stats count Put Pages without MD5"
 stop_testserver

@@ -13,12 +13,18 @@ static void usage(FILE *f) {
              "         [--account NAME] [--key BASE64] [--sas-sig SIG] [--require-md5]\n"
              "         [--sink] [--sink-no-md5] [--managed-disk CONTAINER/BLOB:SIZE]\n"
              "         [--faults SPEC] [--max-body BYTES] [--trickle-ms MS] [-v]\n"
+             "       vhdup-testserver --check-faults SPEC\n"
              "--sink keeps no bytes; --sink-no-md5 also skips checking Content-MD5 and\n"
              "x-ms-content-crc64 (their format is still checked).\n"
              "Listens on 127.0.0.1 only. Control API (no auth): POST /_control/faults\n"
              "(body = SPEC), GET /_control/stats, POST /_control/reset-stats.\n"
-             "SPEC: comma list of 503:N 503n:N 500:N 500i:N reset:N stall:N trickle:N\n"
-             "      400:N 404:N 409:N 412:N 403after:N seed:S rate:P mix:KIND+KIND...\n");
+             "SPEC: comma list of KIND:N or KIND@OP:N (the next N requests of OP get\n"
+             "      KIND; no @OP: Put Page update), 403after:N, seed:S rate:P\n"
+             "      mix:KIND+KIND... KIND: 503 503n 500 500i reset stall trickle 400 404\n"
+             "      409 412. OP: put create head container ranges clear props get\n"
+             "      delete lease any.\n"
+             "vhdup-testserver --check-faults SPEC prints the plan, one step a line, and\n"
+             "exits 0, or prints why SPEC is refused and exits 2.\n");
 }
 
 static void on_signal(uv_signal_t *s, int signum) {
@@ -66,8 +72,26 @@ static int setup_managed_disk(ts_server *srv, const char *spec) {
   return rc;
 }
 
+/* --check-faults SPEC: the parser alone, for tests of the plan syntax. */
+static int check_faults(const char *spec) {
+  ts_faults f;
+  char err[256];
+  if (ts_faults_parse(&f, spec, err, sizeof(err)) != 0) {
+    fprintf(stderr, "vhdup-testserver: --check-faults: %s\n", err);
+    return 2;
+  }
+  sbuf out;
+  sbuf_init(&out);
+  ts_faults_describe(&f, &out);
+  fputs(out.len > 0 ? out.p : "", stdout);
+  sbuf_free(&out);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   static ts_server srv;
+  if (argc == 3 && strcmp(argv[1], "--check-faults") == 0)
+    return check_faults(argv[2]);
   ts_config *cfg = &srv.cfg;
   int port = 0;
   const char *port_file = NULL;

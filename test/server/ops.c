@@ -157,6 +157,42 @@ bool ts_ops_is_put_page(const ts_request *r) {
   return r->method == HTTP_PUT && query_is(r, "comp", "page");
 }
 
+/* True if the path names a blob (/ACCOUNT/CONTAINER/BLOB), not a container. */
+static bool path_has_blob(const ts_request *r) {
+  const char *p = r->path.p ? r->path.p : "";
+  const char *c = *p == '/' ? strchr(p + 1, '/') : NULL; /* before CONTAINER */
+  const char *b = c != NULL ? strchr(c + 1, '/') : NULL; /* before BLOB */
+  return b != NULL && b[1] != '\0';
+}
+
+ts_fault_op ts_ops_fault_op(const ts_request *r) {
+  sbuf comp;
+  sbuf_init(&comp);
+  bool has_comp = ts_req_query(r, "comp", &comp);
+  const char *c = has_comp ? comp.p : "";
+  ts_fault_op op = TS_OP_OTHER;
+  if (!path_has_blob(r)) {
+    if (r->method == HTTP_PUT && query_is(r, "restype", "container"))
+      op = TS_OP_CONTAINER;
+  } else if (r->method == HTTP_PUT && strcmp(c, "page") == 0) {
+    const char *mode = ts_req_header(r, "x-ms-page-write");
+    op = mode != NULL && strcasecmp(mode, "clear") == 0 ? TS_OP_CLEAR : TS_OP_PUT;
+  } else if (r->method == HTTP_PUT) {
+    op = !has_comp                      ? TS_OP_CREATE
+         : strcmp(c, "properties") == 0 ? TS_OP_PROPS
+         : strcmp(c, "lease") == 0      ? TS_OP_LEASE
+                                        : TS_OP_OTHER;
+  } else if (r->method == HTTP_GET) {
+    op = !has_comp ? TS_OP_GET : strcmp(c, "pagelist") == 0 ? TS_OP_RANGES : TS_OP_OTHER;
+  } else if (r->method == HTTP_HEAD && !has_comp) {
+    op = TS_OP_HEAD;
+  } else if (r->method == HTTP_DELETE && !has_comp) {
+    op = TS_OP_DELETE;
+  }
+  sbuf_free(&comp);
+  return op;
+}
+
 static bool parse_u64(const char *s, uint64_t *out) {
   if (s == NULL || *s < '0' || *s > '9')
     return false;
@@ -218,6 +254,10 @@ static void stats_json(ts_server *srv, sbuf *out) {
     sbuf_printf(out, "%s\"%d\":%" PRIu64, first ? "" : ",", i, s->status_counts[i]);
     first = false;
   }
+  sbuf_puts(out, "},\"faults_by_op\":{");
+  for (int i = 0; i < TS_OP_ANY; i++)
+    sbuf_printf(out, "%s\"%s\":%" PRIu64, i ? "," : "", ts_fault_op_name((ts_fault_op)i),
+                s->faults_by_op[i]);
   sbuf_puts(out, "}}\n");
 }
 
@@ -708,7 +748,47 @@ static void delete_blob(ts_server *srv, const target *t, ts_response *resp) {
   ts_resp_begin(srv, resp, 202);
 }
 
-static bool inject_fault(ts_server *srv, ts_fault_kind fault, ts_response *resp) {
+/* Injected answers are what Azure sends for that operation ("Status and
+ * error codes", "Common REST API error codes" and "Blob service error
+ * codes" in the Azure Storage REST reference, x-ms-version 2021-08-06, the
+ * version this server reports): x-ms-error-code (2017-07-29 and later),
+ * x-ms-request-id (ts_resp_begin) and an XML <Error> with <Code> and
+ * <Message>, except on HEAD, whose answers have no body ("Get Blob
+ * Properties": the code travels in x-ms-error-code only). Retry-After is
+ * not documented for ServerBusy; 503 sends one, 503n none, so clients are
+ * tested both ways. */
+static const char *not_found_code(ts_fault_op op) {
+  return op == TS_OP_CONTAINER ? "ContainerNotFound" : "BlobNotFound";
+}
+
+/* 409 as each operation meets it: Create Container on an existing one
+ * (ContainerAlreadyExists), Put Blob with If-None-Match: * on an existing
+ * blob (BlobAlreadyExists), Delete Blob with snapshots (SnapshotsPresent),
+ * Lease Blob on a leased blob (LeaseAlreadyPresent), and a page operation
+ * on a blob replaced by a block blob (InvalidBlobType). */
+static void conflict(ts_server *srv, ts_fault_op op, ts_response *resp) {
+  switch (op) {
+  case TS_OP_CONTAINER:
+    ts_resp_error(srv, resp, 409, "ContainerAlreadyExists",
+                  "The specified container already exists.");
+    break;
+  case TS_OP_CREATE:
+    ts_resp_error(srv, resp, 409, "BlobAlreadyExists", "The specified blob already exists.");
+    break;
+  case TS_OP_DELETE:
+    ts_resp_error(srv, resp, 409, "SnapshotsPresent",
+                  "This operation is not permitted because the blob has snapshots.");
+    break;
+  case TS_OP_LEASE:
+    ts_resp_error(srv, resp, 409, "LeaseAlreadyPresent", "There is already a lease present.");
+    break;
+  default:
+    ts_resp_error(srv, resp, 409, "InvalidBlobType",
+                  "The blob type is invalid for this operation.");
+  }
+}
+
+static bool inject_fault(ts_server *srv, ts_fault_kind fault, ts_fault_op op, ts_response *resp) {
   switch (fault) {
   case TS_FAULT_503:
   case TS_FAULT_503N:
@@ -731,11 +811,12 @@ static bool inject_fault(ts_server *srv, ts_fault_kind fault, ts_response *resp)
                   "The value for one of the HTTP headers is not in the correct format.");
     return true;
   case TS_FAULT_404:
-    ts_resp_error(srv, resp, 404, "BlobNotFound", "The specified blob does not exist.");
+    ts_resp_error(srv, resp, 404, not_found_code(op),
+                  op == TS_OP_CONTAINER ? "The specified container does not exist."
+                                        : "The specified blob does not exist.");
     return true;
   case TS_FAULT_409:
-    ts_resp_error(srv, resp, 409, "InvalidBlobType",
-                  "The blob type is invalid for this operation.");
+    conflict(srv, op, resp);
     return true;
   case TS_FAULT_412:
     ts_resp_error(srv, resp, 412, "ConditionNotMet",
@@ -755,12 +836,14 @@ void ts_ops_handle(ts_server *srv, ts_request *r, ts_fault_kind fault, ts_respon
     return;
   }
   bool head = r->method == HTTP_HEAD;
-  if (inject_fault(srv, fault, resp))
-    return;
+  ts_fault_op op = ts_ops_fault_op(r);
   resp->trickle = fault == TS_FAULT_TRICKLE;
   char why[4096];
-  if (ts_faults_expired(&srv->faults)) {
+  if (inject_fault(srv, fault, op, resp)) {
+    /* answered by the fault plan */
+  } else if (ts_faults_expired(&srv->faults)) {
     srv->stats.faults_injected++;
+    srv->stats.faults_by_op[op]++;
     ts_resp_error(srv, resp, 403, "AuthenticationFailed",
                   "Server failed to authenticate the request. Signed expiry time has passed.");
   } else if (ts_auth_check(&srv->cfg, r, why, sizeof(why)) != TS_AUTH_OK) {

@@ -37,7 +37,7 @@ void sbuf_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2,
 void *ts_xmalloc(size_t n);
 void *ts_xrealloc(void *p, size_t n);
 
-/* ---- configuration and statistics ---- */
+/* ---- configuration ---- */
 
 typedef struct ts_config {
   const char *account;
@@ -54,6 +54,79 @@ typedef struct ts_config {
   const char *managed_disk; /* "CONTAINER/BLOB:SIZE" or NULL */
 } ts_config;
 
+/* ---- faults ---- */
+
+typedef enum ts_fault_kind {
+  TS_FAULT_NONE = 0,
+  TS_FAULT_503,     /* 503 ServerBusy with Retry-After: 1 */
+  TS_FAULT_503N,    /* 503 ServerBusy without Retry-After */
+  TS_FAULT_500,     /* 500 OperationTimedOut */
+  TS_FAULT_500I,    /* 500 InternalError */
+  TS_FAULT_RESET,   /* RST after half the body (no body: before answering) */
+  TS_FAULT_STALL,   /* read the request, never answer */
+  TS_FAULT_TRICKLE, /* answer one byte per trickle_ms */
+  TS_FAULT_400,     /* 400 InvalidHeaderValue: must not be retried */
+  TS_FAULT_404,     /* 404 BlobNotFound (ContainerNotFound for containers) */
+  TS_FAULT_409,     /* 409, the operation's conflict code (ops.c) */
+  TS_FAULT_412,     /* 412 ConditionNotMet */
+  TS_FAULT_KIND_COUNT
+} ts_fault_kind;
+
+/* The operation a request is, for per-operation fault steps ("503@head:1")
+ * and the faults_by_op statistics. */
+typedef enum ts_fault_op {
+  TS_OP_PUT = 0,   /* Put Page, x-ms-page-write: update */
+  TS_OP_CREATE,    /* Put Blob */
+  TS_OP_HEAD,      /* Get Blob Properties */
+  TS_OP_CONTAINER, /* Create Container */
+  TS_OP_RANGES,    /* Get Page Ranges */
+  TS_OP_CLEAR,     /* Put Page, x-ms-page-write: clear */
+  TS_OP_PROPS,     /* Set Blob Properties */
+  TS_OP_GET,       /* Get Blob */
+  TS_OP_DELETE,    /* Delete Blob */
+  TS_OP_LEASE,     /* Lease Blob (not served yet; its faults are) */
+  TS_OP_OTHER,     /* anything else: only "any" steps reach it */
+  TS_OP_ANY,       /* in a step only: every operation */
+  TS_OP_COUNT
+} ts_fault_op;
+
+#define TS_FAULT_MAX_STEPS 32
+
+typedef struct ts_faults {
+  struct {
+    ts_fault_kind kind;
+    ts_fault_op op;
+    uint64_t remaining;
+  } steps[TS_FAULT_MAX_STEPS];
+  size_t nsteps;
+  int64_t expire_after; /* -1: never; else 403 after this many good Put Pages */
+  uint64_t good_put_pages;
+  double rate; /* probability per Put Page update, once its steps are used up */
+  uint64_t rng;
+  ts_fault_kind mix[TS_FAULT_KIND_COUNT];
+  size_t nmix;
+} ts_faults;
+
+/* Replaces f with the plan in spec ("503:3,reset@ranges:1", "403after:5",
+ * "seed:1,rate:0.1,mix:503+reset", "" or "none" for no faults). KIND:N
+ * without @OP means Put Page update. Returns 0, or -1 with a message in err
+ * (f unchanged). */
+int ts_faults_parse(ts_faults *f, const char *spec, char *err, size_t err_size);
+/* The plan in canonical form, one item per line ("503@put:3"), for
+ * --check-faults. */
+void ts_faults_describe(const ts_faults *f, sbuf *out);
+/* The fault (possibly none) for the next request of operation op; consumes
+ * it: op's own steps first, in order, then the "any" steps, then (Put Page
+ * update only) the random mix. */
+ts_fault_kind ts_faults_next(ts_faults *f, ts_fault_op op);
+void ts_faults_note_good_put_page(ts_faults *f);
+/* True once the 403after budget is spent: every request is then refused. */
+bool ts_faults_expired(const ts_faults *f);
+const char *ts_fault_op_name(ts_fault_op op);
+const char *ts_fault_kind_name(ts_fault_kind kind);
+
+/* ---- statistics ---- */
+
 #define TS_STATUS_SLOTS 600
 
 typedef struct ts_stats {
@@ -63,54 +136,11 @@ typedef struct ts_stats {
   uint64_t inflight;
   uint64_t max_inflight;
   uint64_t faults_injected;
+  uint64_t faults_by_op[TS_OP_COUNT]; /* by the request's operation */
   uint64_t md5_missing;
   uint64_t max_body;
   uint64_t status_counts[TS_STATUS_SLOTS];
 } ts_stats;
-
-/* ---- faults ---- */
-
-typedef enum ts_fault_kind {
-  TS_FAULT_NONE = 0,
-  TS_FAULT_503,     /* 503 ServerBusy with Retry-After: 1 */
-  TS_FAULT_503N,    /* 503 ServerBusy without Retry-After */
-  TS_FAULT_500,     /* 500 OperationTimedOut */
-  TS_FAULT_500I,    /* 500 InternalError */
-  TS_FAULT_RESET,   /* read half the body, then RST */
-  TS_FAULT_STALL,   /* read the request, never answer */
-  TS_FAULT_TRICKLE, /* answer one byte per trickle_ms */
-  TS_FAULT_400,     /* 400 InvalidHeaderValue: must not be retried */
-  TS_FAULT_404,     /* 404 BlobNotFound (blob deleted mid-upload) */
-  TS_FAULT_409,     /* 409 InvalidBlobType (replaced by a block blob) */
-  TS_FAULT_412,     /* 412 ConditionNotMet */
-  TS_FAULT_KIND_COUNT
-} ts_fault_kind;
-
-#define TS_FAULT_MAX_STEPS 32
-
-typedef struct ts_faults {
-  struct {
-    ts_fault_kind kind;
-    uint64_t remaining;
-  } steps[TS_FAULT_MAX_STEPS];
-  size_t nsteps;
-  int64_t expire_after; /* -1: never; else 403 after this many good Put Pages */
-  uint64_t good_put_pages;
-  double rate; /* probability per Put Page, once the steps are used up */
-  uint64_t rng;
-  ts_fault_kind mix[TS_FAULT_KIND_COUNT];
-  size_t nmix;
-} ts_faults;
-
-/* Replaces f with the plan in spec ("503:3,reset:1", "403after:5",
- * "seed:1,rate:0.1,mix:503+reset", "" or "none" for no faults). Returns 0,
- * or -1 with a message in err (f unchanged). */
-int ts_faults_parse(ts_faults *f, const char *spec, char *err, size_t err_size);
-/* The fault (possibly none) for the next Put Page; consumes it. */
-ts_fault_kind ts_faults_next(ts_faults *f);
-void ts_faults_note_good_put_page(ts_faults *f);
-/* True once the 403after budget is spent: every request is then refused. */
-bool ts_faults_expired(const ts_faults *f);
 
 /* ---- CRC-64 as Azure computes x-ms-content-crc64 ---- */
 uint64_t ts_crc64(uint64_t crc, const void *data, size_t len);
@@ -243,6 +273,9 @@ void ts_ops_handle(ts_server *srv, ts_request *r, ts_fault_kind fault, ts_respon
 /* ops.c: decisions that must happen when headers arrive. */
 bool ts_ops_is_control(const ts_request *r);
 bool ts_ops_is_put_page(const ts_request *r);
+/* The operation a (non-control) request is, from its method, path, query
+ * and x-ms-page-write header. */
+ts_fault_op ts_ops_fault_op(const ts_request *r);
 /* ops.c: response helpers. */
 void ts_resp_begin(ts_server *srv, ts_response *resp, int status);
 void ts_resp_error(ts_server *srv, ts_response *resp, int status, const char *code, const char *fmt,
