@@ -386,7 +386,7 @@ typedef enum {
   VHDUP__AZ_AUTH,   /* credential refused: stop, keep the job resumable */
 } vhdup__az_class;
 
-/* Classifies an HTTP answer (AZURE.md "Errors and retries"): 2xx OK; 408,
+/* Classifies an HTTP answer (docs/azure.md, "Errors and retries"): 2xx OK; 408,
  * 429, 500, 502, 503, 504 and other 5xx except 501/505 RETRY; 401/403 AUTH;
  * everything else (400 incl. InvalidPageRange/InvalidHeaderValue/
  * Md5Mismatch, 404, 409, 412, 413, 416, 3xx) FATAL. code may be NULL. */

@@ -1,7 +1,7 @@
 /* Responses: error code and message (status-and-error-codes2: the body is
  * <Error><Code>..</Code><Message>..</Message></Error>, the code is also in
  * x-ms-error-code), page-range XML (get-page-ranges), classification and
- * backoff (AZURE.md "Errors and retries").
+ * backoff (docs/azure.md, "Errors and retries").
  *
  * The XML is read by a small pull scanner that knows elements, text, CDATA,
  * comments and the prolog, and refuses DOCTYPE. It never allocates and never

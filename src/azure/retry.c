@@ -1,4 +1,4 @@
-/* Which failures to retry and how long to wait (AZURE.md "Errors and
+/* Which failures to retry and how long to wait (docs/azure.md, "Errors and
  * retries"; status-and-error-codes2; blob-service-error-codes). */
 #include "azure/azure.h"
 

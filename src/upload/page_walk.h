@@ -1,6 +1,6 @@
 /* Walking a blob's page ranges a segment at a time. Get Page Ranges on a
  * large, fragmented blob can time out, so the span asked for is cut into
- * segments (x-ms-range) of about 150 MiB (AZURE.md, get-page-ranges), each
+ * segments (x-ms-range) of about 150 MiB (docs/azure.md, "Get Page Ranges"), each
  * possibly answered in several pages (marker). The service clips ranges to
  * the range asked, so a range crossing a segment boundary comes back in two
  * pieces: the walk clips, stitches the pieces and hands out each range once,

@@ -17,7 +17,7 @@
 #define VHDUP__FOOTER_SIZE 512u
 #define VHDUP__DYNHDR_SIZE 1024u
 #define VHDUP__MAX_CHAIN_DEPTH 16u
-/* Page blobs are at most 8 TiB, footer included (AZURE.md). Larger claims
+/* Page blobs are at most 8 TiB, footer included (docs/azure.md, "Page blobs"). Larger claims
  * are refused during validation. */
 #define VHDUP__MAX_VIRTUAL_SIZE (8ull * 1024 * 1024 * 1024 * 1024 - 512)
 

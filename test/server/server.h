@@ -2,7 +2,7 @@
  *
  * Azurite is the real emulator, but it accepts Put Page bodies over 4 MiB,
  * never checks Content-MD5 and cannot misbehave on command. This server
- * enforces what Azure enforces (see /work/shared/AZURE.md and the REST docs
+ * enforces what Azure enforces (see docs/azure.md and the REST docs
  * cited next to each rule) and injects faults. It is an independent oracle:
  * nothing here is shared with src/azure.
  *
