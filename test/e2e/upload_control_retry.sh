@@ -98,3 +98,24 @@ blob_case() {
 }
 blob_case blob_info "head:1" "Get Blob Properties" info
 blob_case blob_ranges "ranges:1" "Get Page Ranges" ranges
+
+# Interrupted while a control request waits out a long Retry-After: the
+# upload stops at once rather than after the wait.
+start_proxy interrupt "create:1:60"
+"$VHDUP" upload --progress=json --account-key-file "$T/key" "$T/disk.vhd" \
+  "$PX_URL/vhds/interrupt.vhd" >"$T/interrupt.json" 2>"$T/interrupt.err" &
+up=$!
+_pids+=("$up")
+for ((i = 0; i < 100; i++)); do
+  grep -q "retrying the blob create" "$T/interrupt.err" 2>/dev/null && break
+  sleep 0.05
+done
+grep -q "retrying the blob create" "$T/interrupt.err" || fail "interrupt: no retry told"
+t0=$(date +%s%N)
+kill -INT "$up"
+rc=0
+wait "$up" || rc=$?
+ms=$((($(date +%s%N) - t0) / 1000000))
+[ "$rc" -ne 0 ] || fail "interrupt: exit 0 after SIGINT"
+[ "$ms" -lt 3000 ] || fail "interrupt: took $ms ms to stop while waiting to retry"
+pass "interrupt: stopped $ms ms after SIGINT while waiting to retry the create (exit $rc)"

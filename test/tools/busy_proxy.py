@@ -4,8 +4,9 @@ to the first N requests of chosen operation kinds and forwards everything
 else unchanged (Shared Key signs the path, not the host, so signatures stay
 valid). For testing that every control request is retried.
 
-Usage: busy_proxy.py UPSTREAM_PORT PORT_FILE [OP:N ...]
-OP: create, head, container, ranges, clear, props, get, put, delete.
+Usage: busy_proxy.py UPSTREAM_PORT PORT_FILE [OP:N[:RETRY_AFTER_S] ...]
+OP: create, head, container, ranges, clear, props, get, put, delete; the
+503s carry Retry-After: RETRY_AFTER_S (default 0).
 GET /_proxy/stats answers the count of 503s given per OP as JSON."""
 import http.client
 import http.server
@@ -17,9 +18,11 @@ from urllib.parse import parse_qs, urlsplit
 
 UPSTREAM = int(sys.argv[1])
 PLAN = {}
+RETRY_AFTER = {}
 for spec in sys.argv[3:]:
-    op, n = spec.split(":")
+    op, n, *ra = spec.split(":")
     PLAN[op] = int(n)
+    RETRY_AFTER[op] = ra[0] if ra else "0"
 GIVEN = {}
 LOCK = threading.Lock()
 
@@ -72,7 +75,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if busy:
             xml = (b'<?xml version="1.0" encoding="utf-8"?><Error><Code>ServerBusy</Code>'
                    b"<Message>The server is busy.</Message></Error>")
-            hdrs = [("x-ms-error-code", "ServerBusy"), ("Retry-After", "0"),
+            hdrs = [("x-ms-error-code", "ServerBusy"), ("Retry-After", RETRY_AFTER[op]),
                     ("Content-Type", "application/xml"), ("Content-Length", str(len(xml)))]
             self.answer(503, hdrs, xml)
             return
