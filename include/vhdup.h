@@ -82,7 +82,7 @@ typedef struct vhdup_job_stats {
   uint64_t bytes_skipped;   /* zeros found in allocated data */
   uint64_t bytes_resumed;   /* already on the destination from an earlier run (resume) */
   uint64_t requests;        /* write requests started, retries included */
-  uint64_t retries;
+  uint64_t retries;         /* of writes and of control requests (create, HEAD, ...) */
   unsigned in_flight;
   unsigned connections_limit; /* requests in flight allowed now (auto's choice) */
   double seconds;
@@ -94,6 +94,9 @@ typedef void (*vhdup_job_cb)(vhdup_job *job, int status, void *data);
 /* Progress: called as writes are confirmed, at most every
  * progress_interval_ms; vhdup_job_get_stats() gives the numbers. */
 typedef void (*vhdup_progress_cb)(vhdup_job *job, void *data);
+/* Warnings and notices, among them each retry of a control request
+ * ("retrying the blob create after HTTP 503 ServerBusy: ... (attempt 2 of
+ * 8)"); those retries also count in vhdup_job_stats.retries. */
 typedef void (*vhdup_notice_cb)(vhdup_job *job, const char *message, void *data);
 
 typedef struct vhdup_job_options {
@@ -213,6 +216,11 @@ VHDUP_EXTERN void vhdup_job_close(vhdup_job *job, void (*close_cb)(vhdup_job *jo
 
 typedef struct vhdup_blob_op vhdup_blob_op;
 
+/* A notice while an operation runs: each retry, as "retrying Get Page
+ * Ranges after HTTP 503 ServerBusy: ... (attempt 2 of 5)". Never holds a
+ * secret. data is the operation's. */
+typedef void (*vhdup_blob_notice_cb)(vhdup_blob_op *op, const char *message, void *data);
+
 typedef struct vhdup_blob_target {
   const char *url; /* a blob URL (with or without a SAS), or CONTAINER/BLOB
                     * with a connection string */
@@ -225,6 +233,9 @@ typedef struct vhdup_blob_target {
   int allow_http;              /* plain http:// to a non-loopback host */
   const char *service_version; /* x-ms-version override */
   unsigned max_attempts;       /* tries per request (default 5) */
+
+  /* Each retry, told as it is decided (may be NULL, the default). */
+  vhdup_blob_notice_cb notice_cb;
 } vhdup_blob_target;
 
 /* Fills t with the defaults above. */

@@ -103,6 +103,13 @@ static void report_error(blob_run *r, int status, const char *message) {
   fprintf(stderr, "vhdup: blob: %s\n", message);
 }
 
+/* Retries and other notices go to stderr, as an upload's do. */
+static void on_notice(vhdup_blob_op *op, const char *message, void *data) {
+  (void)op;
+  (void)data;
+  fprintf(stderr, "vhdup: blob: %s\n", message);
+}
+
 static void md5_hex(const uint8_t md5[16], char out[33]) {
   static const char digits[] = "0123456789abcdef";
   for (int i = 0; i < 16; i++) {
@@ -296,6 +303,7 @@ int vhdup__cmd_blob(int argc, char **argv) {
   vhdup_engine_options_init(&eo);
   eo.connections = 1; /* one request at a time */
   vhdup_blob_target_init(&r.target);
+  r.target.notice_cb = on_notice;
   vhdup_blob_ranges_options_init(&r.ro);
   vhdup__cli_conn conn;
   vhdup__cli_conn_init(&conn, "blob");

@@ -1,28 +1,30 @@
 /* The public blob operations (vhdup.h "Blob operations"): Get Blob
  * Properties and a segmented, paged Get Page Ranges, described by src/azure
- * and sent on the engine's HTTP client, one request at a time per
- * operation. Each operation owns a timer, used to report an early error
- * from the loop (never from inside the starting call) and to wait before a
- * retry; it is freed once the timer is closed, and only then does the
- * engine stop waiting for it. */
+ * and run by the Azure request runner (az_call.h: retries, backoff, retry
+ * notices) on the engine's HTTP client, one request at a time per
+ * operation. Each operation also owns a timer, to report an early error
+ * from the loop (never from inside the starting call); it is freed once
+ * both the timer and the runner are closed, and only then does the engine
+ * stop waiting for it. */
 #include "vhdup.h"
 
 #include "azure/azure.h"
 #include "net/http.h"
-#include "upload/job_int.h"
+#include "upload/az_call.h"
+#include "upload/engine.h"
 #include "upload/page_walk.h"
 #include "upload/target.h"
 #include "util/alloc.h"
 #include "util/crypto.h"
+#include "util/list.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_HEADERS 24
+/* Tries per request unless the target says (vhdup.h documents 5: a
+ * command a person waits on gives up sooner than an upload). */
 #define DEFAULT_ATTEMPTS 5
-#define BACKOFF_BASE_MS 250
-#define BACKOFF_CAP_MS 30000
 
 typedef enum { OP_INFO, OP_RANGES } op_kind;
 
@@ -33,19 +35,17 @@ typedef enum {
 
 struct vhdup_blob_op {
   vhdup_engine *e;
-  vhdup_blob_op *prev, *next;
+  vhdup__list node; /* in e->blob_ops */
   op_kind kind;
   op_step step;
-  vhdup__http *http;
+  vhdup__az_call *call;
   vhdup__az_blob blob;
   int blob_inited;
   char *shown; /* the blob's URL, sig=REDACTED */
   uv_timer_t timer;
-  vhdup__http_xfer *x;
-  vhdup__az_request req;
-  vhdup__http_header hdrs[MAX_HEADERS];
-  unsigned attempt, max_attempts;
-  uint64_t rnd;
+  unsigned closes; /* handles still closing: the timer and the runner */
+  unsigned max_attempts;
+  vhdup_blob_notice_cb notice_cb;
   int canceled;
   int finished;
   int status; /* for an end reported from the timer */
@@ -73,16 +73,11 @@ void vhdup_blob_ranges_options_init(vhdup_blob_ranges_options *o) {
   o->max_results = VHDUP__AZ_PAGELIST_MAXRESULTS;
 }
 
-static void op_closed(uv_handle_t *h) {
-  vhdup_blob_op *op = h->data;
+static void op_closed(vhdup_blob_op *op) {
+  if (--op->closes > 0)
+    return;
   vhdup_engine *e = op->e;
-  if (op->prev != NULL)
-    op->prev->next = op->next;
-  else
-    e->blob_ops = op->next;
-  if (op->next != NULL)
-    op->next->prev = op->prev;
-  vhdup__az_request_free(&op->req);
+  vhdup__list_remove(&op->node);
   if (op->blob_inited)
     vhdup__az_blob_free(&op->blob);
   vhdup__free(op->shown);
@@ -90,7 +85,17 @@ static void op_closed(uv_handle_t *h) {
   vhdup__engine_job_gone(e);
 }
 
-/* Reports the end once, then closes the timer; the op is freed after. */
+static void timer_closed(uv_handle_t *h) {
+  op_closed(h->data);
+}
+
+static void call_closed(vhdup__az_call *c, void *data) {
+  (void)c;
+  op_closed(data);
+}
+
+/* Reports the end once, then closes the timer and the runner; the op is
+ * freed after both. */
 static void finish(vhdup_blob_op *op, int status, const vhdup_blob_info *info) {
   if (op->finished)
     return;
@@ -104,7 +109,10 @@ static void finish(vhdup_blob_op *op, int status, const vhdup_blob_info *info) {
     op->info_cb(status, status == 0 ? info : NULL, op->msg, op->data);
   else
     op->done_cb(status, op->msg, op->data);
-  uv_close((uv_handle_t *)&op->timer, op_closed);
+  op->closes = op->call != NULL ? 2 : 1;
+  uv_close((uv_handle_t *)&op->timer, timer_closed);
+  if (op->call != NULL)
+    vhdup__az_call_close(op->call, call_closed, op);
 }
 
 static void fail(vhdup_blob_op *op, int status, const char *fmt, ...)
@@ -126,53 +134,32 @@ static void later(vhdup_blob_op *op, int status) {
   uv_timer_start(&op->timer, on_timer, 0, 0);
 }
 
-static void http_done(vhdup__http_xfer *x, const vhdup__http_resp *r, void *data);
+static void call_done(vhdup__az_call *c, const vhdup__az_call_result *r, void *data);
 
-static uint64_t next_random(void *ctx) {
+/* Describes the current step's request; called for every attempt. */
+static int build_step(void *ctx, vhdup__az_request *req, vhdup__err *err) {
   vhdup_blob_op *op = ctx;
-  /* xorshift64: jitter only, nothing secret. */
-  op->rnd ^= op->rnd << 13;
-  op->rnd ^= op->rnd >> 7;
-  op->rnd ^= op->rnd << 17;
-  return op->rnd;
+  if (op->step == STEP_HEAD)
+    return vhdup__az_req_get_properties(&op->blob, NULL, req, err);
+  uint64_t off = 0, len = 0;
+  (void)vhdup__page_walk_segment(&op->walk, &off, &len);
+  int paged = vhdup__az_blob_version_at_least(&op->blob, VHDUP__AZ_VERSION_MARKER);
+  return vhdup__az_req_get_page_ranges(&op->blob, off, len,
+                                       paged && op->marker[0] ? op->marker : NULL,
+                                       paged ? op->ro.max_results : 0, NULL, req, err);
 }
 
-/* Describes and sends the current step's request. */
+/* Runs the current step's request. */
 static void send_step(vhdup_blob_op *op) {
-  vhdup__err err;
-  vhdup__err_clear(&err);
-  vhdup__az_request_free(&op->req);
-  memset(&op->req, 0, sizeof(op->req));
-  int rc;
-  if (op->step == STEP_HEAD) {
-    rc = vhdup__az_req_get_properties(&op->blob, NULL, &op->req, &err);
-  } else {
-    uint64_t off = 0, len = 0;
-    (void)vhdup__page_walk_segment(&op->walk, &off, &len);
-    int paged = vhdup__az_blob_version_at_least(&op->blob, VHDUP__AZ_VERSION_MARKER);
-    rc = vhdup__az_req_get_page_ranges(&op->blob, off, len,
-                                       paged && op->marker[0] ? op->marker : NULL,
-                                       paged ? op->ro.max_results : 0, NULL, &op->req, &err);
-  }
-  if (rc == 0 && op->req.nheaders > MAX_HEADERS)
-    rc = VHDUP_ELIMIT;
-  if (rc != 0) {
-    fail(op, rc, "%s: %s", op->shown, err.msg[0] ? err.msg : vhdup_strerror(rc));
-    return;
-  }
-  for (size_t i = 0; i < op->req.nheaders; i++) {
-    op->hdrs[i].name = op->req.headers[i].name;
-    op->hdrs[i].value = op->req.headers[i].value;
-  }
-  vhdup__http_req hr = {
-      .method = op->req.method,
-      .url = op->req.url,
-      .headers = op->hdrs,
-      .n_headers = op->req.nheaders,
+  vhdup__az_call_req r = {
+      .step = op->step == STEP_HEAD ? "Get Blob Properties" : "Get Page Ranges",
+      .build = build_step,
+      .build_ctx = op,
       .max_response_body = VHDUP__AZ_PAGELIST_BODY_MAX,
+      .done = call_done,
+      .data = op,
   };
-  op->attempt++;
-  rc = vhdup__http_submit(op->http, &hr, http_done, op, &op->x);
+  int rc = vhdup__az_call_start(op->call, &r);
   if (rc != 0)
     fail(op, rc, "%s: cannot send the request: %s", op->shown, vhdup_strerror(rc));
 }
@@ -241,7 +228,6 @@ static void info_answer(vhdup_blob_op *op, const vhdup__http_resp *r) {
     return;
   }
   op->step = STEP_LIST;
-  op->attempt = 0;
   op->marker[0] = '\0';
   if (vhdup__page_walk_segment(&op->walk, &(uint64_t){0}, &(uint64_t){0}))
     send_step(op);
@@ -275,7 +261,6 @@ static void ranges_answer(vhdup_blob_op *op, const vhdup__http_resp *r) {
      * disks' upload SAS URLs carry) a fragmented segment can answer more
      * than we keep: ask for half of it. Nothing of it was handed out. */
     if (op->marker[0] == '\0' && vhdup__page_walk_shrink(&op->walk) == 0) {
-      op->attempt = 0;
       send_step(op);
       return;
     }
@@ -308,7 +293,6 @@ static void ranges_answer(vhdup_blob_op *op, const vhdup__http_resp *r) {
          err.msg[0] ? err.msg : "ranges out of order or misaligned");
     return;
   }
-  op->attempt = 0;
   if (op->marker[0] == '\0') {
     vhdup__page_walk_next(&op->walk);
     if (!vhdup__page_walk_segment(&op->walk, &(uint64_t){0}, &(uint64_t){0})) {
@@ -324,47 +308,42 @@ static void ranges_answer(vhdup_blob_op *op, const vhdup__http_resp *r) {
   send_step(op);
 }
 
-static void http_done(vhdup__http_xfer *x, const vhdup__http_resp *r, void *data) {
+static void call_done(vhdup__az_call *c, const vhdup__az_call_result *r, void *data) {
   vhdup_blob_op *op = data;
-  (void)x;
-  op->x = NULL;
+  (void)c;
   if (op->canceled) {
+    op->msg[0] = '\0';
     finish(op, VHDUP_ECANCELED, NULL);
-    return;
+  } else if (r->error == VHDUP_ENOTFOUND) {
+    fail(op, r->error, "%s: %s (no such %s)", op->shown, r->message,
+         strcmp(r->code, "ContainerNotFound") == 0 ? "container" : "blob");
+  } else if (r->error == VHDUP_EAUTH) {
+    fail(op, r->error,
+         "%s: %s (check the key or the SAS: is it valid, unexpired, with read permission?)",
+         op->shown, r->message);
+  } else if (r->error != 0 && r->attempts > 1) {
+    fail(op, r->error, "%s: %s (after %u attempts)", op->shown, r->message, r->attempts);
+  } else if (r->error != 0) {
+    fail(op, r->error, "%s: %s", op->shown, r->message);
+  } else if (op->step == STEP_HEAD) {
+    info_answer(op, r->resp);
+  } else {
+    ranges_answer(op, r->resp);
   }
-  vhdup__target_result res;
-  char detail[VHDUP__ERRMSG_MAX - 256];
-  vhdup__target_classify(r, &res, detail, sizeof(detail));
-  if (res.error != 0) {
-    if (res.retryable && op->attempt < op->max_attempts) {
-      uint32_t ms = vhdup__az_backoff_ms(op->attempt - 1, BACKOFF_BASE_MS, BACKOFF_CAP_MS,
-                                         res.retry_after_s, next_random, op);
-      uv_timer_start(&op->timer, on_timer, ms, 0);
-      return;
-    }
-    if (res.error == VHDUP_ENOTFOUND)
-      fail(op, res.error, "%s: %s (no such %s)", op->shown, detail,
-           strcmp(res.error_code, "ContainerNotFound") == 0 ? "container" : "blob");
-    else if (res.error == VHDUP_EAUTH)
-      fail(op, res.error,
-           "%s: %s (check the key or the SAS: is it valid, unexpired, with read permission?)",
-           op->shown, detail);
-    else if (op->attempt > 1)
-      fail(op, res.error, "%s: %s (after %u attempts)", op->shown, detail, op->attempt);
-    else
-      fail(op, res.error, "%s: %s", op->shown, detail);
-    return;
-  }
-  if (op->step == STEP_HEAD)
-    info_answer(op, r);
-  else
-    ranges_answer(op, r);
+}
+
+/* Each retry goes to the owner's notice callback, worded like an upload's. */
+static void on_retry(vhdup__az_call *c, const vhdup__az_retry_note *n, void *data) {
+  vhdup_blob_op *op = data;
+  (void)c;
+  if (op->notice_cb != NULL && !op->canceled)
+    op->notice_cb(op, n->text, op->data);
 }
 
 static int op_start(vhdup_engine *e, const vhdup_blob_target *t, vhdup_blob_op *op) {
   op->e = e;
   op->max_attempts = t->max_attempts > 0 ? t->max_attempts : DEFAULT_ATTEMPTS;
-  op->rnd = uv_hrtime() | 1;
+  op->notice_cb = t->notice_cb;
   char *shown = vhdup__az_redact_url(t->url);
   if (shown == NULL)
     return VHDUP_ENOMEM;
@@ -375,15 +354,17 @@ static int op_start(vhdup_engine *e, const vhdup_blob_target *t, vhdup_blob_op *
   }
   op->timer.data = op;
   op->shown = shown;
-  op->next = e->blob_ops;
-  if (e->blob_ops != NULL)
-    e->blob_ops->prev = op;
-  e->blob_ops = op;
+  vhdup__list_push_head(&e->blob_ops, &op->node);
 
   /* From here on every failure is reported through the callback. */
   vhdup__err err;
   vhdup__err_clear(&err);
-  rc = vhdup__engine_http(e, &op->http);
+  vhdup__http *http;
+  rc = vhdup__engine_http(e, &http);
+  if (rc == 0) {
+    vhdup__az_retry_policy p = {.max_attempts = op->max_attempts};
+    rc = vhdup__az_call_new(e->loop, http, &p, on_retry, op, &op->call);
+  }
   if (rc != 0) {
     snprintf(op->msg, sizeof(op->msg), "cannot start the HTTP client: %s", vhdup_strerror(rc));
     later(op, rc);
@@ -502,13 +483,14 @@ void vhdup_blob_cancel(vhdup_blob_op *op) {
   if (op->finished || op->canceled)
     return;
   op->canceled = 1;
-  if (op->x != NULL)
-    vhdup__http_cancel(op->x); /* http_done finishes */
+  if (op->call != NULL && vhdup__az_call_busy(op->call))
+    vhdup__az_call_cancel(op->call); /* call_done finishes */
   else
     uv_timer_start(&op->timer, on_timer, 0, 0);
 }
 
 void vhdup__blob_ops_cancel_all(vhdup_engine *e) {
-  for (vhdup_blob_op *op = e->blob_ops; op != NULL; op = op->next)
-    vhdup_blob_cancel(op);
+  vhdup__list_foreach_safe(node, &e->blob_ops) {
+    vhdup_blob_cancel(vhdup__list_entry(node, vhdup_blob_op, node));
+  }
 }

@@ -1,5 +1,5 @@
-/* The public engine and job API: a job opens and validates its source,
- * decides the blob's size and footer, picks a sink (Azure or a local file)
+/* The public job API: a job opens and validates its source, decides the
+ * blob's size and footer, picks a sink (Azure, a local file or nothing)
  * and runs a pipeline into it. */
 #include "vhdup.h"
 
@@ -7,9 +7,12 @@
 #include "upload/file_src.h"
 #include "upload/job_int.h"
 #include "upload/pipeline.h"
+#include "upload/sink_azure.h"
 #include "upload/sink_file.h"
 #include "upload/sink_null.h"
 #include "util/alloc.h"
+#include "util/defaults.h"
+#include "util/secret.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,122 +21,13 @@
 
 #define MIB (1024ull * 1024)
 
-void vhdup_engine_options_init(vhdup_engine_options *o) {
-  memset(o, 0, sizeof(*o));
-  o->connections = 16;
-  o->memory = 64 * MIB;
-  o->connect_timeout_s = 30;
-  o->stall_timeout_s = 60;
-}
-
-/* libcurl copies each body into its upload buffer and sends it from there,
- * a buffer at a time: a read callback and a send() per buffer. Its default
- * of 64 KiB made a dense upload without MD5 to the loopback sink spend a
- * tenth more CPU than 512 KiB. Larger ones are handed out per request while
- * a thirty-second of --memory (2 MiB of the default 64 MiB: four) covers
- * them, so memory stays bounded at any connection count, auto's included.
- * Four did as well as eight at 1-16 connections; eight, charged to the
- * pool, cost dense data one read buffer and left peak RSS 17% apart across
- * the sweep (2 MiB fits in what the pool leaves over below 50 requests in
- * flight, so dense data keeps all 15 buffers). */
-#define UPLOAD_BUFFER (512L * 1024)
-
-static size_t upload_buffers_for(size_t memory) {
-  return memory / 32;
-}
-
-int vhdup_engine_new(uv_loop_t *loop, const vhdup_engine_options *o, vhdup_engine **out) {
-  *out = NULL;
-  if (loop == NULL || o == NULL || o->connections == 0 || o->connections > 1024 ||
-      o->memory < 8 * MIB || o->per_blob_connections > o->connections)
-    return VHDUP_EINVAL;
-  vhdup_engine *e = vhdup__calloc(1, sizeof(*e));
-  if (e == NULL)
-    return VHDUP_ENOMEM;
-  e->loop = loop;
-  e->o = *o;
-  e->o.ca_file = NULL;
-  if ((o->ca_file != NULL && (e->o.ca_file = e->ca_file = vhdup__strdup(o->ca_file)) == NULL) ||
-      vhdup__budget_new(o->memory - upload_buffers_for(o->memory), o->connections, &e->budget) !=
-          0) {
-    vhdup__free(e->ca_file);
-    vhdup__free(e);
-    return VHDUP_ENOMEM;
-  }
-  if (o->connections_auto)
-    vhdup__budget_set_auto(e->budget, o->connections);
-  *out = e;
-  return 0;
-}
-
-int vhdup__engine_http(vhdup_engine *e, vhdup__http **out) {
-  if (e->http == NULL) {
-    vhdup__http_opts ho;
-    memset(&ho, 0, sizeof(ho));
-    ho.max_connections = e->o.connections;
-    ho.connect_timeout_ms = (long)e->o.connect_timeout_s * 1000;
-    /* A stalled peer: under 1 KiB/s for the stall timeout. */
-    ho.low_speed_limit_bps = 1024;
-    ho.low_speed_time_s = (long)e->o.stall_timeout_s;
-    ho.ca_file = e->o.ca_file;
-    ho.verbose = e->o.verbose;
-    ho.max_response_body = 4u * 1024 * 1024;
-    ho.user_agent = "vhdup/" VHDUP_VERSION_STRING;
-    ho.upload_buffer_size = UPLOAD_BUFFER;
-    ho.upload_buffers_total = upload_buffers_for(e->o.memory);
-    int rc = vhdup__http_new(e->loop, &ho, &e->http);
-    if (rc != 0)
-      return rc;
-    vhdup__http_set_data(e->http, e);
-  }
-  *out = e->http;
-  return 0;
-}
-
-static void engine_maybe_closed(vhdup_engine *e) {
-  if (!e->closing || e->jobs != NULL || e->blob_ops != NULL || e->pending_closes > 0)
-    return;
-  if (e->close_cb != NULL)
-    e->close_cb(e);
-  vhdup__budget_free(e->budget);
-  vhdup__free(e->ca_file);
-  vhdup__free(e);
-}
-
-static void http_closed(vhdup__http *h) {
-  vhdup_engine *e = vhdup__http_get_data(h);
-  e->pending_closes--;
-  e->http = NULL;
-  engine_maybe_closed(e);
-}
-
-void vhdup__engine_job_gone(vhdup_engine *e) {
-  if (e->closing && e->jobs == NULL && e->blob_ops == NULL && e->http != NULL && !e->http_closing) {
-    e->http_closing = 1;
-    e->pending_closes++;
-    vhdup__http_close(e->http, http_closed);
-  }
-  engine_maybe_closed(e);
-}
-
-void vhdup_engine_close(vhdup_engine *e, void (*close_cb)(vhdup_engine *e)) {
-  if (e->closing)
-    return;
-  e->closing = 1;
-  e->close_cb = close_cb;
-  for (vhdup_job *j = e->jobs; j != NULL; j = j->next)
-    vhdup_job_cancel(j);
-  vhdup__blob_ops_cancel_all(e);
-  vhdup__engine_job_gone(e);
-}
-
 void vhdup_job_options_init(vhdup_job_options *o) {
   memset(o, 0, sizeof(*o));
   o->md5 = 1;
   o->resize = 1;
   o->use_environment = 1;
-  o->merge_gap = 64 * 1024;
-  o->max_attempts = 8;
+  o->merge_gap = VHDUP__DEFAULT_MERGE_GAP;
+  o->max_attempts = VHDUP__DEFAULT_MAX_ATTEMPTS;
   o->progress_interval_ms = 200;
 }
 
@@ -147,19 +41,15 @@ static int dup_opt(const char *in, char **keep, const char **field) {
   return *keep == NULL ? VHDUP_ENOMEM : 0;
 }
 
-static int journal_locate(vhdup_job *j);
-
 /* The copied options; the destination (which may hold a SAS) and the
  * credentials (connection string, key, SAS token) are wiped before their
  * memory goes back. */
 static void free_strings(vhdup_job *j) {
   for (int i = 0; i < JOB_STRINGS; i++) {
-    if (j->strings[i] != NULL && i >= 2 && i <= 5) {
-      volatile char *p = j->strings[i];
-      while (*p)
-        *p++ = 0;
-    }
-    vhdup__free(j->strings[i]);
+    if (i >= 2 && i <= 5)
+      vhdup__secret_free(j->strings[i]);
+    else
+      vhdup__free(j->strings[i]);
   }
 }
 
@@ -214,20 +104,15 @@ int vhdup_job_new(vhdup_engine *e, const vhdup_job_options *o, vhdup_job **out) 
     rc = j->dest_shown == NULL ? VHDUP_ENOMEM : 0;
   }
   if (rc == 0 && !j->o.to_file && !j->o.dry_run)
-    rc = journal_locate(j);
+    rc = vhdup__resume_locate(&j->resume, j->o.source, j->o.destination, j->o.journal, j->o.resume);
   if (rc != 0) {
     free_strings(j);
     vhdup__free(j->dest_shown);
-    vhdup__free(j->journal_path);
-    vhdup__free(j->journal_dest);
-    free(j->source_abs);
+    vhdup__resume_free(&j->resume);
     vhdup__free(j);
     return rc;
   }
-  j->next = e->jobs;
-  if (e->jobs != NULL)
-    e->jobs->prev = j;
-  e->jobs = j;
+  vhdup__list_push_head(&e->jobs, &j->node);
   *out = j;
   return 0;
 }
@@ -257,26 +142,7 @@ static void job_done(vhdup_job *j, int status, const char *message) {
   j->verifying = 0;
   if (status != 0)
     set_error(j, status, message);
-  if (j->journal != NULL) {
-    /* Complete: the journal has served. Otherwise it stays for --resume. */
-    if (status == 0 || j->blob_resumable == 0) {
-      vhdup__journal_close(j->journal, status == 0);
-    } else {
-      size_t n = strlen(j->message);
-      snprintf(j->message + n, sizeof(j->message) - n,
-               "%sthe upload can be resumed: run the same command with --resume "
-               "(journal %s)",
-               n ? "; " : "", vhdup__journal_path(j->journal));
-      vhdup__journal_close(j->journal, 0);
-    }
-    j->journal = NULL;
-  } else if (status == VHDUP_ECANCELED && !j->blob_resumable) {
-    size_t n = strlen(j->message);
-    snprintf(j->message + n, sizeof(j->message) - n,
-             "%sstopped before the destination was ready, so there is nothing to resume: "
-             "run the same command again",
-             n ? "; " : "");
-  }
+  vhdup__resume_end(&j->resume, status, j->message, sizeof(j->message));
   if (j->done_cb != NULL)
     j->done_cb(j, status, j->o.data);
   if (j->closing)
@@ -334,15 +200,15 @@ static void pipeline_done(vhdup__pipeline *pl, int status, const char *message, 
 
 static int journal_is_done(void *ctx, uint64_t offset, uint64_t length) {
   vhdup_job *j = ctx;
-  return j->journal != NULL && vhdup__journal_is_done(j->journal, offset, length);
+  return j->resume.journal != NULL && vhdup__journal_is_done(j->resume.journal, offset, length);
 }
 
 /* A write was confirmed: the journal learns first, then the owner's
  * progress callback, at most every progress_interval_ms. */
 static void write_confirmed(void *ctx, uint64_t offset, uint64_t length) {
   vhdup_job *j = ctx;
-  if (j->journal != NULL)
-    vhdup__journal_record(j->journal, offset, length);
+  if (j->resume.journal != NULL)
+    vhdup__journal_record(j->resume.journal, offset, length);
   if (j->o.progress_cb != NULL) {
     uint64_t now = uv_now(j->e->loop);
     if (j->last_progress == 0 || now - j->last_progress >= j->o.progress_interval_ms) {
@@ -352,62 +218,77 @@ static void write_confirmed(void *ctx, uint64_t offset, uint64_t length) {
   }
 }
 
-/* The destination is ready: a new upload starts its journal now (not
- * earlier, so a refused destination never replaces the journal of an
- * upload that could still be resumed). */
+/* The destination is ready: from now on the upload can be resumed. */
 static int journal_prepared(void *ctx) {
   vhdup_job *j = ctx;
-  j->blob_resumable = 1;
-  if (j->o.resume || j->journal_path == NULL)
-    return 0;
   vhdup__err err;
   vhdup__err_clear(&err);
-  int rc = vhdup__journal_create(j->journal_path, &j->journal_id, &j->journal, &err);
-  if (rc != 0) {
-    /* Uploading without a journal only costs the ability to resume. */
+  if (vhdup__resume_prepared(&j->resume, &err) != 0)
     notice(j, "warning: %s; the upload will not be resumable", err.msg);
-    j->journal = NULL;
-  }
   return 0;
 }
 
-/* Where the resume journal lives: --journal, else a file named after the
- * source's absolute path and the destination without its query. */
-static int journal_locate(vhdup_job *j) {
-  j->source_abs = realpath(j->o.source, NULL);
-  size_t qn = strcspn(j->o.destination, "?");
-  j->journal_dest = vhdup__strndup(j->o.destination, qn);
-  if (j->journal_dest == NULL)
-    return VHDUP_ENOMEM;
-  if (j->o.journal != NULL) {
-    j->journal_path = vhdup__strdup(j->o.journal);
-    return j->journal_path == NULL ? VHDUP_ENOMEM : 0;
-  }
-  vhdup__journal_id id = {.source = j->source_abs ? j->source_abs : j->o.source,
-                          .destination = j->journal_dest};
-  return vhdup__journal_default_path(&id, &j->journal_path);
-}
-
-/* Identity of the upload the journal belongs to; opens it to resume. */
+/* The upload's identity for its journal; opens the journal to resume. */
 static int journal_setup(vhdup_job *j, const vhdup__disk_info *info, vhdup__err *err) {
-  if (j->source_abs == NULL)
-    return vhdup__errf(err, VHDUP_EIO, "%s: cannot resolve its absolute path", j->o.source);
-  vhdup__journal_id *id = &j->journal_id;
-  id->source = j->source_abs;
-  id->source_size = j->file->size;
-  id->mtime_sec = j->file->mtime_sec;
-  id->mtime_nsec = j->file->mtime_nsec;
+  vhdup__journal_id id = {
+      .source = j->o.source,
+      .source_size = j->file->size,
+      .mtime_sec = j->file->mtime_sec,
+      .mtime_nsec = j->file->mtime_nsec,
+      .blob_size = j->blob_size,
+  };
   if (!info->is_raw)
-    memcpy(id->uuid, info->footer.uuid, 16);
-  id->destination = j->journal_dest;
-  id->blob_size = j->blob_size;
-  if (j->o.resume)
-    return vhdup__journal_resume(j->journal_path, id, &j->journal, err);
-  return 0;
+    memcpy(id.uuid, info->footer.uuid, 16);
+  return vhdup__resume_open(&j->resume, &id, err);
 }
 
 const char *vhdup_job_journal_path(const vhdup_job *j) {
-  return j->journal_path;
+  return j->resume.path;
+}
+
+/* A control request (create, HEAD, Get Page Ranges...) is being retried:
+ * counted with the writes' retries, and told. */
+static void control_retry(void *ctx, const char *message) {
+  vhdup_job *j = ctx;
+  j->control_retries++;
+  notice(j, "%s", message);
+}
+
+static void sink_notice(void *ctx, const char *message) {
+  notice(ctx, "%s", message);
+}
+
+/* The Azure sink, given only what it needs of the job. */
+static int azure_sink(vhdup_job *j, vhdup__err *err) {
+  vhdup__http *http;
+  int rc = vhdup__engine_http(j->e, &http);
+  if (rc != 0)
+    return vhdup__errf(err, rc, "cannot start the HTTP client: %s", vhdup_strerror(rc));
+  vhdup__azure_sink_opts so = {
+      .loop = j->e->loop,
+      .http = http,
+      .target =
+          {
+              .destination = j->o.destination,
+              .shown = j->dest_shown,
+              .connection_string = j->o.connection_string,
+              .account_key = j->o.account_key,
+              .sas_token = j->o.sas_token,
+              .use_environment = j->o.use_environment,
+              .allow_http = j->o.allow_http,
+          },
+      .service_version = j->o.service_version,
+      .crc64 = j->o.crc64,
+      .overwrite = j->o.overwrite,
+      .resume = j->o.resume,
+      .create_container = j->o.create_container,
+      .journal = j->resume.journal,
+      .retry = {.max_attempts = j->o.max_attempts},
+      .notice_cb = sink_notice,
+      .retry_cb = control_retry,
+      .ctx = j,
+  };
+  return vhdup__azure_sink_new(&so, &j->sink, err);
 }
 
 /* Walks the plan once before starting, so progress has a denominator and
@@ -520,7 +401,7 @@ int vhdup_job_start(vhdup_job *j, vhdup_job_cb done_cb) {
     po.crc64 = j->o.crc64;
     /* Content verification compares the blob read back with this. */
     po.disk_md5 = j->o.disk_md5 || j->o.verify == VHDUP_VERIFY_CONTENT;
-    rc = vhdup__azure_sink_new(j, &j->sink, &err);
+    rc = azure_sink(j, &err);
   }
   if (rc != 0)
     return set_error(j, rc, err.msg);
@@ -538,10 +419,18 @@ int vhdup_job_start(vhdup_job *j, vhdup_job_cb done_cb) {
 void vhdup_job_cancel(vhdup_job *j) {
   if (j->done || j->pl == NULL)
     return;
-  if (j->verifying)
-    j->sink->ops->abort(j->sink); /* verify_done comes back with ECANCELED */
-  else
+  if (!j->verifying)
     vhdup__pipeline_cancel(j->pl);
+  /* Also a control step (create, clearing, properties) waiting to retry,
+   * or verify: their callbacks come back with ECANCELED. */
+  if (!j->done && j->sink != NULL)
+    j->sink->ops->abort(j->sink);
+}
+
+void vhdup__jobs_cancel_all(vhdup_engine *e) {
+  vhdup__list_foreach_safe(node, &e->jobs) {
+    vhdup_job_cancel(vhdup__list_entry(node, vhdup_job, node));
+  }
 }
 
 void vhdup_job_get_stats(const vhdup_job *j, vhdup_job_stats *st) {
@@ -565,7 +454,7 @@ void vhdup_job_get_stats(const vhdup_job *j, vhdup_job_stats *st) {
     st->bytes_skipped = ps.bytes_skipped;
     st->bytes_resumed = ps.bytes_resumed;
     st->requests = ps.requests;
-    st->retries = ps.retries;
+    st->retries = ps.retries + j->control_retries;
     st->in_flight = ps.in_flight;
     st->connections_limit = vhdup__budget_limit(j->e->budget);
     st->has_disk_md5 = ps.has_disk_md5;
@@ -589,21 +478,13 @@ const char *vhdup_job_destination(const vhdup_job *j) {
 
 static void job_free(vhdup_job *j) {
   vhdup_engine *e = j->e;
-  if (j->prev != NULL)
-    j->prev->next = j->next;
-  else
-    e->jobs = j->next;
-  if (j->next != NULL)
-    j->next->prev = j->prev;
+  vhdup__list_remove(&j->node);
   if (j->disk != NULL)
     vhdup__disk_free(j->disk);
   vhdup__file_close(j->file);
   free_strings(j);
   vhdup__free(j->dest_shown);
-  vhdup__journal_close(j->journal, 0);
-  vhdup__free(j->journal_path);
-  vhdup__free(j->journal_dest);
-  free(j->source_abs); /* from realpath() */
+  vhdup__resume_free(&j->resume);
   /* The engine learns first, so a close_cb that closes the engine finds
    * this job gone; the job stays valid during its close_cb. */
   vhdup__engine_job_gone(e);

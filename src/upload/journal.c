@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -332,4 +333,71 @@ void vhdup__journal_close(vhdup__journal *j, int remove) {
   vhdup__free(j->keep);
   vhdup__free(j->path);
   vhdup__free(j);
+}
+
+/* ---- resume rules ---- */
+
+int vhdup__resume_locate(vhdup__resume *r, const char *source, const char *destination,
+                         const char *journal_path, int resume) {
+  memset(r, 0, sizeof(*r));
+  r->resume = resume;
+  char abs[PATH_MAX];
+  if (realpath(source, abs) != NULL && (r->source_abs = vhdup__strdup(abs)) == NULL)
+    return VHDUP_ENOMEM;
+  r->destination = vhdup__strndup(destination, strcspn(destination, "?"));
+  if (r->destination == NULL)
+    return VHDUP_ENOMEM;
+  if (journal_path != NULL) {
+    r->path = vhdup__strdup(journal_path);
+    return r->path == NULL ? VHDUP_ENOMEM : 0;
+  }
+  vhdup__journal_id id = {.source = r->source_abs ? r->source_abs : source,
+                          .destination = r->destination};
+  return vhdup__journal_default_path(&id, &r->path);
+}
+
+int vhdup__resume_open(vhdup__resume *r, const vhdup__journal_id *id, vhdup__err *err) {
+  if (r->source_abs == NULL)
+    return vhdup__errf(err, VHDUP_EIO, "%s: cannot resolve its absolute path", id->source);
+  r->id = *id;
+  r->id.source = r->source_abs;
+  r->id.destination = r->destination;
+  if (r->resume)
+    return vhdup__journal_resume(r->path, &r->id, &r->journal, err);
+  return 0;
+}
+
+int vhdup__resume_prepared(vhdup__resume *r, vhdup__err *err) {
+  r->prepared = 1;
+  if (r->resume || r->path == NULL || r->journal != NULL)
+    return 0;
+  int rc = vhdup__journal_create(r->path, &r->id, &r->journal, err);
+  if (rc != 0)
+    r->journal = NULL;
+  return rc;
+}
+
+void vhdup__resume_end(vhdup__resume *r, int status, char *msg, size_t msg_size) {
+  size_t n = strlen(msg);
+  if (r->journal != NULL) {
+    if (status != 0 && r->prepared)
+      snprintf(msg + n, msg_size - n,
+               "%sthe upload can be resumed: run the same command with --resume (journal %s)",
+               n ? "; " : "", r->path);
+    vhdup__journal_close(r->journal, status == 0);
+    r->journal = NULL;
+  } else if (status == VHDUP_ECANCELED && !r->prepared) {
+    snprintf(msg + n, msg_size - n,
+             "%sstopped before the destination was ready, so there is nothing to resume: "
+             "run the same command again",
+             n ? "; " : "");
+  }
+}
+
+void vhdup__resume_free(vhdup__resume *r) {
+  vhdup__journal_close(r->journal, 0);
+  vhdup__free(r->path);
+  vhdup__free(r->destination);
+  vhdup__free(r->source_abs);
+  memset(r, 0, sizeof(*r));
 }

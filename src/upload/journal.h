@@ -66,4 +66,42 @@ const char *vhdup__journal_path(const vhdup__journal *j);
 /* Closes; with remove, deletes the file (the upload is complete). */
 void vhdup__journal_close(vhdup__journal *j, int remove);
 
+/* ---- The resume rules, in one place: where an upload's journal lives,
+ * which journal may continue which upload, when a journal starts and when
+ * it is kept. ---- */
+
+typedef struct vhdup__resume {
+  char *path;        /* the journal's file */
+  char *destination; /* the destination without its query */
+  char *source_abs;  /* the source's absolute path; NULL if it has none */
+  int resume;        /* continue an earlier upload */
+  int prepared;      /* the destination is ready: a journal is worth keeping */
+  vhdup__journal_id id;
+  vhdup__journal *journal; /* open while resuming, or once prepared */
+} vhdup__resume;
+
+/* Locates the journal: journal_path when given, else the default place for
+ * the source's absolute path and the destination without its query (so a
+ * fresh SAS can finish an upload another SAS began). */
+int vhdup__resume_locate(vhdup__resume *r, const char *source, const char *destination,
+                         const char *journal_path, int resume) __attribute__((warn_unused_result));
+
+/* Fixes the upload's identity (id's source and destination are filled in
+ * here) and, when resuming, opens the journal: it must belong to exactly
+ * this source and destination (VHDUP_EJOURNAL otherwise). */
+int vhdup__resume_open(vhdup__resume *r, const vhdup__journal_id *id, vhdup__err *err)
+    __attribute__((warn_unused_result));
+
+/* The destination is ready. A new upload starts its journal now, not
+ * earlier, so a refused destination never replaces the journal of an
+ * upload that could still be resumed. An error only costs resuming. */
+int vhdup__resume_prepared(vhdup__resume *r, vhdup__err *err) __attribute__((warn_unused_result));
+
+/* The upload ended with status: a complete upload removes its journal; one
+ * that failed after the destination was ready keeps it and says how to
+ * resume, appending to msg. */
+void vhdup__resume_end(vhdup__resume *r, int status, char *msg, size_t msg_size);
+
+void vhdup__resume_free(vhdup__resume *r);
+
 #endif

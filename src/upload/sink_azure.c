@@ -1,12 +1,16 @@
 /* An Azure page blob as the destination: the requests are described by
- * src/azure and sent by src/net on the engine's HTTP client. */
+ * src/azure and sent on the owner's HTTP client. Control steps (create,
+ * HEAD, container, Get Page Ranges, clear, properties, verify's reads) go
+ * through one retrying runner (az_call.h); Put Page writes are sent once
+ * and classified the same way, the pipeline owning their retries. */
+#include "upload/sink_azure.h"
+
 #include "azure/azure.h"
-#include "net/http.h"
-#include "upload/job_int.h"
-#include "upload/target.h"
 #include "util/alloc.h"
 #include "util/crypto.h"
+#include "util/list.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,27 +20,28 @@
 
 typedef struct az_sink az_sink;
 
-/* One request of the sink: a page write, or a step of prepare/finish. */
-typedef struct az_op {
+/* One page write in flight. */
+typedef struct az_write_op {
   az_sink *s;
-  struct az_op *prev, *next;
+  vhdup__list node; /* in s->writes, for abort */
   vhdup__az_request req;
   vhdup__http_header hdrs[MAX_HEADERS];
   vhdup__http_xfer *x;
-  vhdup__sink_write *w; /* NULL for control requests */
-  const void *body;
-  void (*done)(struct az_op *op, const vhdup__http_resp *r);
-  void (*then)(struct az_sink *s, int error, const char *message); /* list_batch's */
-} az_op;
+  vhdup__sink_write *w;
+} az_write_op;
+
+typedef void (*batch_cb)(az_sink *s, int error, const char *message);
 
 struct az_sink {
   vhdup__sink base;
-  vhdup_job *j;
-  vhdup__http *http;
+  vhdup__azure_sink_opts o;
+  char *shown; /* the destination, sig=REDACTED */
   vhdup__az_blob blob;
-  az_op *ops; /* in flight, for abort */
-  unsigned n_ops;
+  vhdup__az_call *ctl; /* control requests, one at a time */
+  vhdup__list writes;
+  unsigned pending; /* writes, hash work and the runner's close */
   int closing;
+  int aborted; /* no further control step starts */
   void (*close_cb)(vhdup__sink *s);
 
   /* prepare and finish */
@@ -46,6 +51,7 @@ struct az_sink {
   char marker[VHDUP__AZ_MARKER_MAX + 1];
   vhdup__az_page_range ranges[RANGES_BATCH];
   size_t n_ranges, next_range;
+  batch_cb list_then;
   int listing_done;
   int created_by_us;
   int container_tried;
@@ -54,6 +60,10 @@ struct az_sink {
    * succeeds. The refusal, for when the blob turns out not to exist. */
   int create_error;
   char create_msg[VHDUP__ERRMSG_MAX];
+  /* The create was refused as existing after an earlier try of it got no
+   * usable answer: that try may have made the blob. */
+  int create_maybe_ours;
+  uint8_t disk_md5[16];
 
   /* verify */
   vhdup__sink_verify *v;
@@ -62,167 +72,108 @@ struct az_sink {
   size_t vbuf_len;
   uint64_t vpos;   /* blob offset hashed up to */
   uint64_t vchunk; /* bytes of the current range already read */
+  uint64_t vlen;   /* bytes the read in flight asks for */
   uv_work_t vwork;
   char msg[VHDUP__ERRMSG_MAX];
 };
 
 static void sink_maybe_closed(az_sink *s);
 static void start_container(az_sink *s);
+static void start_create(az_sink *s);
+static void start_head(az_sink *s);
+static void start_list(az_sink *s);
 
-static void op_free(az_op *op) {
-  az_sink *s = op->s;
-  if (op->prev != NULL)
-    op->prev->next = op->next;
-  else
-    s->ops = op->next;
-  if (op->next != NULL)
-    op->next->prev = op->prev;
-  s->n_ops--;
-  vhdup__az_request_free(&op->req);
-  vhdup__free(op);
-}
-
-static void http_done(vhdup__http_xfer *x, const vhdup__http_resp *r, void *data) {
-  az_op *op = data;
-  az_sink *s = op->s;
-  (void)x;
-  op->x = NULL;
-  op->done(op, r);
-  op_free(op);
-  sink_maybe_closed(s);
-}
-
-/* Sends op->req with body; on failure to start, returns the error. */
-static int op_send(az_op *op, const void *body) {
-  az_sink *s = op->s;
-  if (op->req.nheaders > MAX_HEADERS)
-    return VHDUP_ELIMIT;
-  for (size_t i = 0; i < op->req.nheaders; i++) {
-    op->hdrs[i].name = op->req.headers[i].name;
-    op->hdrs[i].value = op->req.headers[i].value;
-  }
-  vhdup__http_req hr = {
-      .method = op->req.method,
-      .url = op->req.url,
-      .headers = op->hdrs,
-      .n_headers = op->req.nheaders,
-      .body = body,
-      .body_len = op->req.content_length,
-  };
-  op->body = body;
-  return vhdup__http_submit(s->http, &hr, http_done, op, &op->x);
-}
-
-static az_op *op_new(az_sink *s, void (*done)(az_op *, const vhdup__http_resp *)) {
-  az_op *op = vhdup__calloc(1, sizeof(*op));
-  if (op == NULL)
-    return NULL;
-  op->s = s;
-  op->done = done;
-  op->next = s->ops;
-  if (s->ops != NULL)
-    s->ops->prev = op;
-  s->ops = op;
-  s->n_ops++;
-  return op;
-}
-
-/* Sends an op whose request was built with result rc (op may be NULL: out
- * of memory). On any failure the op is freed and err holds a message. */
-static int op_launch(az_op *op, int rc, const void *body, vhdup__err *err) {
-  if (op == NULL)
-    rc = VHDUP_ENOMEM;
-  if (rc == 0)
-    rc = op_send(op, body);
-  if (rc != 0) {
-    if (op != NULL)
-      op_free(op);
-    if (err->msg[0] == '\0')
-      vhdup__errf(err, rc, "%s", vhdup_strerror(rc));
-  }
-  return rc;
-}
-
-/* Turns an answer into a sink result: success, or a classified error with
- * a message that names Azure's code, message and request id. */
-static void classify(az_sink *s, const vhdup__http_resp *r, vhdup__sink_result *out) {
-  vhdup__target_result t;
-  vhdup__target_classify(r, &t, s->msg, sizeof(s->msg));
-  memset(out, 0, sizeof(*out));
-  out->http_status = t.http_status;
-  out->error = t.error;
-  if (t.error == 0)
-    return;
-  out->retryable = t.retryable;
-  out->message = s->msg;
-  if (t.retry_after_s > 0)
-    out->retry_after_ms = (uint64_t)t.retry_after_s * 1000;
-}
-
-static void prepare_result(az_sink *s, int error, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void prepare_result(az_sink *s, int error, const char *fmt, ...) {
+static void vresult(az_sink *s, int error, const char *fmt, va_list ap) {
   vhdup__sink_result r = {.error = error};
   if (error != 0 && fmt != NULL) {
     char tmp[VHDUP__ERRMSG_MAX];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(tmp, sizeof(tmp), fmt, ap);
-    va_end(ap);
     snprintf(s->msg, sizeof(s->msg), "%s", tmp);
     r.message = s->msg;
   }
   s->cb(&s->base, &r, s->cb_data);
 }
 
+static void prepare_result(az_sink *s, int error, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void prepare_result(az_sink *s, int error, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vresult(s, error, fmt, ap);
+  va_end(ap);
+}
+
+static void on_retry(vhdup__az_call *c, const vhdup__az_retry_note *n, void *data) {
+  az_sink *s = data;
+  (void)c;
+  if (s->o.retry_cb != NULL)
+    s->o.retry_cb(s->o.ctx, n->text);
+}
+
+/* Runs one control request through the runner. Returns 0, or the error
+ * that kept it from starting (the sink is closing). */
+static int control(az_sink *s, const char *step, vhdup__az_build_fn build,
+                   vhdup__az_call_done_fn done) {
+  if (s->closing || s->aborted)
+    return VHDUP_ECANCELED;
+  vhdup__az_call_req r = {
+      .step = step,
+      .build = build,
+      .build_ctx = s,
+      .done = done,
+      .data = s,
+  };
+  return vhdup__az_call_start(s->ctl, &r);
+}
+
 /* ---- listing page ranges, a batch at a time (overwrite, resume, verify) ---- */
 
-typedef void (*batch_cb)(az_sink *s, int error, const char *message);
+static int build_list(void *ctx, vhdup__az_request *req, vhdup__err *err) {
+  az_sink *s = ctx;
+  int paged = vhdup__az_blob_version_at_least(&s->blob, VHDUP__AZ_VERSION_MARKER);
+  return vhdup__az_req_get_page_ranges(&s->blob, 0, 0, s->marker[0] ? s->marker : NULL,
+                                       paged ? RANGES_BATCH : 0, NULL, req, err);
+}
 
-static void batch_done(az_op *op, const vhdup__http_resp *r) {
-  az_sink *s = op->s;
-  vhdup__sink_result res;
-  classify(s, r, &res);
-  if (res.error != 0) {
-    op->then(s, res.error, res.message);
+static void batch_done(vhdup__az_call *c, const vhdup__az_call_result *r, void *data) {
+  az_sink *s = data;
+  (void)c;
+  if (r->error != 0) {
+    s->list_then(s, r->error, r->message);
     return;
   }
   vhdup__err err;
   vhdup__err_clear(&err);
-  int rc = vhdup__az_page_list_parse_array(r->body, r->body_len, 0, s->ranges, RANGES_BATCH,
-                                           &s->n_ranges, s->marker, sizeof(s->marker), &err);
-  if (rc == 0 && r->body_truncated)
+  int rc =
+      vhdup__az_page_list_parse_array(r->resp->body, r->resp->body_len, 0, s->ranges, RANGES_BATCH,
+                                      &s->n_ranges, s->marker, sizeof(s->marker), &err);
+  if (rc == 0 && r->resp->body_truncated)
     rc = VHDUP_ELIMIT;
-  op->then(s, rc, rc ? (err.msg[0] ? err.msg : "answer too large") : NULL);
+  s->list_then(s, rc, rc ? (err.msg[0] ? err.msg : "answer too large") : NULL);
 }
 
 /* Asks for the next batch of page ranges (from s->marker, or the start when
  * it is empty); then() runs when s->ranges, n_ranges and marker hold it. */
 static void list_batch(az_sink *s, batch_cb then) {
-  az_op *op = op_new(s, batch_done);
-  vhdup__err err;
-  vhdup__err_clear(&err);
-  int paged = vhdup__az_blob_version_at_least(&s->blob, VHDUP__AZ_VERSION_MARKER);
-  int rc = VHDUP_ENOMEM;
-  if (op != NULL) {
-    op->then = then;
-    rc = vhdup__az_req_get_page_ranges(&s->blob, 0, 0, s->marker[0] ? s->marker : NULL,
-                                       paged ? RANGES_BATCH : 0, NULL, &op->req, &err);
-  }
-  if ((rc = op_launch(op, rc, NULL, &err)) != 0)
-    then(s, rc, err.msg);
+  s->list_then = then;
+  int rc = control(s, "Get Page Ranges", build_list, batch_done);
+  if (rc != 0)
+    then(s, rc, vhdup_strerror(rc));
 }
 
-/* ---- prepare: HEAD, then create, or check size and clear stale ranges ---- */
+/* ---- prepare: create, or HEAD, check size and clear stale ranges ---- */
 
-static void start_list(az_sink *s);
+static int build_clear(void *ctx, vhdup__az_request *req, vhdup__err *err) {
+  az_sink *s = ctx;
+  const vhdup__az_page_range *pr = &s->ranges[s->next_range - 1];
+  return vhdup__az_req_clear_pages(&s->blob, pr->start, pr->end + 1 - pr->start, NULL, req, err);
+}
 
-static void clear_done(az_op *op, const vhdup__http_resp *r) {
-  az_sink *s = op->s;
-  vhdup__sink_result res;
-  classify(s, r, &res);
-  if (res.error != 0) {
-    prepare_result(s, res.error, "clearing stale pages of the existing blob: %s", res.message);
+static void clear_done(vhdup__az_call *c, const vhdup__az_call_result *r, void *data) {
+  az_sink *s = data;
+  (void)c;
+  if (r->error != 0) {
+    prepare_result(s, r->error, "clearing stale pages of the existing blob: %s", r->message);
     return;
   }
   const vhdup__az_page_range *pr = &s->ranges[s->next_range - 1];
@@ -231,7 +182,7 @@ static void clear_done(az_op *op, const vhdup__http_resp *r) {
 }
 
 static void next_clear(az_sink *s) {
-  if (s->closing) {
+  if (s->closing || s->aborted) {
     prepare_result(s, VHDUP_ECANCELED, "canceled");
     return;
   }
@@ -243,15 +194,10 @@ static void next_clear(az_sink *s) {
     start_list(s);
     return;
   }
-  const vhdup__az_page_range *pr = &s->ranges[s->next_range++];
-  vhdup__err err;
-  vhdup__err_clear(&err);
-  az_op *op = op_new(s, clear_done);
-  int rc = op == NULL ? 0
-                      : vhdup__az_req_clear_pages(&s->blob, pr->start, pr->end + 1 - pr->start,
-                                                  NULL, &op->req, &err);
-  if ((rc = op_launch(op, rc, NULL, &err)) != 0)
-    prepare_result(s, rc, "clearing stale pages: %s", err.msg);
+  s->next_range++;
+  int rc = control(s, "clearing stale pages", build_clear, clear_done);
+  if (rc != 0)
+    prepare_result(s, rc, "clearing stale pages: %s", vhdup_strerror(rc));
 }
 
 /* The overwrite path lists from the start after each batch is cleared
@@ -276,42 +222,47 @@ static void start_list(az_sink *s) {
   list_batch(s, clear_batch);
 }
 
-static void start_head(az_sink *s);
+static int build_create(void *ctx, vhdup__az_request *req, vhdup__err *err) {
+  az_sink *s = ctx;
+  return vhdup__az_req_create_page_blob(&s->blob, s->size, 1, NULL, req, err);
+}
 
-static void create_done(az_op *op, const vhdup__http_resp *r) {
-  az_sink *s = op->s;
-  vhdup__sink_result res;
-  classify(s, r, &res);
-  if (res.error == 0) {
+static void create_done(vhdup__az_call *c, const vhdup__az_call_result *r, void *data) {
+  az_sink *s = data;
+  (void)c;
+  if (r->error == 0) {
     s->created_by_us = 1;
     s->base.info.size = s->size;
     prepare_result(s, 0, NULL);
     return;
   }
-  if (res.error == VHDUP_ENOTFOUND && s->j->o.create_container && !s->container_tried)
+  if (r->error == VHDUP_ENOTFOUND && s->o.create_container && !s->container_tried)
     start_container(s);
-  else if (res.error == VHDUP_ENOTFOUND)
-    prepare_result(s, res.error,
+  else if (r->error == VHDUP_ENOTFOUND)
+    prepare_result(s, r->error,
                    "creating the blob: %s (does the container exist? --create-container makes it)",
-                   res.message);
-  else if (s->create_error == 0 && res.http_status >= 400) {
+                   r->message);
+  else if (s->create_error == 0 && r->http_status >= 400 && r->error != VHDUP_ECANCELED) {
     /* Exists already, a managed disk that refuses Put Blob, a key or SAS
      * that may not create: what is there says which. */
-    s->create_error = res.error;
-    snprintf(s->create_msg, sizeof(s->create_msg), "%s", res.message ? res.message : "");
+    s->create_error = r->error;
+    s->create_maybe_ours = r->error == VHDUP_EEXIST && r->attempts > 1;
+    snprintf(s->create_msg, sizeof(s->create_msg), "%s", r->message);
     start_head(s);
   } else
-    prepare_result(s, res.error, "creating the blob: %s", res.message);
+    prepare_result(s, r->error, "creating the blob: %s", r->message);
 }
 
-static void start_create(az_sink *s);
+static int build_container(void *ctx, vhdup__az_request *req, vhdup__err *err) {
+  az_sink *s = ctx;
+  return vhdup__az_req_create_container(&s->blob, NULL, req, err);
+}
 
-static void container_done(az_op *op, const vhdup__http_resp *r) {
-  az_sink *s = op->s;
-  vhdup__sink_result res;
-  classify(s, r, &res);
-  if (res.error != 0 && res.error != VHDUP_EEXIST) {
-    prepare_result(s, res.error, "creating the container: %s", res.message);
+static void container_done(vhdup__az_call *c, const vhdup__az_call_result *r, void *data) {
+  az_sink *s = data;
+  (void)c;
+  if (r->error != 0 && r->error != VHDUP_EEXIST) {
+    prepare_result(s, r->error, "creating the container: %s", r->message);
     return;
   }
   start_create(s);
@@ -319,22 +270,15 @@ static void container_done(az_op *op, const vhdup__http_resp *r) {
 
 static void start_container(az_sink *s) {
   s->container_tried = 1;
-  az_op *op = op_new(s, container_done);
-  vhdup__err err;
-  vhdup__err_clear(&err);
-  int rc = op == NULL ? 0 : vhdup__az_req_create_container(&s->blob, NULL, &op->req, &err);
-  if ((rc = op_launch(op, rc, NULL, &err)) != 0)
-    prepare_result(s, rc, "creating the container: %s", err.msg);
+  int rc = control(s, "the container create", build_container, container_done);
+  if (rc != 0)
+    prepare_result(s, rc, "creating the container: %s", vhdup_strerror(rc));
 }
 
 static void start_create(az_sink *s) {
-  az_op *op = op_new(s, create_done);
-  vhdup__err err;
-  vhdup__err_clear(&err);
-  int rc =
-      op == NULL ? 0 : vhdup__az_req_create_page_blob(&s->blob, s->size, 1, NULL, &op->req, &err);
-  if ((rc = op_launch(op, rc, NULL, &err)) != 0)
-    prepare_result(s, rc, "creating the blob: %s", err.msg);
+  int rc = control(s, "the blob create", build_create, create_done);
+  if (rc != 0)
+    prepare_result(s, rc, "creating the blob: %s", vhdup_strerror(rc));
 }
 
 /* ---- resume: keep only the journal's ranges the blob really holds ---- */
@@ -346,7 +290,7 @@ static void resume_batch(az_sink *s, int error, const char *message) {
   }
   int rc = 0;
   for (size_t i = 0; i < s->n_ranges && rc == 0; i++)
-    rc = vhdup__journal_restrict_add(s->j->journal, s->ranges[i].start, s->ranges[i].end);
+    rc = vhdup__journal_restrict_add(s->o.journal, s->ranges[i].start, s->ranges[i].end);
   if (rc != 0) {
     prepare_result(s, rc, "out of memory");
     return;
@@ -355,12 +299,15 @@ static void resume_batch(az_sink *s, int error, const char *message) {
     list_batch(s, resume_batch);
     return;
   }
-  vhdup__journal_restrict_end(s->j->journal);
+  vhdup__journal_restrict_end(s->o.journal);
   prepare_result(s, 0, NULL);
 }
 
+/* The journal says what finished; the blob must agree: only what both hold
+ * counts as done (a journal line without the pages behind it, say after
+ * someone cleared the blob, is sent again). */
 static void resume_list(az_sink *s) {
-  if (s->j->journal == NULL) {
+  if (s->o.journal == NULL) {
     prepare_result(s, 0, NULL);
     return;
   }
@@ -368,59 +315,60 @@ static void resume_list(az_sink *s) {
   list_batch(s, resume_batch);
 }
 
-static void head_done(az_op *op, const vhdup__http_resp *r) {
-  az_sink *s = op->s;
-  vhdup_job *j = s->j;
-  vhdup__sink_result res;
-  classify(s, r, &res);
-  if (res.error == VHDUP_ENOTFOUND && s->create_error != 0) {
-    /* Refused, yet not there: the refusal is the answer. */
-    if (s->create_error == VHDUP_EEXIST)
-      prepare_result(s, s->create_error,
-                     "the destination appeared and went again while starting (%s); try again",
-                     s->create_msg);
-    else if (s->create_error == VHDUP_EAUTH)
-      prepare_result(s, s->create_error,
-                     "creating the blob: %s (check the key or the SAS: is it valid, unexpired, "
-                     "with create and write permission?)",
-                     s->create_msg);
-    else
-      prepare_result(s, s->create_error, "creating the blob: %s", s->create_msg);
-    return;
+/* Refused, yet not there: the refusal is the answer. */
+static void create_refused(az_sink *s) {
+  if (s->create_error == VHDUP_EEXIST)
+    prepare_result(s, s->create_error,
+                   "the destination appeared and went again while starting (%s); try again",
+                   s->create_msg);
+  else if (s->create_error == VHDUP_EAUTH)
+    prepare_result(s, s->create_error,
+                   "creating the blob: %s (check the key or the SAS: is it valid, unexpired, "
+                   "with create and write permission?)",
+                   s->create_msg);
+  else
+    prepare_result(s, s->create_error, "creating the blob: %s", s->create_msg);
+}
+
+/* A blob that an earlier try of our create may have made: ours when it is
+ * an empty page blob of our size (writing into that destroys nothing). */
+static void ours_batch(az_sink *s, int error, const char *message) {
+  if (error != 0) {
+    prepare_result(s, error, "listing the blob's pages: %s", message);
+  } else if (s->n_ranges == 0 && s->marker[0] == '\0') {
+    s->created_by_us = 1;
+    s->base.info.existed = 0;
+    prepare_result(s, 0, NULL);
+  } else {
+    prepare_result(s, VHDUP_EEXIST,
+                   "%s already exists (%llu bytes); use --overwrite to replace its content, or "
+                   "--resume to continue an interrupted upload",
+                   s->shown, (unsigned long long)s->size);
   }
-  if (res.error == VHDUP_ENOTFOUND) {
-    if (j->o.resume) {
-      prepare_result(s, VHDUP_ENOTFOUND, "nothing to resume: %s does not exist", j->dest_shown);
-      return;
-    }
-    start_create(s);
-    return;
-  }
-  if (res.error != 0) {
-    if (res.error == VHDUP_EAUTH)
-      prepare_result(s, res.error,
-                     "%s: %s (check the key or the SAS: is it valid, unexpired, "
-                     "with read and write permission?)",
-                     j->dest_shown, res.message);
-    else
-      prepare_result(s, res.error, "%s: %s", j->dest_shown, res.message);
-    return;
-  }
+}
+
+/* The blob exists: is it one this upload may write into? */
+static void existing_blob(az_sink *s, const vhdup__http_resp *resp) {
   s->base.info.existed = 1;
-  const char *type = vhdup__http_header_get(r, "x-ms-blob-type");
-  const char *len = vhdup__http_header_get(r, "Content-Length");
+  const char *type = vhdup__http_header_get(resp, "x-ms-blob-type");
+  const char *len = vhdup__http_header_get(resp, "Content-Length");
   uint64_t size = len != NULL ? strtoull(len, NULL, 10) : 0;
   s->base.info.size = size;
   if (type != NULL && strcmp(type, "PageBlob") != 0) {
     prepare_result(s, VHDUP_EEXIST, "%s exists and is a %s, not a page blob; delete it first",
-                   j->dest_shown, type);
+                   s->shown, type);
     return;
   }
-  if (!j->o.overwrite && !j->o.resume) {
+  if (!s->o.overwrite && !s->o.resume && s->create_maybe_ours && size == s->size) {
+    s->marker[0] = '\0';
+    list_batch(s, ours_batch);
+    return;
+  }
+  if (!s->o.overwrite && !s->o.resume) {
     prepare_result(s, VHDUP_EEXIST,
                    "%s already exists (%llu bytes); use --overwrite to replace its content, or "
                    "--resume to continue an interrupted upload",
-                   j->dest_shown, (unsigned long long)size);
+                   s->shown, (unsigned long long)size);
     return;
   }
   if (size != s->size) {
@@ -428,15 +376,11 @@ static void head_done(az_op *op, const vhdup__http_resp *r) {
                    "%s is %llu bytes but this disk needs exactly %llu (virtual size %llu + 512 "
                    "footer); for a managed disk create it with `az disk create "
                    "--upload-type Upload --upload-size-bytes %llu`",
-                   j->dest_shown, (unsigned long long)size, (unsigned long long)s->size,
+                   s->shown, (unsigned long long)size, (unsigned long long)s->size,
                    (unsigned long long)(s->size - 512), (unsigned long long)s->size);
     return;
   }
-  if (j->o.resume) {
-    /* The journal says what finished; the blob must agree: only what both
-     * hold counts as done (a journal line without the pages behind it, say
-     * after someone cleared the blob, is sent again). */
-    s->marker[0] = '\0';
+  if (s->o.resume) {
     resume_list(s);
     return;
   }
@@ -444,40 +388,105 @@ static void head_done(az_op *op, const vhdup__http_resp *r) {
   start_list(s);
 }
 
+static void head_done(vhdup__az_call *c, const vhdup__az_call_result *r, void *data) {
+  az_sink *s = data;
+  (void)c;
+  if (r->error == VHDUP_ENOTFOUND && s->create_error != 0) {
+    create_refused(s);
+  } else if (r->error == VHDUP_ENOTFOUND && s->o.resume) {
+    prepare_result(s, VHDUP_ENOTFOUND, "nothing to resume: %s does not exist", s->shown);
+  } else if (r->error == VHDUP_ENOTFOUND) {
+    start_create(s);
+  } else if (r->error == VHDUP_EAUTH) {
+    prepare_result(s, r->error,
+                   "%s: %s (check the key or the SAS: is it valid, unexpired, "
+                   "with read and write permission?)",
+                   s->shown, r->message);
+  } else if (r->error != 0) {
+    prepare_result(s, r->error, "%s: %s", s->shown, r->message);
+  } else {
+    existing_blob(s, r->resp);
+  }
+}
+
+static int build_head(void *ctx, vhdup__az_request *req, vhdup__err *err) {
+  az_sink *s = ctx;
+  return vhdup__az_req_get_properties(&s->blob, NULL, req, err);
+}
+
+static void start_head(az_sink *s) {
+  int rc = control(s, "Get Blob Properties", build_head, head_done);
+  if (rc != 0)
+    prepare_result(s, rc, "%s: %s", s->shown, vhdup_strerror(rc));
+}
+
 static void az_prepare(vhdup__sink *base, uint64_t size, vhdup__sink_cb cb, void *data) {
   az_sink *s = (az_sink *)base;
   s->size = size;
   s->cb = cb;
   s->cb_data = data;
-  if (!s->j->o.overwrite && !s->j->o.resume)
+  if (!s->o.overwrite && !s->o.resume)
     start_create(s); /* nothing may be there: create first, ask if refused */
   else
     start_head(s);
 }
 
-static void start_head(az_sink *s) {
-  az_op *op = op_new(s, head_done);
-  vhdup__err err;
-  vhdup__err_clear(&err);
-  int rc = op == NULL ? 0 : vhdup__az_req_get_properties(&s->blob, NULL, &op->req, &err);
-  if ((rc = op_launch(op, rc, NULL, &err)) != 0)
-    prepare_result(s, rc, "%s", err.msg);
+/* ---- writes: sent once; the pipeline times their retries ---- */
+
+static void write_free(az_write_op *op) {
+  az_sink *s = op->s;
+  vhdup__list_remove(&op->node);
+  s->pending--;
+  vhdup__az_request_free(&op->req);
+  vhdup__free(op);
 }
 
-/* ---- writes ---- */
-
-static void write_done(az_op *op, const vhdup__http_resp *r) {
-  vhdup__sink_result res;
-  classify(op->s, r, &res);
+static void write_done(vhdup__http_xfer *x, const vhdup__http_resp *r, void *data) {
+  az_write_op *op = data;
+  az_sink *s = op->s;
+  (void)x;
+  op->x = NULL;
+  vhdup__target_result t;
+  vhdup__az_call_classify(r, &t, s->msg, sizeof(s->msg));
+  vhdup__sink_result res = {.error = t.error, .http_status = t.http_status};
+  if (t.error != 0) {
+    res.retryable = t.retryable;
+    res.message = s->msg;
+    if (t.retry_after_s > 0)
+      res.retry_after_ms = (uint64_t)t.retry_after_s * 1000;
+  }
   op->w->cb(op->w, &res);
+  write_free(op);
+  sink_maybe_closed(s);
+}
+
+static int write_send(az_write_op *op) {
+  if (op->req.nheaders > MAX_HEADERS)
+    return VHDUP_ELIMIT;
+  for (size_t i = 0; i < op->req.nheaders; i++) {
+    op->hdrs[i].name = op->req.headers[i].name;
+    op->hdrs[i].value = op->req.headers[i].value;
+  }
+  vhdup__http_req hr = {
+      .method = op->req.method,
+      .url = op->req.url,
+      .headers = op->hdrs,
+      .n_headers = op->req.nheaders,
+      .body = op->w->data,
+      .body_len = op->req.content_length,
+  };
+  return vhdup__http_submit(op->s->o.http, &hr, write_done, op, &op->x);
 }
 
 static int az_write(vhdup__sink *base, vhdup__sink_write *w) {
   az_sink *s = (az_sink *)base;
-  az_op *op = op_new(s, write_done);
+  az_write_op *op = vhdup__calloc(1, sizeof(*op));
   if (op == NULL)
     return VHDUP_ENOMEM;
+  op->s = s;
   op->w = w;
+  vhdup__list_push_tail(&s->writes, &op->node);
+  s->pending++;
   vhdup__az_sum sum = {.kind = VHDUP__AZ_SUM_NONE};
   if (w->has_md5) {
     sum.kind = VHDUP__AZ_SUM_MD5;
@@ -489,26 +498,33 @@ static int az_write(vhdup__sink *base, vhdup__sink_write *w) {
   vhdup__err err;
   vhdup__err_clear(&err);
   int rc = vhdup__az_req_put_page(&s->blob, w->offset, w->length, &sum, NULL, &op->req, &err);
-  return op_launch(op, rc, w->data, &err);
+  if (rc == 0)
+    rc = write_send(op);
+  if (rc != 0)
+    write_free(op);
+  return rc;
 }
 
 /* ---- finish: the whole-blob MD5 as Content-MD5 ---- */
 
-static void props_done(az_op *op, const vhdup__http_resp *r) {
-  az_sink *s = op->s;
-  vhdup__sink_result res;
-  classify(s, r, &res);
-  if (res.error != 0 && !s->created_by_us && res.http_status >= 400 && res.http_status < 500) {
+static int build_props(void *ctx, vhdup__az_request *req, vhdup__err *err) {
+  az_sink *s = ctx;
+  return vhdup__az_req_set_content_md5(&s->blob, s->disk_md5, NULL, req, err);
+}
+
+static void props_done(vhdup__az_call *c, const vhdup__az_call_result *r, void *data) {
+  az_sink *s = data;
+  (void)c;
+  if (r->error != 0 && !s->created_by_us && r->http_status >= 400 && r->http_status < 500) {
     /* A destination we did not create (a managed disk's upload SAS) may
      * refuse properties; the data is complete, so this is not a failure. */
-    if (s->j->o.notice_cb != NULL)
-      s->j->o.notice_cb(s->j,
-                        "note: the destination does not accept blob properties; the "
-                        "whole-disk MD5 was not stored",
-                        s->j->o.data);
-    memset(&res, 0, sizeof(res));
+    if (s->o.notice_cb != NULL)
+      s->o.notice_cb(s->o.ctx, "note: the destination does not accept blob properties; the "
+                               "whole-disk MD5 was not stored");
+    prepare_result(s, 0, NULL);
+    return;
   }
-  s->cb(&s->base, &res, s->cb_data);
+  prepare_result(s, r->error, "setting the blob's MD5: %s", r->message);
 }
 
 static void az_finish(vhdup__sink *base, const uint8_t *disk_md5, vhdup__sink_cb cb, void *data) {
@@ -519,12 +535,10 @@ static void az_finish(vhdup__sink *base, const uint8_t *disk_md5, vhdup__sink_cb
     prepare_result(s, 0, NULL);
     return;
   }
-  az_op *op = op_new(s, props_done);
-  vhdup__err err;
-  vhdup__err_clear(&err);
-  int rc = op == NULL ? 0 : vhdup__az_req_set_content_md5(&s->blob, disk_md5, NULL, &op->req, &err);
-  if ((rc = op_launch(op, rc, NULL, &err)) != 0)
-    prepare_result(s, rc, "setting the blob's MD5: %s", err.msg);
+  memcpy(s->disk_md5, disk_md5, 16);
+  int rc = control(s, "setting the blob's MD5", build_props, props_done);
+  if (rc != 0)
+    prepare_result(s, rc, "setting the blob's MD5: %s", vhdup_strerror(rc));
 }
 
 /* ---- verify: list the blob's page ranges; with content, read them back
@@ -539,16 +553,6 @@ static void verify_list(az_sink *s);
 static void verify_end(az_sink *s, int error, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void verify_end(az_sink *s, int error, const char *fmt, ...) {
-  vhdup__sink_result r = {.error = error};
-  if (error != 0) {
-    char tmp[VHDUP__ERRMSG_MAX];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(tmp, sizeof(tmp), fmt, ap);
-    va_end(ap);
-    snprintf(s->msg, sizeof(s->msg), "%s", tmp);
-    r.message = s->msg;
-  }
   if (s->vmd5.md != NULL) {
     if (error == 0)
       vhdup__md5_final(&s->vmd5, s->v->md5);
@@ -556,7 +560,10 @@ static void verify_end(az_sink *s, int error, const char *fmt, ...) {
   }
   vhdup__free(s->vbuf);
   s->vbuf = NULL;
-  s->cb(&s->base, &r, s->cb_data);
+  va_list ap;
+  va_start(ap, fmt);
+  vresult(s, error, fmt, ap);
+  va_end(ap);
 }
 
 static void hash_zeros(vhdup__md5_ctx *m, uint64_t n) {
@@ -581,8 +588,8 @@ static void verify_hash_work(uv_work_t *req) {
 static void verify_hash_done(uv_work_t *req, int status) {
   az_sink *s = req->data;
   (void)status;
-  s->n_ops--; /* the work counted as an operation, so close waits for it */
-  if (s->closing) {
+  s->pending--; /* the work counted, so close waits for it */
+  if (s->closing || s->aborted) {
     verify_end(s, VHDUP_ECANCELED, "canceled");
     sink_maybe_closed(s);
     return;
@@ -598,36 +605,40 @@ static void verify_hash_done(uv_work_t *req, int status) {
   verify_next(s);
 }
 
-static void verify_read_done(az_op *op, const vhdup__http_resp *r) {
-  az_sink *s = op->s;
-  vhdup__sink_result res;
-  classify(s, r, &res);
-  if (res.error != 0) {
-    verify_end(s, res.error, "reading the blob back: %s", res.message);
+static void verify_read_done(vhdup__az_call *c, const vhdup__az_call_result *r, void *data) {
+  az_sink *s = data;
+  (void)c;
+  if (r->error != 0) {
+    verify_end(s, r->error, "reading the blob back: %s", r->message);
     return;
   }
   const vhdup__az_page_range *pr = &s->ranges[s->next_range];
-  uint64_t left = pr->end + 1 - pr->start - s->vchunk;
-  size_t want = left < VHDUP__AZ_MAX_PUT_PAGE ? (size_t)left : VHDUP__AZ_MAX_PUT_PAGE;
-  if (r->body_len != want || r->body_truncated) {
+  size_t want = (size_t)s->vlen;
+  if (r->resp->body_len != want || r->resp->body_truncated) {
     verify_end(s, VHDUP_EVERIFY, "reading the blob back at offset %llu: got %zu bytes, not %zu",
-               (unsigned long long)(pr->start + s->vchunk), r->body_len, want);
+               (unsigned long long)(pr->start + s->vchunk), r->resp->body_len, want);
     return;
   }
-  memcpy(s->vbuf, r->body, want);
+  memcpy(s->vbuf, r->resp->body, want);
   s->vbuf_len = want;
   s->vwork.data = s;
-  s->n_ops++;
-  int rc = uv_queue_work(s->j->e->loop, &s->vwork, verify_hash_work, verify_hash_done);
+  s->pending++;
+  int rc = uv_queue_work(s->o.loop, &s->vwork, verify_hash_work, verify_hash_done);
   if (rc != 0) {
-    s->n_ops--;
+    s->pending--;
     verify_end(s, rc, "cannot queue work: %s", uv_strerror(rc));
   }
 }
 
+static int build_read(void *ctx, vhdup__az_request *req, vhdup__err *err) {
+  az_sink *s = ctx;
+  uint64_t off = s->ranges[s->next_range].start + s->vchunk;
+  return vhdup__az_req_get_blob(&s->blob, off, s->vlen, NULL, req, err);
+}
+
 static void verify_next(az_sink *s) {
   vhdup__sink_verify *v = s->v;
-  if (s->closing) {
+  if (s->closing || s->aborted) {
     verify_end(s, VHDUP_ECANCELED, "canceled");
     return;
   }
@@ -652,15 +663,11 @@ static void verify_next(az_sink *s) {
     return;
   }
   const vhdup__az_page_range *pr = &s->ranges[s->next_range];
-  uint64_t off = pr->start + s->vchunk;
-  uint64_t left = pr->end + 1 - off;
-  uint64_t len = left < VHDUP__AZ_MAX_PUT_PAGE ? left : VHDUP__AZ_MAX_PUT_PAGE;
-  az_op *op = op_new(s, verify_read_done);
-  vhdup__err err;
-  vhdup__err_clear(&err);
-  int rc = op == NULL ? 0 : vhdup__az_req_get_blob(&s->blob, off, len, NULL, &op->req, &err);
-  if ((rc = op_launch(op, rc, NULL, &err)) != 0)
-    verify_end(s, rc, "reading the blob back: %s", err.msg);
+  uint64_t left = pr->end + 1 - (pr->start + s->vchunk);
+  s->vlen = left < VHDUP__AZ_MAX_PUT_PAGE ? left : VHDUP__AZ_MAX_PUT_PAGE;
+  int rc = control(s, "reading the blob back (Get Blob)", build_read, verify_read_done);
+  if (rc != 0)
+    verify_end(s, rc, "reading the blob back: %s", vhdup_strerror(rc));
 }
 
 static void verify_batch(az_sink *s, int error, const char *message) {
@@ -695,28 +702,46 @@ static void az_verify(vhdup__sink *base, vhdup__sink_verify *v, vhdup__sink_cb c
   verify_list(s);
 }
 
+/* ---- abort and close ---- */
+
 static void az_abort(vhdup__sink *base) {
   az_sink *s = (az_sink *)base;
-  for (az_op *op = s->ops; op != NULL; op = op->next)
+  s->aborted = 1;
+  vhdup__list_foreach(node, &s->writes) {
+    az_write_op *op = vhdup__list_entry(node, az_write_op, node);
     if (op->x != NULL)
       vhdup__http_cancel(op->x);
+  }
+  vhdup__az_call_cancel(s->ctl);
 }
 
 static void sink_maybe_closed(az_sink *s) {
-  if (!s->closing || s->n_ops > 0)
+  if (!s->closing || s->pending > 0)
     return;
   if (s->close_cb != NULL)
     s->close_cb(&s->base);
   vhdup__az_blob_free(&s->blob);
+  vhdup__free(s->shown);
   vhdup__free(s);
+}
+
+static void ctl_closed(vhdup__az_call *c, void *data) {
+  az_sink *s = data;
+  (void)c;
+  s->ctl = NULL;
+  s->pending--;
+  sink_maybe_closed(s);
 }
 
 static void az_close(vhdup__sink *base, void (*close_cb)(vhdup__sink *s)) {
   az_sink *s = (az_sink *)base;
+  if (s->closing)
+    return;
   s->closing = 1;
   s->close_cb = close_cb;
   az_abort(base);
-  sink_maybe_closed(s);
+  s->pending++; /* the runner's timer */
+  vhdup__az_call_close(s->ctl, ctl_closed, s);
 }
 
 static const vhdup__sink_ops az_sink_ops = {
@@ -728,56 +753,60 @@ static const vhdup__sink_ops az_sink_ops = {
     .close = az_close,
 };
 
-int vhdup__azure_sink_new(vhdup_job *j, vhdup__sink **out, vhdup__err *err) {
-  *out = NULL;
-  vhdup__http *http;
-  int rc = vhdup__engine_http(j->e, &http);
-  if (rc != 0)
-    return vhdup__errf(err, rc, "cannot start the HTTP client: %s", vhdup_strerror(rc));
+/* Parses the target into s->blob and checks what the options need. */
+static int blob_setup(az_sink *s, const vhdup__azure_sink_opts *o, vhdup__err *err) {
   vhdup__az_url url;
   vhdup__az_cred cred;
   memset(&url, 0, sizeof(url));
-  vhdup__target t = {
-      .destination = j->o.destination,
-      .shown = j->dest_shown,
-      .connection_string = j->o.connection_string,
-      .account_key = j->o.account_key,
-      .sas_token = j->o.sas_token,
-      .use_environment = j->o.use_environment,
-      .allow_http = j->o.allow_http,
-  };
-  rc = vhdup__target_resolve(&t, &url, &cred, err);
-  az_sink *s = NULL;
+  int rc = vhdup__target_resolve(&o->target, &url, &cred, err);
   if (rc == 0) {
-    s = vhdup__calloc(1, sizeof(*s));
-    if (s == NULL)
-      rc = vhdup__errf(err, VHDUP_ENOMEM, "out of memory");
-  }
-  if (rc == 0) {
-    vhdup__az_blob_opts bo = {.version = j->o.service_version, .timeout_s = 0};
+    vhdup__az_blob_opts bo = {.version = o->service_version, .timeout_s = 0};
     rc = vhdup__az_blob_init(&s->blob, &url, &cred, &bo, err);
   }
   vhdup__az_url_free(&url);
   vhdup__az_cred_free(&cred);
+  if (rc != 0)
+    return rc;
+  if (o->crc64 && !vhdup__az_blob_version_at_least(&s->blob, VHDUP__AZ_VERSION_CRC64)) {
+    vhdup__az_blob_free(&s->blob);
+    return vhdup__errf(err, VHDUP_EUNSUPPORTED,
+                       "--crc64 needs service version %s or later; this destination uses %s",
+                       VHDUP__AZ_VERSION_CRC64, s->blob.version);
+  }
+  return 0;
+}
+
+int vhdup__azure_sink_new(const vhdup__azure_sink_opts *o, vhdup__sink **out, vhdup__err *err) {
+  *out = NULL;
+  az_sink *s = vhdup__calloc(1, sizeof(*s));
+  const char *shown = o->target.shown != NULL ? o->target.shown : o->target.destination;
+  if (s == NULL || (s->shown = vhdup__strdup(shown)) == NULL) {
+    vhdup__free(s);
+    return vhdup__errf(err, VHDUP_ENOMEM, "out of memory");
+  }
+  int rc = blob_setup(s, o, err);
+  if (rc == 0) {
+    rc = vhdup__az_call_new(o->loop, o->http, &o->retry, on_retry, s, &s->ctl);
+    if (rc != 0) {
+      vhdup__az_blob_free(&s->blob);
+      vhdup__errf(err, rc, "%s", vhdup_strerror(rc));
+    }
+  }
   if (rc != 0) {
+    vhdup__free(s->shown);
     vhdup__free(s);
     return rc;
   }
-  s->j = j;
-  s->http = http;
+  s->o = *o;
+  s->o.target.shown = s->shown;
+  s->o.target.destination = NULL; /* the owner's; not kept */
+  s->o.target.connection_string = s->o.target.account_key = s->o.target.sas_token = NULL;
+  vhdup__list_init(&s->writes);
   s->base.ops = &az_sink_ops;
   s->base.max_in_flight = 0;
   /* Managed disks' upload endpoints (md-*.blob.storage.azure.net) take no
-   * blob properties (AZURE.md); elsewhere the whole-disk MD5 is stored. */
+   * blob properties; elsewhere the whole-disk MD5 is stored. */
   s->base.info.can_set_properties = strncmp(s->blob.url.host, "md-", 3) != 0;
-  if (j->o.crc64 && !vhdup__az_blob_version_at_least(&s->blob, VHDUP__AZ_VERSION_CRC64)) {
-    vhdup__errf(err, VHDUP_EUNSUPPORTED,
-                "--crc64 needs service version %s or later; this destination uses %s",
-                VHDUP__AZ_VERSION_CRC64, s->blob.version);
-    vhdup__az_blob_free(&s->blob);
-    vhdup__free(s);
-    return VHDUP_EUNSUPPORTED;
-  }
   *out = &s->base;
   return 0;
 }

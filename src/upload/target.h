@@ -38,7 +38,8 @@ typedef struct vhdup__target_result {
   char error_code[64]; /* Azure's code ("BlobNotFound"), or "" */
 } vhdup__target_result;
 
-/* Classifies r (AZURE.md "Errors and retries") and writes what went wrong
+/* Classifies r (REST "Status and error codes": 408, 429, 500 and 503 are
+ * worth retrying; 401/403 are the credential) and writes what went wrong
  * into msg: "HTTP 404 BlobNotFound: ... (request id ...)" or the transport
  * failure; never a secret. On success msg is left as it was. */
 void vhdup__target_classify(const vhdup__http_resp *r, vhdup__target_result *out, char *msg,
