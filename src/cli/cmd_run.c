@@ -225,7 +225,7 @@ static int make_job(run_state *r, run_item *it, int dry_run) {
   jo.parent = u->parent;
   jo.journal = u->journal;
   jo.destination = u->destination;
-  jo.format = (vhdup_format)st->format;
+  jo.format = st->format;
   jo.md5 = st->md5;
   jo.crc64 = st->crc64;
   jo.disk_md5 = st->disk_md5;
@@ -233,7 +233,7 @@ static int make_job(run_state *r, run_item *it, int dry_run) {
   jo.overwrite = st->overwrite;
   jo.create_container = st->create_container;
   jo.allow_http = st->allow_http;
-  jo.verify = (vhdup_verify)st->verify;
+  jo.verify = st->verify;
   jo.max_attempts = st->retries;
   jo.merge_gap = st->merge_gap;
   jo.service_version = st->service_version;

@@ -406,8 +406,8 @@ static void settings_init(vhdup__manifest_settings *s) {
   memset(s, 0, sizeof(*s));
   s->md5 = 1;
   s->resize = 1;
-  s->verify = VHDUP__MANIFEST_VERIFY_NONE;
-  s->format = VHDUP__MANIFEST_FORMAT_AUTO;
+  s->verify = VHDUP_VERIFY_NONE;
+  s->format = VHDUP_FORMAT_AUTO;
   s->retries = VHDUP__DEFAULT_MAX_ATTEMPTS;
   s->merge_gap = VHDUP__DEFAULT_MERGE_GAP;
 }
@@ -465,12 +465,12 @@ static void read_settings(vhdup__mctx *c, const mnode *const *values, layer *l) 
     case S_VERIFY:
       ok = get_enum(c, n, key, verify_names, COUNT_OF(verify_names), &e);
       if (ok == 0)
-        l->v.verify = (vhdup__manifest_verify)e;
+        l->v.verify = (vhdup_verify)e;
       break;
     case S_FORMAT:
       ok = get_enum(c, n, key, format_names, COUNT_OF(format_names), &e);
       if (ok == 0)
-        l->v.format = (vhdup__manifest_format)e;
+        l->v.format = (vhdup_format)e;
       break;
     case S_RETRIES:
       ok = get_uint(c, n, key, 1, 100, &l->v.retries);

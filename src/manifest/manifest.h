@@ -19,6 +19,7 @@
 #ifndef VHDUP_MANIFEST_MANIFEST_H
 #define VHDUP_MANIFEST_MANIFEST_H
 
+#include "vhdup_enums.h"
 #include "util/err.h"
 
 #include <stddef.h>
@@ -56,20 +57,6 @@ void vhdup__manifest_diags_free(vhdup__manifest_diag *list);
 
 /* ---- The manifest ----------------------------------------------------- */
 
-/* Same values as vhdup_verify and vhdup_format in vhdup.h, which this pure
- * module cannot include (it pulls in uv.h). */
-typedef enum vhdup__manifest_verify {
-  VHDUP__MANIFEST_VERIFY_NONE = 0,
-  VHDUP__MANIFEST_VERIFY_RANGES,
-  VHDUP__MANIFEST_VERIFY_CONTENT,
-} vhdup__manifest_verify;
-
-typedef enum vhdup__manifest_format {
-  VHDUP__MANIFEST_FORMAT_AUTO = 0,
-  VHDUP__MANIFEST_FORMAT_VHD,
-  VHDUP__MANIFEST_FORMAT_RAW,
-} vhdup__manifest_format;
-
 /* Where a secret is: remembered, never looked up while parsing. */
 typedef enum vhdup__manifest_secret_kind {
   VHDUP__MANIFEST_SECRET_INLINE = 1, /* value is the secret (warned about) */
@@ -105,8 +92,8 @@ typedef struct vhdup__manifest_credential {
 typedef struct vhdup__manifest_settings {
   unsigned per_blob_connections; /* 0: no cap below the shared connections */
   int md5, crc64, disk_md5, resize, overwrite, create_container, resume, allow_http;
-  vhdup__manifest_verify verify;
-  vhdup__manifest_format format;
+  vhdup_verify verify;
+  vhdup_format format;
   unsigned retries;
   size_t merge_gap;
   const char *service_version; /* NULL: the library's */

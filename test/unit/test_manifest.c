@@ -153,7 +153,7 @@ static void test_full_manifest(void **state) {
   assert_true(m->memory == 256u << 20);
   assert_string_equal(m->ca_file, "/srv/disks/certs/ca.pem");
   assert_int_equal(m->defaults.per_blob_connections, 8);
-  assert_int_equal(m->defaults.verify, VHDUP__MANIFEST_VERIFY_RANGES);
+  assert_int_equal(m->defaults.verify, VHDUP_VERIFY_RANGES);
 
   assert_int_equal(m->credential_count, 3);
   const vhdup__manifest_credential *prod = vhdup__manifest_find_credential(m, "prod");
@@ -189,12 +189,12 @@ static void test_full_manifest(void **state) {
   assert_int_equal(u->col, 5);
   /* Defaults apply where the upload says nothing. */
   assert_int_equal(u->settings.per_blob_connections, 8);
-  assert_int_equal(u->settings.verify, VHDUP__MANIFEST_VERIFY_RANGES);
+  assert_int_equal(u->settings.verify, VHDUP_VERIFY_RANGES);
   assert_int_equal(u->settings.md5, 1);
   assert_int_equal(u->settings.crc64, 0);
   assert_int_equal(u->settings.retries, 8);
   assert_int_equal(u->settings.resize, 1);
-  assert_int_equal(u->settings.format, VHDUP__MANIFEST_FORMAT_AUTO);
+  assert_int_equal(u->settings.format, VHDUP_FORMAT_AUTO);
   assert_true(u->settings.merge_gap == 64u << 10);
   assert_null(u->settings.service_version);
 
@@ -204,7 +204,7 @@ static void test_full_manifest(void **state) {
   assert_string_equal(u->blob, "db01.vhd");
   assert_string_equal(u->destination, "https://myacct.blob.core.windows.net/vhds/db01.vhd");
   assert_ptr_equal(u->credential, archive);
-  assert_int_equal(u->settings.verify, VHDUP__MANIFEST_VERIFY_CONTENT);
+  assert_int_equal(u->settings.verify, VHDUP_VERIFY_CONTENT);
   assert_int_equal(u->settings.per_blob_connections, 4);
   assert_int_equal(u->settings.retries, 8);
 
@@ -216,7 +216,7 @@ static void test_full_manifest(void **state) {
   assert_string_equal(u->destination, "vhds/nested/child.vhd");
   assert_int_equal(u->settings.crc64, 1);
   assert_int_equal(u->settings.md5, 0); /* crc64 replaces the default md5 */
-  assert_int_equal(u->settings.format, VHDUP__MANIFEST_FORMAT_VHD);
+  assert_int_equal(u->settings.format, VHDUP_FORMAT_VHD);
   assert_true(u->settings.merge_gap == 128u << 10);
   assert_int_equal(u->settings.retries, 3);
   assert_int_equal(u->settings.resize, 0);
@@ -225,12 +225,12 @@ static void test_full_manifest(void **state) {
   assert_int_equal(u->settings.resume, 1);
   assert_int_equal(u->settings.disk_md5, 1);
   assert_string_equal(u->settings.service_version, "2020-10-02");
-  assert_int_equal(u->settings.verify, VHDUP__MANIFEST_VERIFY_RANGES);
+  assert_int_equal(u->settings.verify, VHDUP_VERIFY_RANGES);
 
   u = &m->uploads[3];
   assert_string_equal(u->destination, "http://127.0.0.1:10000/devstoreaccount1/lab/lab.raw");
-  assert_int_equal(u->settings.format, VHDUP__MANIFEST_FORMAT_RAW);
-  assert_int_equal(u->settings.verify, VHDUP__MANIFEST_VERIFY_NONE);
+  assert_int_equal(u->settings.format, VHDUP_FORMAT_RAW);
+  assert_int_equal(u->settings.verify, VHDUP_VERIFY_NONE);
   vhdup__manifest_free(m);
 }
 
@@ -258,8 +258,8 @@ static void test_builtin_defaults(void **state) {
   assert_int_equal(s->create_container, 0);
   assert_int_equal(s->resume, 0);
   assert_int_equal(s->allow_http, 0);
-  assert_int_equal(s->verify, VHDUP__MANIFEST_VERIFY_NONE);
-  assert_int_equal(s->format, VHDUP__MANIFEST_FORMAT_AUTO);
+  assert_int_equal(s->verify, VHDUP_VERIFY_NONE);
+  assert_int_equal(s->format, VHDUP_FORMAT_AUTO);
   assert_int_equal(s->retries, VHDUP__DEFAULT_MAX_ATTEMPTS);
   assert_string_equal(m->uploads[0].destination, "https://acct1.blob.core.windows.net/vhds/a.vhd");
   vhdup__manifest_free(m);
