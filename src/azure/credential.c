@@ -9,6 +9,7 @@
 #include "azure/internal.h"
 #include "util/alloc.h"
 #include "util/crypto.h"
+#include "util/secret.h"
 
 #include <string.h>
 
@@ -39,12 +40,9 @@ void vhdup__az_cred_free(vhdup__az_cred *c) {
   if (c == NULL)
     return;
   vhdup__free(c->account);
-  if (c->sas != NULL) {
-    vhdup__az_wipe(c->sas, strlen(c->sas));
-    vhdup__free(c->sas);
-  }
+  vhdup__secret_free(c->sas);
   vhdup__free(c->blob_endpoint);
-  vhdup__az_wipe(c, sizeof(*c));
+  vhdup__wipe(c, sizeof(*c));
 }
 
 static int decode_key(const char *b64, size_t len, vhdup__az_cred *out) {
@@ -294,8 +292,7 @@ static int connstr_parse(const char *s, const char *who, vhdup__az_cred *out, vh
     if (sas == NULL)
       goto oom;
     if (!sas_ok(sas)) {
-      vhdup__az_wipe(sas, strlen(sas));
-      vhdup__free(sas);
+      vhdup__secret_free(sas);
       vhdup__free(account);
       return vhdup__errf(err, VHDUP_ECREDENTIAL,
                          "%s: SharedAccessSignature has no sig field (not a SAS token)", who);
@@ -339,10 +336,7 @@ oom:
 fail:
   vhdup__free(account);
   vhdup__free(endpoint);
-  if (sas != NULL) {
-    vhdup__az_wipe(sas, strlen(sas));
-    vhdup__free(sas);
-  }
+  vhdup__secret_free(sas);
   vhdup__az_cred_free(out);
   return rc;
 }
