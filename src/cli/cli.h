@@ -72,18 +72,13 @@ void vhdup__cli_json_str(FILE *out, const char *s);
 /* "1 GiB", "1.50 MiB", "512 bytes": into buf, returned. */
 const char *vhdup__cli_human_size(uint64_t n, char *buf, size_t size);
 
-/* Reads a secret (account key, SAS token) from a file, trailing newline
- * and spaces dropped. NULL after printing why (unreadable or empty). Free
- * with vhdup__cli_free_secret, which wipes it. */
-char *vhdup__cli_read_secret_file(const char *path, const char *what);
-void vhdup__cli_free_secret(char *s);
-
 /* The options upload and blob share for reaching a blob: credentials,
  * endpoint, transport. A command puts VHDUP__CLI_CONN_LONGOPTS into its
  * option table, VHDUP__CLI_CONN_HELP into its --help, and hands every
  * getopt_long answer its own switch does not know to vhdup__cli_conn_option.
  * After the positional arguments, vhdup__cli_conn_read_secrets reads the
- * key and SAS files; vhdup__cli_conn_to_job or _to_target passes everything
+ * key and SAS files (by util/secret.h's rule: one line, at most 64 KiB);
+ * vhdup__cli_conn_to_job or _to_target passes everything
  * on (the strings are borrowed: free the struct once the job or blob
  * operations no longer need them). */
 enum {
