@@ -3,6 +3,7 @@
 #ifndef VHDUP_CLI_CLI_H
 #define VHDUP_CLI_CLI_H
 
+#include "azure/azure.h"
 #include "cli/exit_codes.h"
 #include "upload/file_src.h"
 #include "vhd/vhd.h"
@@ -29,6 +30,11 @@ VHDUP__CLI_COMMANDS(VHDUP__CLI_DECLARE)
 #undef VHDUP__CLI_DECLARE
 
 #define VHDUP__MIB ((uint64_t)1024 * 1024)
+
+/* Prints a --help text, each {NAME} in it replaced by the default of
+ * that name from util/defaults.h (connections, max_conn, auto_start,
+ * memory, merge_gap, retries, stall_timeout). */
+void vhdup__cli_print_help(FILE *out, const char *text);
 
 /* Prints "vhdup: COMMAND: MSG" and a pointer to --help on stderr; returns
  * VHDUP_EXIT_USAGE. */
@@ -110,7 +116,7 @@ enum {
   "      --sas-token-file PATH     file holding a SAS query (sv=...&sig=...)\n"                    \
   "      --allow-http        allow plain http:// to a non-loopback host\n"                         \
   "      --ca-file PATH      CA bundle for TLS verification\n"                                     \
-  "      --service-version V x-ms-version to send (default 2021-08-06)\n"
+  "      --service-version V x-ms-version to send (default " VHDUP__AZ_DEFAULT_VERSION ")\n"
 
 typedef struct vhdup__cli_conn {
   const char *cmd; /* for messages */

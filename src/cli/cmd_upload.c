@@ -3,6 +3,7 @@
 #include "cli/cli.h"
 #include "cli/progress.h"
 
+#include "util/defaults.h"
 #include "vhdup.h"
 
 #include <getopt.h>
@@ -37,11 +38,11 @@ const char vhdup__cmd_upload_help[] =
     "then `vhdup upload disk.vhd 'SAS-URL' --overwrite`.\n"
     "\n"
     "Options:\n"
-    "  -c, --connections N     requests in flight at once (default 16); auto finds\n"
+    "  -c, --connections N     requests in flight at once (default {connections}); auto finds\n"
     "                          the count by itself from measured throughput (from\n"
-    "                          64, between 1 and 256; it backs off on throttling\n"
+    "                          {auto_start}, between 1 and {max_conn}; it backs off on throttling\n"
     "                          and rising latency)\n"
-    "  -m, --memory SIZE       read buffers, e.g. 64M (default 64M; >= 8M); memory\n"
+    "  -m, --memory SIZE       read buffers, e.g. 64M (default {memory}; >= 8M); memory\n"
     "                          use stays near this, whatever the disk size or\n"
     "                          the connection count (each request in flight\n"
     "                          takes 40K of it for its state; 1/32 goes to\n"
@@ -72,10 +73,10 @@ const char vhdup__cmd_upload_help[] =
     /* clang-format off */
     VHDUP__CLI_CONN_HELP
     /* clang-format on */
-    "      --retries N         tries per request (default 8)\n"
+    "      --retries N         tries per request (default {retries})\n"
     "      --stall-timeout S   a request that moves no data for S seconds is\n"
-    "                          abandoned and retried (default 60)\n"
-    "      --merge-gap SIZE    zero gap still sent inside one request (default 64K)\n"
+    "                          abandoned and retried (default {stall_timeout})\n"
+    "      --merge-gap SIZE    zero gap still sent inside one request (default {merge_gap})\n"
     "      --progress MODE     auto (bar on a terminal), bar, json (lines on\n"
     "                          stdout), none\n"
     "  -q, --quiet             no progress, notes or summary; errors only\n"
@@ -196,7 +197,7 @@ int vhdup__cmd_upload(int argc, char **argv) {
     case 'c':
       if (strcmp(optarg, "auto") == 0) {
         eo.connections_auto = 1;
-        eo.connections = 256;
+        eo.connections = VHDUP__MAX_CONNECTIONS;
       } else if (vhdup__cli_parse_uint(optarg, 1, 1024, &eo.connections) != 0)
         return vhdup__cli_usage_error("upload", "--connections takes 1 to 1024 or auto, not '%s'",
                                       optarg);
