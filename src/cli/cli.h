@@ -7,6 +7,7 @@
 #include "cli/exit_codes.h"
 #include "upload/file_src.h"
 #include "vhd/vhd.h"
+#include "vhdup.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -154,9 +155,34 @@ int vhdup__cli_parse_size(const char *s, uint64_t *out);
 /* A decimal in [min, max]. Returns 0 or -1. */
 int vhdup__cli_parse_uint(const char *s, unsigned min, unsigned max, unsigned *out);
 
-/* SIGINT/SIGTERM set a flag the long-running commands poll between
- * chunks, so they can clean up and exit 130. */
-void vhdup__cli_catch_signals(void);
-int vhdup__cli_interrupted(void);
+/* A command's run on a libuv loop of its own: the loop, the engine, and
+ * SIGINT/SIGTERM. The command opens the session, starts its work on the
+ * engine, calls vhdup__cli_session_finish once the work is over (from its
+ * done callback, or at once when starting failed), then runs the loop. */
+typedef struct vhdup__cli_session {
+  uv_loop_t loop;
+  uv_signal_t sigint, sigterm;
+  vhdup_engine *engine;
+  int interrupted; /* SIGINT or SIGTERM came */
+  int finished;
+  void (*on_interrupt)(void *data);
+  void *data;
+} vhdup__cli_session;
+
+/* Opens the loop and an engine with eo; the first SIGINT or SIGTERM sets
+ * s->interrupted and calls on_interrupt(data) (which cancels the work),
+ * later ones are ignored. Returns 0, or prints "vhdup: CMD: WHY" and
+ * returns the exit code, with nothing left open. */
+int vhdup__cli_session_open(vhdup__cli_session *s, const char *cmd, const vhdup_engine_options *eo,
+                            void (*on_interrupt)(void *data), void *data);
+/* The work is over: closes job (unless NULL), the signal handlers and the
+ * engine. Jobs closed elsewhere must have been closed before. */
+void vhdup__cli_session_finish(vhdup__cli_session *s, vhdup_job *job);
+/* Runs the loop until all is closed, then closes the loop (a handle left
+ * open is closed too, and reported as an internal error). */
+void vhdup__cli_session_run(vhdup__cli_session *s);
+/* The exit code of the work's status: VHDUP_EXIT_INTERRUPTED when a signal
+ * cancelled it. */
+int vhdup__cli_session_exit_code(const vhdup__cli_session *s, int status);
 
 #endif

@@ -89,13 +89,10 @@ const char vhdup__cmd_upload_help[] =
     "    vhdup upload disk.vhd http://127.0.0.1:10000/devstoreaccount1/vhds/disk.vhd\n";
 
 typedef struct upload_run {
-  uv_loop_t loop;
-  uv_signal_t sigint, sigterm;
-  vhdup_engine *engine;
+  vhdup__cli_session s;
   vhdup_job *job;
   vhdup__progress progress;
   int status;
-  int interrupted;
   const char *source;
 } upload_run;
 
@@ -105,28 +102,10 @@ static void on_notice(vhdup_job *job, const char *message, void *data) {
   vhdup__progress_note(&r->progress, message);
 }
 
-static void on_signal(uv_signal_t *h, int signum) {
-  upload_run *r = h->data;
-  (void)signum;
-  if (!r->interrupted) {
-    r->interrupted = 1;
-    vhdup__progress_note(&r->progress, "interrupted: stopping (requests in flight are abandoned)");
-    vhdup_job_cancel(r->job);
-  }
-}
-
-static void close_signals(upload_run *r) {
-  uv_close((uv_handle_t *)&r->sigint, NULL);
-  uv_close((uv_handle_t *)&r->sigterm, NULL);
-}
-
-static void engine_closed(vhdup_engine *e) {
-  (void)e;
-}
-
-static void job_closed(vhdup_job *job) {
-  upload_run *r = vhdup_job_get_data(job);
-  vhdup_engine_close(r->engine, engine_closed);
+static void on_interrupt(void *data) {
+  upload_run *r = data;
+  vhdup__progress_note(&r->progress, "interrupted: stopping (requests in flight are abandoned)");
+  vhdup_job_cancel(r->job);
 }
 
 static void on_done(vhdup_job *job, int status, void *data) {
@@ -134,8 +113,7 @@ static void on_done(vhdup_job *job, int status, void *data) {
   r->status = status;
   vhdup__progress_finish(&r->progress, job, status, r->source);
   vhdup__progress_close(&r->progress);
-  close_signals(r);
-  vhdup_job_close(job, job_closed);
+  vhdup__cli_session_finish(&r->s, job);
 }
 
 enum {
@@ -294,37 +272,28 @@ int vhdup__cmd_upload(int argc, char **argv) {
   jo.data = &r;
   r.source = jo.source;
 
-  rc = uv_loop_init(&r.loop);
-  if (rc == 0)
-    rc = vhdup_engine_new(&r.loop, &eo, &r.engine);
-  if (rc == 0)
-    rc = vhdup_job_new(r.engine, &jo, &r.job);
+  if ((rc = vhdup__cli_session_open(&r.s, "upload", &eo, on_interrupt, &r)) != 0) {
+    vhdup__cli_conn_free(&conn);
+    return rc;
+  }
+  rc = vhdup_job_new(r.s.engine, &jo, &r.job);
   vhdup__cli_conn_free(&conn); /* the job keeps copies */
   if (rc != 0) {
     fprintf(stderr, "vhdup: upload: %s\n", vhdup_strerror(rc));
+    vhdup__cli_session_finish(&r.s, NULL);
+    vhdup__cli_session_run(&r.s);
     return vhdup__exit_code(rc);
   }
-  vhdup__progress_init(&r.progress, &r.loop, r.job, quiet ? VHDUP__PROGRESS_NONE : mode, quiet);
-  uv_signal_init(&r.loop, &r.sigint);
-  uv_signal_init(&r.loop, &r.sigterm);
-  r.sigint.data = r.sigterm.data = &r;
-  uv_signal_start(&r.sigint, on_signal, SIGINT);
-  uv_signal_start(&r.sigterm, on_signal, SIGTERM);
-
+  vhdup__progress_init(&r.progress, &r.s.loop, r.job, quiet ? VHDUP__PROGRESS_NONE : mode, quiet);
   rc = vhdup_job_start(r.job, on_done);
   if (rc != 0) {
     r.status = rc;
     fprintf(stderr, "vhdup: %s\n", vhdup_job_message(r.job));
     vhdup__progress_close(&r.progress);
-    close_signals(&r);
-    vhdup_job_close(r.job, job_closed);
+    vhdup__cli_session_finish(&r.s, r.job);
   } else {
     vhdup__progress_start(&r.progress);
   }
-  uv_run(&r.loop, UV_RUN_DEFAULT);
-  if (uv_loop_close(&r.loop) != 0)
-    fprintf(stderr, "vhdup: internal error: handles left open on the loop\n");
-  if (r.interrupted && r.status == VHDUP_ECANCELED)
-    return VHDUP_EXIT_INTERRUPTED;
-  return vhdup__exit_code(r.status);
+  vhdup__cli_session_run(&r.s);
+  return vhdup__cli_session_exit_code(&r.s, r.status);
 }

@@ -6,7 +6,6 @@
 #include "vhdup.h"
 
 #include <errno.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,29 +137,6 @@ const char *vhdup__cli_human_size(uint64_t n, char *buf, size_t size) {
   else
     snprintf(buf, size, "%.2f %s", v, units[i]);
   return buf;
-}
-
-static volatile sig_atomic_t interrupted;
-
-static void on_signal(int sig) {
-  (void)sig;
-  interrupted = 1;
-}
-
-void vhdup__cli_catch_signals(void) {
-  struct sigaction sa;
-
-  memset(&sa, 0, sizeof(sa));
-  sa.sa_handler = on_signal;
-  sigemptyset(&sa.sa_mask);
-  /* No SA_RESTART: a blocked read returns EINTR and the loop sees the flag
-   * at its next chunk. */
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
-}
-
-int vhdup__cli_interrupted(void) {
-  return interrupted != 0;
 }
 
 static int is_blank(const char *s, size_t n) {
