@@ -278,8 +278,6 @@ int vhdup__az_req_set_content_md5(vhdup__az_blob *b, const uint8_t md5[16], cons
 /* Get Blob for [offset, offset+len) (len 0: whole blob). */
 int vhdup__az_req_get_blob(vhdup__az_blob *b, uint64_t offset, uint64_t len, const char *client_id,
                            vhdup__az_request *out, vhdup__err *err);
-int vhdup__az_req_delete_blob(vhdup__az_blob *b, const char *client_id, vhdup__az_request *out,
-                              vhdup__err *err);
 /* Create Container (restype=container) for the blob's container. */
 int vhdup__az_req_create_container(vhdup__az_blob *b, const char *client_id, vhdup__az_request *out,
                                    vhdup__err *err);

@@ -479,12 +479,6 @@ int vhdup__az_req_get_blob(vhdup__az_blob *b, uint64_t offset, uint64_t len, con
   return finish(b, out, err);
 }
 
-int vhdup__az_req_delete_blob(vhdup__az_blob *b, const char *client_id, vhdup__az_request *out,
-                              vhdup__err *err) {
-  CHECK(begin(b, "DELETE", 1, NULL, client_id, out, err));
-  return finish(b, out, err);
-}
-
 int vhdup__az_req_create_container(vhdup__az_blob *b, const char *client_id, vhdup__az_request *out,
                                    vhdup__err *err) {
   CHECK(begin(b, "PUT", 0, "restype=container", client_id, out, err));

@@ -63,13 +63,6 @@ int vhdup__cli_open_disk(const char *path, vhdup__fmt fmt, const char *parent_ov
                          vhdup__cli_disk *cd);
 void vhdup__cli_close_disk(vhdup__cli_disk *cd);
 
-/* Prints "vhdup: FILE: MSG" for a failure with detail in err (or, when err
- * has no message, the code's description); returns the exit code. */
-int vhdup__cli_report(const char *file, int code, const vhdup__err *err);
-
-/* Prints "vhdup: warning: FILE: MSG" on stderr. */
-void vhdup__cli_warn(const char *file, const char *msg);
-
 /* Writes s (n bytes) as a JSON string literal; bytes that are not
  * printable ASCII become \u00XX, so the output is valid JSON whatever the
  * input (paths need not be UTF-8). */

@@ -77,24 +77,19 @@ int vhdup__cli_parse_format(const char *s, vhdup__fmt *out) {
   return 0;
 }
 
-/* The VHD core's messages and warnings usually start with the file name
- * already; do not say it twice. */
-static void print_about(const char *kind, const char *file, const char *msg) {
+/* Prints "vhdup: FILE: MSG" for a failure with detail in err (or, when err
+ * has no message, the code's description); returns the exit code. The VHD
+ * core's messages usually start with the file name already: it is not said
+ * twice. */
+static int report(const char *file, int code, const vhdup__err *err) {
+  const char *msg = (err != NULL && err->msg[0] != '\0') ? err->msg : vhdup_strerror(code);
   size_t n = strlen(file);
 
   if (strncmp(msg, file, n) == 0 && msg[n] == ':')
-    fprintf(stderr, "vhdup: %s%s\n", kind, msg);
+    fprintf(stderr, "vhdup: %s\n", msg);
   else
-    fprintf(stderr, "vhdup: %s%s: %s\n", kind, file, msg);
-}
-
-int vhdup__cli_report(const char *file, int code, const vhdup__err *err) {
-  print_about("", file, (err != NULL && err->msg[0] != '\0') ? err->msg : vhdup_strerror(code));
+    fprintf(stderr, "vhdup: %s: %s\n", file, msg);
   return vhdup__exit_code(code);
-}
-
-void vhdup__cli_warn(const char *file, const char *msg) {
-  print_about("warning: ", file, msg);
 }
 
 /* The same file source and parent lookup as an upload's, so inspect and
@@ -106,7 +101,7 @@ int vhdup__cli_open_disk(const char *path, vhdup__fmt fmt, const char *parent_ov
   vhdup__err_clear(&err);
   int rc = vhdup__disk_open_path(path, fmt, parent_override, &cd->file, &cd->disk, &err);
   if (rc != 0)
-    return vhdup__cli_report(path, rc, &err);
+    return report(path, rc, &err);
   return 0;
 }
 
