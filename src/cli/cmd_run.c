@@ -5,6 +5,7 @@
 
 #include "manifest/manifest.h"
 #include "util/alloc.h"
+#include "util/secret.h"
 #include "vhdup.h"
 
 #include <errno.h>
@@ -83,8 +84,17 @@ static const char *env_get(void *ctx, const char *name) {
   return getenv(name);
 }
 
-static int read_file(void *ctx, const char *path, size_t max, char **out, size_t *len) {
+/* A manifest credential's file, read by the one reader of secret files
+ * (its limit is the manifest's: see the assertion). */
+static int read_secret_file(void *ctx, const char *path, size_t max, char **out, size_t *len) {
   (void)ctx;
+  (void)max;
+  return vhdup__secret_read_file(path, out, len);
+}
+_Static_assert(VHDUP__MANIFEST_SECRET_MAX == VHDUP__SECRET_MAX,
+               "manifest secrets and CLI secrets have one limit");
+
+static int read_file(const char *path, size_t max, char **out, size_t *len) {
   FILE *f = fopen(path, "rb");
   if (f == NULL)
     return -errno;
@@ -231,7 +241,7 @@ static int make_job(run_state *r, run_item *it, int dry_run) {
   if (u->credential != NULL && !dry_run) {
     vhdup__err err;
     vhdup__err_clear(&err);
-    int rc = vhdup__manifest_resolve_secret(&u->credential->secret, env_get, read_file, NULL,
+    int rc = vhdup__manifest_resolve_secret(&u->credential->secret, env_get, read_secret_file, NULL,
                                             &it->secret, &err);
     if (rc != 0) {
       snprintf(it->message, sizeof(it->message), "%s", err.msg);
@@ -339,7 +349,7 @@ static int load(const char *path, char **text, size_t *len) {
             (unsigned long long)st.st_size, (size_t)VHDUP__MANIFEST_MAX_BYTES);
     return VHDUP_EXIT_INPUT;
   }
-  int rc = read_file(NULL, path, VHDUP__MANIFEST_MAX_BYTES, text, len);
+  int rc = read_file(path, VHDUP__MANIFEST_MAX_BYTES, text, len);
   if (rc != 0) {
     fprintf(stderr, "vhdup: %s: cannot read: %s\n", path, vhdup_strerror(rc));
     return VHDUP_EXIT_INPUT;
