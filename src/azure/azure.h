@@ -1,7 +1,7 @@
 /* The Azure Blob module: everything vhdup knows about Azure's REST protocol,
  * with no I/O. Strings and buffers in, strings and structs out; no libuv, no
  * curl. It owns:
- *   - destination URLs (parse, join, redact) and credentials (Shared Key,
+ *   - destination URLs (parse, join) and credentials (Shared Key,
  *     SAS, connection strings, the Azure CLI's environment variables);
  *   - request descriptions {method, url, headers, content length} for the
  *     handful of Blob operations vhdup uses, signed with Shared Key when the
@@ -98,14 +98,6 @@ int vhdup__az_url_parse_container(const char *url, unsigned flags, vhdup__az_url
 int vhdup__az_url_join(const char *endpoint, const char *container_and_blob, unsigned flags,
                        vhdup__az_url *out, vhdup__err *err);
 void vhdup__az_url_free(vhdup__az_url *u);
-
-/* Returns a newly allocated copy of any URL in which the value of every
- * `sig` query parameter is replaced by REDACTED (other SAS fields such as
- * `se` are not secret and stay). Works on any string: text without a query
- * comes back unchanged. NULL only when out of memory. */
-char *vhdup__az_redact_url(const char *url);
-/* Same, into a caller buffer (truncated, always NUL-terminated). */
-void vhdup__az_redact_url_buf(const char *url, char *out, size_t out_size);
 
 /* Nonzero when a URL's query (with or without its leading '?'; NULL is
  * none) has a SAS signature: a `sig` parameter, matched as the redaction
@@ -293,8 +285,6 @@ int vhdup__az_req_set_content_md5(vhdup__az_blob *b, const uint8_t md5[16], cons
 /* Get Blob for [offset, offset+len) (len 0: whole blob). */
 int vhdup__az_req_get_blob(vhdup__az_blob *b, uint64_t offset, uint64_t len, const char *client_id,
                            vhdup__az_request *out, vhdup__err *err);
-int vhdup__az_req_delete_blob(vhdup__az_blob *b, const char *client_id, vhdup__az_request *out,
-                              vhdup__err *err);
 /* Create Container (restype=container) for the blob's container. */
 int vhdup__az_req_create_container(vhdup__az_blob *b, const char *client_id, vhdup__az_request *out,
                                    vhdup__err *err);

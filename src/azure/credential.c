@@ -9,6 +9,8 @@
 #include "azure/internal.h"
 #include "util/alloc.h"
 #include "util/crypto.h"
+#include "util/secret.h"
+#include "util/text.h"
 
 #include <string.h>
 
@@ -39,12 +41,9 @@ void vhdup__az_cred_free(vhdup__az_cred *c) {
   if (c == NULL)
     return;
   vhdup__free(c->account);
-  if (c->sas != NULL) {
-    vhdup__az_wipe(c->sas, strlen(c->sas));
-    vhdup__free(c->sas);
-  }
+  vhdup__secret_free(c->sas);
   vhdup__free(c->blob_endpoint);
-  vhdup__az_wipe(c, sizeof(*c));
+  vhdup__wipe(c, sizeof(*c));
 }
 
 static int decode_key(const char *b64, size_t len, vhdup__az_cred *out) {
@@ -101,35 +100,14 @@ static const char *const key_names[K_COUNT] = {
     "FileEndpoint",
 };
 
-/* Case-insensitive edit distance, bounded: enough to suggest a key name. */
-static size_t distance(const char *a, size_t an, const char *b) {
-  size_t bn = strlen(b);
-  size_t row[64];
-  if (an >= 63 || bn >= 63)
-    return 99;
-  for (size_t j = 0; j <= bn; j++)
-    row[j] = j;
-  for (size_t i = 1; i <= an; i++) {
-    size_t prev = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= bn; j++) {
-      size_t cur = row[j];
-      size_t sub = prev + (vhdup__az_lower(a[i - 1]) != vhdup__az_lower(b[j - 1]));
-      size_t best = row[j] + 1 < row[j - 1] + 1 ? row[j] + 1 : row[j - 1] + 1;
-      row[j] = sub < best ? sub : best;
-      prev = cur;
-    }
-  }
-  return row[bn];
-}
-
 static int is_alpha_num_us(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
 }
 
 /* A key worth quoting: short, letters/digits/underscore only. */
+#define KEY_SHOWN_MAX 40
 static int printable_key(const char *k, size_t n) {
-  if (n == 0 || n > 40)
+  if (n == 0 || n > KEY_SHOWN_MAX)
     return 0;
   for (size_t i = 0; i < n; i++)
     if (!(is_alpha_num_us(k[i])))
@@ -199,13 +177,10 @@ static int connstr_parse(const char *s, const char *who, vhdup__az_cred *out, vh
           return vhdup__errf(err, VHDUP_ECREDENTIAL,
                              "%s: segment %zu does not start with a known key (text not shown)",
                              who, seg_no);
-        const char *best = NULL;
-        size_t bestd = 3;
-        for (int i = 0; i < K_COUNT; i++) {
-          size_t d = distance(k, kl, key_names[i]);
-          if (d < bestd)
-            bestd = d, best = key_names[i];
-        }
+        char name[KEY_SHOWN_MAX + 1];
+        memcpy(name, k, kl);
+        name[kl] = '\0';
+        const char *best = vhdup__suggest(name, key_names, K_COUNT, 1);
         if (best != NULL)
           return vhdup__errf(err, VHDUP_ECREDENTIAL, "%s: unknown key '%.*s' (did you mean '%s'?)",
                              who, (int)kl, k, best);
@@ -294,8 +269,7 @@ static int connstr_parse(const char *s, const char *who, vhdup__az_cred *out, vh
     if (sas == NULL)
       goto oom;
     if (!sas_ok(sas)) {
-      vhdup__az_wipe(sas, strlen(sas));
-      vhdup__free(sas);
+      vhdup__secret_free(sas);
       vhdup__free(account);
       return vhdup__errf(err, VHDUP_ECREDENTIAL,
                          "%s: SharedAccessSignature has no sig field (not a SAS token)", who);
@@ -339,10 +313,7 @@ oom:
 fail:
   vhdup__free(account);
   vhdup__free(endpoint);
-  if (sas != NULL) {
-    vhdup__az_wipe(sas, strlen(sas));
-    vhdup__free(sas);
-  }
+  vhdup__secret_free(sas);
   vhdup__az_cred_free(out);
   return rc;
 }

@@ -29,7 +29,4 @@ int vhdup__az_strcaseeq(const char *a, const char *b);
 int vhdup__az_strncaseeq(const char *a, const char *b, size_t n);
 int vhdup__az_hexval(char c);
 
-/* Wipes memory in a way the compiler keeps. */
-void vhdup__az_wipe(void *p, size_t n);
-
 #endif

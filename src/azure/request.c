@@ -5,6 +5,7 @@
 #include "azure/azure.h"
 
 #include "azure/internal.h"
+#include "util/secret.h"
 #include "util/alloc.h"
 #include "util/crypto.h"
 
@@ -54,12 +55,9 @@ void vhdup__az_blob_free(vhdup__az_blob *b) {
     return;
   vhdup__az_url_free(&b->url);
   vhdup__free(b->sign_account);
-  if (b->sas != NULL) {
-    vhdup__az_wipe(b->sas, strlen(b->sas));
-    vhdup__free(b->sas);
-  }
+  vhdup__secret_free(b->sas);
   vhdup__free(b->client_id_prefix);
-  vhdup__az_wipe(b, sizeof(*b));
+  vhdup__wipe(b, sizeof(*b));
 }
 
 int vhdup__az_blob_init(vhdup__az_blob *b, const vhdup__az_url *url, const vhdup__az_cred *cred,
@@ -183,19 +181,15 @@ char *vhdup__az_blob_display_url(const vhdup__az_blob *b) {
   char *s = vhdup__az_sb_take(&sb);
   if (s == NULL)
     return NULL;
-  char *r = vhdup__az_redact_url(s);
-  vhdup__az_wipe(s, strlen(s));
-  vhdup__free(s);
+  char *r = vhdup__redact_dup(s);
+  vhdup__secret_free(s);
   return r;
 }
 
 void vhdup__az_request_free(vhdup__az_request *r) {
   if (r == NULL)
     return;
-  if (r->url != NULL) {
-    vhdup__az_wipe(r->url, strlen(r->url));
-    vhdup__free(r->url);
-  }
+  vhdup__secret_free(r->url);
   for (size_t i = 0; i < r->nheaders; i++) {
     vhdup__free(r->headers[i].name);
     vhdup__free(r->headers[i].value);
@@ -482,12 +476,6 @@ int vhdup__az_req_get_blob(vhdup__az_blob *b, uint64_t offset, uint64_t len, con
   CHECK(begin(b, "GET", 1, NULL, client_id, out, err));
   if (len > 0)
     CHECK(add_range(out, offset, len));
-  return finish(b, out, err);
-}
-
-int vhdup__az_req_delete_blob(vhdup__az_blob *b, const char *client_id, vhdup__az_request *out,
-                              vhdup__err *err) {
-  CHECK(begin(b, "DELETE", 1, NULL, client_id, out, err));
   return finish(b, out, err);
 }
 

@@ -9,6 +9,7 @@
 #include "azure/azure.h"
 
 #include "azure/internal.h"
+#include "util/secret.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -253,7 +254,7 @@ void vhdup__az_error_parse(int status, const vhdup__az_header *h, size_t n, cons
       s++;
     char clean[sizeof(out->message)];
     copy_clean(clean, sizeof(clean), msg + s, strlen(msg + s), 1);
-    vhdup__az_redact_url_buf(clean, out->message, sizeof(out->message));
+    vhdup__redact(clean, strlen(clean), out->message, sizeof(out->message));
   }
 }
 
@@ -277,7 +278,7 @@ size_t vhdup__az_error_format(const vhdup__az_error_info *e, char *out, size_t o
   if (out_size == 0)
     return 0;
   /* Whatever the fields held, no SAS signature leaves this function. */
-  vhdup__az_redact_url_buf(tmp, out, out_size);
+  vhdup__redact(tmp, strlen(tmp), out, out_size);
   return strlen(out);
 }
 

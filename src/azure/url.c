@@ -6,6 +6,7 @@
 
 #include "azure/internal.h"
 #include "util/alloc.h"
+#include "util/secret.h"
 
 #include <string.h>
 
@@ -310,65 +311,8 @@ int vhdup__az_url_join(const char *endpoint, const char *container_and_blob, uns
   return rc;
 }
 
-/* A `sig=` starts a secret when it begins a parameter: at the start, or
- * after '?', '&', ';' (also "&amp;" in XML) or whitespace. */
-static int sig_at(const char *s, size_t i) {
-  if (!vhdup__az_strncaseeq(s + i, "sig=", 4))
-    return 0;
-  if (i == 0)
-    return 1;
-  char b = s[i - 1];
-  return b == '?' || b == '&' || b == ';' || b == ' ' || b == '\t' || b == '\n' || b == '"' ||
-         b == '\'';
-}
-
 int vhdup__az_query_has_sig(const char *query) {
   if (query == NULL)
     return 0;
-  for (size_t i = 0; query[i] != '\0' && query[i] != '#'; i++)
-    if (sig_at(query, i))
-      return 1;
-  return 0;
-}
-
-static size_t sig_value_len(const char *s) {
-  size_t n = 0;
-  while (s[n] != '\0' && s[n] != '&' && s[n] != '#' && s[n] != ' ' && s[n] != '\t' &&
-         s[n] != '\n' && s[n] != '\r' && s[n] != '"' && s[n] != '\'' && s[n] != '<' && s[n] != ';')
-    n++;
-  return n;
-}
-
-char *vhdup__az_redact_url(const char *url) {
-  vhdup__az_sb sb = {0};
-  size_t i = 0;
-  while (url[i] != '\0') {
-    if (sig_at(url, i)) {
-      vhdup__az_sb_addn(&sb, url + i, 4);
-      vhdup__az_sb_add(&sb, "REDACTED");
-      i += 4;
-      i += sig_value_len(url + i);
-    } else {
-      vhdup__az_sb_addc(&sb, url[i++]);
-    }
-  }
-  return vhdup__az_sb_take(&sb);
-}
-
-void vhdup__az_redact_url_buf(const char *url, char *out, size_t out_size) {
-  size_t o = 0, i = 0;
-  if (out_size == 0)
-    return;
-  while (url[i] != '\0' && o + 1 < out_size) {
-    if (sig_at(url, i)) {
-      const char *rep = "sig=REDACTED";
-      for (size_t k = 0; rep[k] != '\0' && o + 1 < out_size; k++)
-        out[o++] = rep[k];
-      i += 4;
-      i += sig_value_len(url + i);
-    } else {
-      out[o++] = url[i++];
-    }
-  }
-  out[o] = '\0';
+  return vhdup__has_sig(query, strcspn(query, "#"));
 }

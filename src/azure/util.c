@@ -101,12 +101,6 @@ int vhdup__az_hexval(char c) {
   return -1;
 }
 
-void vhdup__az_wipe(void *p, size_t n) {
-  volatile unsigned char *v = p;
-  while (n-- > 0)
-    *v++ = 0;
-}
-
 const char *vhdup__az_header_find(const vhdup__az_header *h, size_t n, const char *name) {
   for (size_t i = 0; i < n; i++)
     if (h[i].name != NULL && vhdup__az_strcaseeq(h[i].name, name))

@@ -3,9 +3,11 @@
 #ifndef VHDUP_CLI_CLI_H
 #define VHDUP_CLI_CLI_H
 
+#include "azure/azure.h"
 #include "cli/exit_codes.h"
 #include "upload/file_src.h"
 #include "vhd/vhd.h"
+#include "vhdup.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -29,6 +31,11 @@ VHDUP__CLI_COMMANDS(VHDUP__CLI_DECLARE)
 #undef VHDUP__CLI_DECLARE
 
 #define VHDUP__MIB ((uint64_t)1024 * 1024)
+
+/* Prints a --help text, each {NAME} in it replaced by the default of
+ * that name from util/defaults.h (connections, max_conn, auto_start,
+ * memory, merge_gap, retries, stall_timeout). */
+void vhdup__cli_print_help(FILE *out, const char *text);
 
 /* Prints "vhdup: COMMAND: MSG" and a pointer to --help on stderr; returns
  * VHDUP_EXIT_USAGE. */
@@ -56,13 +63,6 @@ int vhdup__cli_open_disk(const char *path, vhdup__fmt fmt, const char *parent_ov
                          vhdup__cli_disk *cd);
 void vhdup__cli_close_disk(vhdup__cli_disk *cd);
 
-/* Prints "vhdup: FILE: MSG" for a failure with detail in err (or, when err
- * has no message, the code's description); returns the exit code. */
-int vhdup__cli_report(const char *file, int code, const vhdup__err *err);
-
-/* Prints "vhdup: warning: FILE: MSG" on stderr. */
-void vhdup__cli_warn(const char *file, const char *msg);
-
 /* Writes s (n bytes) as a JSON string literal; bytes that are not
  * printable ASCII become \u00XX, so the output is valid JSON whatever the
  * input (paths need not be UTF-8). */
@@ -72,18 +72,13 @@ void vhdup__cli_json_str(FILE *out, const char *s);
 /* "1 GiB", "1.50 MiB", "512 bytes": into buf, returned. */
 const char *vhdup__cli_human_size(uint64_t n, char *buf, size_t size);
 
-/* Reads a secret (account key, SAS token) from a file, trailing newline
- * and spaces dropped. NULL after printing why (unreadable or empty). Free
- * with vhdup__cli_free_secret, which wipes it. */
-char *vhdup__cli_read_secret_file(const char *path, const char *what);
-void vhdup__cli_free_secret(char *s);
-
 /* The options upload and blob share for reaching a blob: credentials,
  * endpoint, transport. A command puts VHDUP__CLI_CONN_LONGOPTS into its
  * option table, VHDUP__CLI_CONN_HELP into its --help, and hands every
  * getopt_long answer its own switch does not know to vhdup__cli_conn_option.
  * After the positional arguments, vhdup__cli_conn_read_secrets reads the
- * key and SAS files; vhdup__cli_conn_to_job or _to_target passes everything
+ * key and SAS files (by util/secret.h's rule: one line, at most 64 KiB);
+ * vhdup__cli_conn_to_job or _to_target passes everything
  * on (the strings are borrowed: free the struct once the job or blob
  * operations no longer need them). */
 enum {
@@ -115,7 +110,7 @@ enum {
   "      --sas-token-file PATH     file holding a SAS query (sv=...&sig=...)\n"                    \
   "      --allow-http        allow plain http:// to a non-loopback host\n"                         \
   "      --ca-file PATH      CA bundle for TLS verification\n"                                     \
-  "      --service-version V x-ms-version to send (default 2021-08-06)\n"
+  "      --service-version V x-ms-version to send (default " VHDUP__AZ_DEFAULT_VERSION ")\n"
 
 typedef struct vhdup__cli_conn {
   const char *cmd; /* for messages */
@@ -153,9 +148,34 @@ int vhdup__cli_parse_size(const char *s, uint64_t *out);
 /* A decimal in [min, max]. Returns 0 or -1. */
 int vhdup__cli_parse_uint(const char *s, unsigned min, unsigned max, unsigned *out);
 
-/* SIGINT/SIGTERM set a flag the long-running commands poll between
- * chunks, so they can clean up and exit 130. */
-void vhdup__cli_catch_signals(void);
-int vhdup__cli_interrupted(void);
+/* A command's run on a libuv loop of its own: the loop, the engine, and
+ * SIGINT/SIGTERM. The command opens the session, starts its work on the
+ * engine, calls vhdup__cli_session_finish once the work is over (from its
+ * done callback, or at once when starting failed), then runs the loop. */
+typedef struct vhdup__cli_session {
+  uv_loop_t loop;
+  uv_signal_t sigint, sigterm;
+  vhdup_engine *engine;
+  int interrupted; /* SIGINT or SIGTERM came */
+  int finished;
+  void (*on_interrupt)(void *data);
+  void *data;
+} vhdup__cli_session;
+
+/* Opens the loop and an engine with eo; the first SIGINT or SIGTERM sets
+ * s->interrupted and calls on_interrupt(data) (which cancels the work),
+ * later ones are ignored. Returns 0, or prints "vhdup: CMD: WHY" and
+ * returns the exit code, with nothing left open. */
+int vhdup__cli_session_open(vhdup__cli_session *s, const char *cmd, const vhdup_engine_options *eo,
+                            void (*on_interrupt)(void *data), void *data);
+/* The work is over: closes job (unless NULL), the signal handlers and the
+ * engine. Jobs closed elsewhere must have been closed before. */
+void vhdup__cli_session_finish(vhdup__cli_session *s, vhdup_job *job);
+/* Runs the loop until all is closed, then closes the loop (a handle left
+ * open is closed too, and reported as an internal error). */
+void vhdup__cli_session_run(vhdup__cli_session *s);
+/* The exit code of the work's status: VHDUP_EXIT_INTERRUPTED when a signal
+ * cancelled it. */
+int vhdup__cli_session_exit_code(const vhdup__cli_session *s, int status);
 
 #endif

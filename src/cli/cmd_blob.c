@@ -2,6 +2,7 @@
  * of its own, through the public API (include/vhdup.h) and nothing else. */
 #include "cli/cli.h"
 
+#include "util/alloc.h"
 #include "vhdup.h"
 
 #include <getopt.h>
@@ -56,37 +57,28 @@ const char vhdup__cmd_blob_help[] =
 typedef enum { CMD_INFO, CMD_RANGES } blob_cmd;
 
 typedef struct blob_run {
-  uv_loop_t loop;
-  uv_signal_t sigint, sigterm;
-  vhdup_engine *engine;
+  vhdup__cli_session s;
   vhdup_blob_op *op;
   vhdup_blob_target target;
   vhdup_blob_ranges_options ro;
   blob_cmd cmd;
   int json;
   int status;
-  int interrupted;
   int listing; /* ranges: JSON list opened */
   char *url;   /* the blob, sig=REDACTED, from the info answer */
   uint64_t size;
   uint64_t count, bytes;
 } blob_run;
 
-static void engine_closed(vhdup_engine *e) {
-  (void)e;
-}
-
 /* The end of the command: nothing of ours stays on the loop. */
 static void finish(blob_run *r, int status) {
   r->status = status;
   r->op = NULL;
-  uv_close((uv_handle_t *)&r->sigint, NULL);
-  uv_close((uv_handle_t *)&r->sigterm, NULL);
-  vhdup_engine_close(r->engine, engine_closed);
+  vhdup__cli_session_finish(&r->s, NULL);
 }
 
 static void report_error(blob_run *r, int status, const char *message) {
-  if (status == VHDUP_ECANCELED && r->interrupted)
+  if (status == VHDUP_ECANCELED && r->s.interrupted)
     message = "interrupted";
   if (r->json) {
     if (r->listing)
@@ -223,7 +215,7 @@ static void on_info(int status, const vhdup_blob_info *info, const char *message
     finish(r, status);
     return;
   }
-  r->url = strdup(info->url);
+  r->url = vhdup__strdup(info->url);
   if (r->cmd == CMD_INFO) {
     print_info(r, info);
     finish(r, 0);
@@ -262,20 +254,17 @@ static void on_info(int status, const vhdup_blob_info *info, const char *message
     return;
   }
   int rc =
-      vhdup_blob_get_ranges(r->engine, &r->target, &r->ro, on_range, on_ranges_done, r, &r->op);
+      vhdup_blob_get_ranges(r->s.engine, &r->target, &r->ro, on_range, on_ranges_done, r, &r->op);
   if (rc != 0) {
     report_error(r, rc, vhdup_strerror(rc));
     finish(r, rc);
   }
 }
 
-static void on_signal(uv_signal_t *h, int signum) {
-  blob_run *r = h->data;
-  (void)signum;
-  if (!r->interrupted && r->op != NULL) {
-    r->interrupted = 1;
+static void on_interrupt(void *data) {
+  blob_run *r = data;
+  if (r->op != NULL)
     vhdup_blob_cancel(r->op);
-  }
 }
 
 enum {
@@ -371,35 +360,18 @@ int vhdup__cmd_blob(int argc, char **argv) {
     return rc;
   vhdup__cli_conn_to_target(&conn, &eo, &r.target);
 
-  rc = uv_loop_init(&r.loop);
-  if (rc == 0) {
-    rc = vhdup_engine_new(&r.loop, &eo, &r.engine);
-    if (rc != 0)
-      uv_loop_close(&r.loop);
-  }
-  if (rc != 0) {
-    fprintf(stderr, "vhdup: blob: %s\n", vhdup_strerror(rc));
+  if ((rc = vhdup__cli_session_open(&r.s, "blob", &eo, on_interrupt, &r)) != 0) {
     vhdup__cli_conn_free(&conn);
-    return vhdup__exit_code(rc);
+    return rc;
   }
-  uv_signal_init(&r.loop, &r.sigint);
-  uv_signal_init(&r.loop, &r.sigterm);
-  r.sigint.data = r.sigterm.data = &r;
-  uv_signal_start(&r.sigint, on_signal, SIGINT);
-  uv_signal_start(&r.sigterm, on_signal, SIGTERM);
-
-  rc = vhdup_blob_get_info(r.engine, &r.target, on_info, &r, &r.op);
+  rc = vhdup_blob_get_info(r.s.engine, &r.target, on_info, &r, &r.op);
   if (rc != 0) {
     report_error(&r, rc, vhdup_strerror(rc));
     finish(&r, rc);
   }
-  uv_run(&r.loop, UV_RUN_DEFAULT);
-  if (uv_loop_close(&r.loop) != 0)
-    fprintf(stderr, "vhdup: internal error: handles left open on the loop\n");
+  vhdup__cli_session_run(&r.s);
   vhdup__cli_conn_free(&conn);
-  free(r.url);
+  vhdup__free(r.url);
   fflush(stdout);
-  if (r.interrupted && r.status == VHDUP_ECANCELED)
-    return VHDUP_EXIT_INTERRUPTED;
-  return vhdup__exit_code(r.status);
+  return vhdup__cli_session_exit_code(&r.s, r.status);
 }

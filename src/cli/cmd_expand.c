@@ -36,15 +36,12 @@ const char vhdup__cmd_expand_help[] =
     "  qemu-img info disk-fixed.vhd     # vpc, fixed, the same virtual size\n";
 
 typedef struct expand_run {
-  uv_loop_t loop;
-  uv_signal_t sigint, sigterm;
-  vhdup_engine *engine;
+  vhdup__cli_session s;
   vhdup_job *job;
   const char *file;
   const char *out;
   int quiet;
   int status;
-  int interrupted;
 } expand_run;
 
 static void on_notice(vhdup_job *job, const char *message, void *data) {
@@ -54,26 +51,9 @@ static void on_notice(vhdup_job *job, const char *message, void *data) {
     fprintf(stderr, "vhdup: %s\n", message);
 }
 
-static void on_signal(uv_signal_t *h, int signum) {
-  expand_run *r = h->data;
-  (void)signum;
-  r->interrupted = 1;
+static void on_interrupt(void *data) {
+  expand_run *r = data;
   vhdup_job_cancel(r->job);
-}
-
-static void engine_closed(vhdup_engine *e) {
-  (void)e;
-}
-
-static void job_closed(vhdup_job *job) {
-  expand_run *r = vhdup_job_get_data(job);
-  vhdup_engine_close(r->engine, engine_closed);
-}
-
-static void finish(expand_run *r) {
-  uv_close((uv_handle_t *)&r->sigint, NULL);
-  uv_close((uv_handle_t *)&r->sigterm, NULL);
-  vhdup_job_close(r->job, job_closed);
 }
 
 static void on_done(vhdup_job *job, int status, void *data) {
@@ -94,7 +74,7 @@ static void on_done(vhdup_job *job, int status, void *data) {
   } else if (status != 0) {
     fprintf(stderr, "vhdup: %s\n", vhdup_job_message(job));
   }
-  finish(r);
+  vhdup__cli_session_finish(&r->s, job);
 }
 
 int vhdup__cmd_expand(int argc, char **argv) {
@@ -153,30 +133,21 @@ int vhdup__cmd_expand(int argc, char **argv) {
   eo.connections = 4;
   eo.memory = 16u * 1024 * 1024;
 
-  rc = uv_loop_init(&r.loop);
-  if (rc == 0)
-    rc = vhdup_engine_new(&r.loop, &eo, &r.engine);
-  if (rc == 0)
-    rc = vhdup_job_new(r.engine, &jo, &r.job);
+  if ((rc = vhdup__cli_session_open(&r.s, "expand", &eo, on_interrupt, &r)) != 0)
+    return rc;
+  rc = vhdup_job_new(r.s.engine, &jo, &r.job);
   if (rc != 0) {
     fprintf(stderr, "vhdup: expand: %s\n", vhdup_strerror(rc));
+    vhdup__cli_session_finish(&r.s, NULL);
+    vhdup__cli_session_run(&r.s);
     return vhdup__exit_code(rc);
   }
-  uv_signal_init(&r.loop, &r.sigint);
-  uv_signal_init(&r.loop, &r.sigterm);
-  r.sigint.data = r.sigterm.data = &r;
-  uv_signal_start(&r.sigint, on_signal, SIGINT);
-  uv_signal_start(&r.sigterm, on_signal, SIGTERM);
   rc = vhdup_job_start(r.job, on_done);
   if (rc != 0) {
     r.status = rc;
     fprintf(stderr, "vhdup: %s\n", vhdup_job_message(r.job));
-    finish(&r);
+    vhdup__cli_session_finish(&r.s, r.job);
   }
-  uv_run(&r.loop, UV_RUN_DEFAULT);
-  if (uv_loop_close(&r.loop) != 0)
-    fprintf(stderr, "vhdup: internal error: handles left open on the loop\n");
-  if (r.interrupted && r.status == VHDUP_ECANCELED)
-    return VHDUP_EXIT_INTERRUPTED;
-  return vhdup__exit_code(r.status);
+  vhdup__cli_session_run(&r.s);
+  return vhdup__cli_session_exit_code(&r.s, r.status);
 }

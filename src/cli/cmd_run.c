@@ -60,10 +60,8 @@ typedef struct run_item {
 } run_item;
 
 struct run_state {
-  uv_loop_t loop;
-  uv_signal_t sigint, sigterm;
+  vhdup__cli_session s;
   uv_timer_t tick;
-  vhdup_engine *engine;
   vhdup__manifest *m;
   run_item *items;
   size_t n;
@@ -72,7 +70,6 @@ struct run_state {
   int bar;
   int quiet;
   int resume;
-  int interrupted;
   uint64_t t0;
 };
 
@@ -87,8 +84,15 @@ static const char *env_get(void *ctx, const char *name) {
   return getenv(name);
 }
 
-static int read_file(void *ctx, const char *path, size_t max, char **out, size_t *len) {
+/* A manifest credential's file, read by the one reader of secret files
+ * (the manifest asks for VHDUP__SECRET_MAX, its limit too). */
+static int read_secret_file(void *ctx, const char *path, size_t max, char **out, size_t *len) {
   (void)ctx;
+  (void)max;
+  return vhdup__secret_read_file(path, out, len);
+}
+
+static int read_file(const char *path, size_t max, char **out, size_t *len) {
   FILE *f = fopen(path, "rb");
   if (f == NULL)
     return -errno;
@@ -120,19 +124,13 @@ static void on_notice(vhdup_job *job, const char *message, void *data) {
     fprintf(stderr, "vhdup: %s: %s\n", name_of(it), message);
 }
 
-static void engine_closed(vhdup_engine *e) {
-  (void)e;
-}
-
 static void job_closed(vhdup_job *job) {
   (void)job;
 }
 
 static void finish_all(run_state *r) {
-  uv_close((uv_handle_t *)&r->sigint, NULL);
-  uv_close((uv_handle_t *)&r->sigterm, NULL);
   uv_close((uv_handle_t *)&r->tick, NULL);
-  vhdup_engine_close(r->engine, engine_closed);
+  vhdup__cli_session_finish(&r->s, NULL);
 }
 
 static void item_done(run_state *r, run_item *it) {
@@ -202,12 +200,8 @@ static void tick(uv_timer_t *t) {
   }
 }
 
-static void on_signal(uv_signal_t *h, int signum) {
-  run_state *r = h->data;
-  (void)signum;
-  if (r->interrupted)
-    return;
-  r->interrupted = 1;
+static void on_interrupt(void *data) {
+  run_state *r = data;
   fprintf(stderr, "\nvhdup: interrupted: stopping every upload\n");
   for (size_t i = 0; i < r->n; i++)
     if (r->items[i].job != NULL)
@@ -245,7 +239,7 @@ static int make_job(run_state *r, run_item *it, int dry_run) {
   if (u->credential != NULL && !dry_run) {
     vhdup__err err;
     vhdup__err_clear(&err);
-    int rc = vhdup__manifest_resolve_secret(&u->credential->secret, env_get, read_file, NULL,
+    int rc = vhdup__manifest_resolve_secret(&u->credential->secret, env_get, read_secret_file, NULL,
                                             &it->secret, &err);
     if (rc != 0) {
       snprintf(it->message, sizeof(it->message), "%s", err.msg);
@@ -264,7 +258,7 @@ static int make_job(run_state *r, run_item *it, int dry_run) {
     }
   }
   it->resume = r->resume || st->resume;
-  int rc = vhdup_job_new(r->engine, &jo, &it->job);
+  int rc = vhdup_job_new(r->s.engine, &jo, &it->job);
   if (rc == 0 && it->resume) {
     /* Resume what has a journal; the rest starts as usual (and a blob that
      * is already there without one counts as complete: see on_done). */
@@ -273,7 +267,7 @@ static int make_job(run_state *r, run_item *it, int dry_run) {
       vhdup_job_close(it->job, job_closed);
       it->job = NULL;
       jo.resume = 1;
-      rc = vhdup_job_new(r->engine, &jo, &it->job);
+      rc = vhdup_job_new(r->s.engine, &jo, &it->job);
     }
   }
   vhdup__secret_free(it->secret);
@@ -353,7 +347,7 @@ static int load(const char *path, char **text, size_t *len) {
             (unsigned long long)st.st_size, (size_t)VHDUP__MANIFEST_MAX_BYTES);
     return VHDUP_EXIT_INPUT;
   }
-  int rc = read_file(NULL, path, VHDUP__MANIFEST_MAX_BYTES, text, len);
+  int rc = read_file(path, VHDUP__MANIFEST_MAX_BYTES, text, len);
   if (rc != 0) {
     fprintf(stderr, "vhdup: %s: cannot read: %s\n", path, vhdup_strerror(rc));
     return VHDUP_EXIT_INPUT;
@@ -447,22 +441,20 @@ int vhdup__cmd_run(int argc, char **argv) {
   eo.ca_file = r.m->ca_file;
   r.n = r.m->upload_count;
   r.items = vhdup__calloc(r.n ? r.n : 1, sizeof(run_item));
-  rc = r.items == NULL ? VHDUP_ENOMEM : uv_loop_init(&r.loop);
-  if (rc == 0)
-    rc = vhdup_engine_new(&r.loop, &eo, &r.engine);
+  if (r.items == NULL) {
+    fprintf(stderr, "vhdup: run: %s\n", vhdup_strerror(VHDUP_ENOMEM));
+    rc = vhdup__exit_code(VHDUP_ENOMEM);
+  } else {
+    rc = vhdup__cli_session_open(&r.s, "run", &eo, on_interrupt, &r);
+  }
   if (rc != 0) {
-    fprintf(stderr, "vhdup: run: %s\n", vhdup_strerror(rc));
     vhdup__free(r.items);
     vhdup__manifest_free(r.m);
-    return vhdup__exit_code(rc);
+    return rc;
   }
   r.t0 = uv_hrtime();
-  uv_signal_init(&r.loop, &r.sigint);
-  uv_signal_init(&r.loop, &r.sigterm);
-  uv_timer_init(&r.loop, &r.tick);
-  r.sigint.data = r.sigterm.data = r.tick.data = &r;
-  uv_signal_start(&r.sigint, on_signal, SIGINT);
-  uv_signal_start(&r.sigterm, on_signal, SIGTERM);
+  uv_timer_init(&r.s.loop, &r.tick);
+  r.tick.data = &r;
   if (r.json || r.bar)
     uv_timer_start(&r.tick, tick, r.json ? 1000 : 250, r.json ? 1000 : 250);
 
@@ -491,9 +483,7 @@ int vhdup__cmd_run(int argc, char **argv) {
   /* The +1 above: every job has started, so finishing can now close. */
   if (--r.remaining == 0)
     finish_all(&r);
-  uv_run(&r.loop, UV_RUN_DEFAULT);
-  if (uv_loop_close(&r.loop) != 0)
-    fprintf(stderr, "vhdup: internal error: handles left open on the loop\n");
+  vhdup__cli_session_run(&r.s);
   if (r.bar)
     fputs("\r\033[K", stderr);
 
@@ -502,7 +492,7 @@ int vhdup__cmd_run(int argc, char **argv) {
     if (r.items[i].status != 0 && exit_code == VHDUP_EXIT_OK)
       exit_code = vhdup__exit_code(r.items[i].status);
   }
-  if (r.interrupted && exit_code != VHDUP_EXIT_OK)
+  if (r.s.interrupted && exit_code != VHDUP_EXIT_OK)
     exit_code = VHDUP_EXIT_INTERRUPTED;
   if (!r.quiet && !r.json) {
     print_table(&r, stdout);

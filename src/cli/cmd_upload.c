@@ -3,6 +3,7 @@
 #include "cli/cli.h"
 #include "cli/progress.h"
 
+#include "util/defaults.h"
 #include "vhdup.h"
 
 #include <getopt.h>
@@ -37,11 +38,11 @@ const char vhdup__cmd_upload_help[] =
     "then `vhdup upload disk.vhd 'SAS-URL' --overwrite`.\n"
     "\n"
     "Options:\n"
-    "  -c, --connections N     requests in flight at once (default 16); auto finds\n"
+    "  -c, --connections N     requests in flight at once (default {connections}); auto finds\n"
     "                          the count by itself from measured throughput (from\n"
-    "                          64, between 1 and 256; it backs off on throttling\n"
+    "                          {auto_start}, between 1 and {max_conn}; it backs off on throttling\n"
     "                          and rising latency)\n"
-    "  -m, --memory SIZE       read buffers, e.g. 64M (default 64M; >= 8M); memory\n"
+    "  -m, --memory SIZE       read buffers, e.g. 64M (default {memory}; >= 8M); memory\n"
     "                          use stays near this, whatever the disk size or\n"
     "                          the connection count (each request in flight\n"
     "                          takes 40K of it for its state; 1/32 goes to\n"
@@ -72,10 +73,10 @@ const char vhdup__cmd_upload_help[] =
     /* clang-format off */
     VHDUP__CLI_CONN_HELP
     /* clang-format on */
-    "      --retries N         tries per request (default 8)\n"
+    "      --retries N         tries per request (default {retries})\n"
     "      --stall-timeout S   a request that moves no data for S seconds is\n"
-    "                          abandoned and retried (default 60)\n"
-    "      --merge-gap SIZE    zero gap still sent inside one request (default 64K)\n"
+    "                          abandoned and retried (default {stall_timeout})\n"
+    "      --merge-gap SIZE    zero gap still sent inside one request (default {merge_gap})\n"
     "      --progress MODE     auto (bar on a terminal), bar, json (lines on\n"
     "                          stdout), none\n"
     "  -q, --quiet             no progress, notes or summary; errors only\n"
@@ -88,13 +89,10 @@ const char vhdup__cmd_upload_help[] =
     "    vhdup upload disk.vhd http://127.0.0.1:10000/devstoreaccount1/vhds/disk.vhd\n";
 
 typedef struct upload_run {
-  uv_loop_t loop;
-  uv_signal_t sigint, sigterm;
-  vhdup_engine *engine;
+  vhdup__cli_session s;
   vhdup_job *job;
   vhdup__progress progress;
   int status;
-  int interrupted;
   const char *source;
 } upload_run;
 
@@ -104,28 +102,10 @@ static void on_notice(vhdup_job *job, const char *message, void *data) {
   vhdup__progress_note(&r->progress, message);
 }
 
-static void on_signal(uv_signal_t *h, int signum) {
-  upload_run *r = h->data;
-  (void)signum;
-  if (!r->interrupted) {
-    r->interrupted = 1;
-    vhdup__progress_note(&r->progress, "interrupted: stopping (requests in flight are abandoned)");
-    vhdup_job_cancel(r->job);
-  }
-}
-
-static void close_signals(upload_run *r) {
-  uv_close((uv_handle_t *)&r->sigint, NULL);
-  uv_close((uv_handle_t *)&r->sigterm, NULL);
-}
-
-static void engine_closed(vhdup_engine *e) {
-  (void)e;
-}
-
-static void job_closed(vhdup_job *job) {
-  upload_run *r = vhdup_job_get_data(job);
-  vhdup_engine_close(r->engine, engine_closed);
+static void on_interrupt(void *data) {
+  upload_run *r = data;
+  vhdup__progress_note(&r->progress, "interrupted: stopping (requests in flight are abandoned)");
+  vhdup_job_cancel(r->job);
 }
 
 static void on_done(vhdup_job *job, int status, void *data) {
@@ -133,8 +113,7 @@ static void on_done(vhdup_job *job, int status, void *data) {
   r->status = status;
   vhdup__progress_finish(&r->progress, job, status, r->source);
   vhdup__progress_close(&r->progress);
-  close_signals(r);
-  vhdup_job_close(job, job_closed);
+  vhdup__cli_session_finish(&r->s, job);
 }
 
 enum {
@@ -196,7 +175,7 @@ int vhdup__cmd_upload(int argc, char **argv) {
     case 'c':
       if (strcmp(optarg, "auto") == 0) {
         eo.connections_auto = 1;
-        eo.connections = 256;
+        eo.connections = VHDUP__MAX_CONNECTIONS;
       } else if (vhdup__cli_parse_uint(optarg, 1, 1024, &eo.connections) != 0)
         return vhdup__cli_usage_error("upload", "--connections takes 1 to 1024 or auto, not '%s'",
                                       optarg);
@@ -293,37 +272,28 @@ int vhdup__cmd_upload(int argc, char **argv) {
   jo.data = &r;
   r.source = jo.source;
 
-  rc = uv_loop_init(&r.loop);
-  if (rc == 0)
-    rc = vhdup_engine_new(&r.loop, &eo, &r.engine);
-  if (rc == 0)
-    rc = vhdup_job_new(r.engine, &jo, &r.job);
+  if ((rc = vhdup__cli_session_open(&r.s, "upload", &eo, on_interrupt, &r)) != 0) {
+    vhdup__cli_conn_free(&conn);
+    return rc;
+  }
+  rc = vhdup_job_new(r.s.engine, &jo, &r.job);
   vhdup__cli_conn_free(&conn); /* the job keeps copies */
   if (rc != 0) {
     fprintf(stderr, "vhdup: upload: %s\n", vhdup_strerror(rc));
+    vhdup__cli_session_finish(&r.s, NULL);
+    vhdup__cli_session_run(&r.s);
     return vhdup__exit_code(rc);
   }
-  vhdup__progress_init(&r.progress, &r.loop, r.job, quiet ? VHDUP__PROGRESS_NONE : mode, quiet);
-  uv_signal_init(&r.loop, &r.sigint);
-  uv_signal_init(&r.loop, &r.sigterm);
-  r.sigint.data = r.sigterm.data = &r;
-  uv_signal_start(&r.sigint, on_signal, SIGINT);
-  uv_signal_start(&r.sigterm, on_signal, SIGTERM);
-
+  vhdup__progress_init(&r.progress, &r.s.loop, r.job, quiet ? VHDUP__PROGRESS_NONE : mode, quiet);
   rc = vhdup_job_start(r.job, on_done);
   if (rc != 0) {
     r.status = rc;
     fprintf(stderr, "vhdup: %s\n", vhdup_job_message(r.job));
     vhdup__progress_close(&r.progress);
-    close_signals(&r);
-    vhdup_job_close(r.job, job_closed);
+    vhdup__cli_session_finish(&r.s, r.job);
   } else {
     vhdup__progress_start(&r.progress);
   }
-  uv_run(&r.loop, UV_RUN_DEFAULT);
-  if (uv_loop_close(&r.loop) != 0)
-    fprintf(stderr, "vhdup: internal error: handles left open on the loop\n");
-  if (r.interrupted && r.status == VHDUP_ECANCELED)
-    return VHDUP_EXIT_INTERRUPTED;
-  return vhdup__exit_code(r.status);
+  vhdup__cli_session_run(&r.s);
+  return vhdup__cli_session_exit_code(&r.s, r.status);
 }

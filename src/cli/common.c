@@ -2,10 +2,10 @@
 
 #include "manifest/manifest.h"
 #include "util/alloc.h"
+#include "util/secret.h"
 #include "vhdup.h"
 
 #include <errno.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,24 +77,19 @@ int vhdup__cli_parse_format(const char *s, vhdup__fmt *out) {
   return 0;
 }
 
-/* The VHD core's messages and warnings usually start with the file name
- * already; do not say it twice. */
-static void print_about(const char *kind, const char *file, const char *msg) {
+/* Prints "vhdup: FILE: MSG" for a failure with detail in err (or, when err
+ * has no message, the code's description); returns the exit code. The VHD
+ * core's messages usually start with the file name already: it is not said
+ * twice. */
+static int report(const char *file, int code, const vhdup__err *err) {
+  const char *msg = (err != NULL && err->msg[0] != '\0') ? err->msg : vhdup_strerror(code);
   size_t n = strlen(file);
 
   if (strncmp(msg, file, n) == 0 && msg[n] == ':')
-    fprintf(stderr, "vhdup: %s%s\n", kind, msg);
+    fprintf(stderr, "vhdup: %s\n", msg);
   else
-    fprintf(stderr, "vhdup: %s%s: %s\n", kind, file, msg);
-}
-
-int vhdup__cli_report(const char *file, int code, const vhdup__err *err) {
-  print_about("", file, (err != NULL && err->msg[0] != '\0') ? err->msg : vhdup_strerror(code));
+    fprintf(stderr, "vhdup: %s: %s\n", file, msg);
   return vhdup__exit_code(code);
-}
-
-void vhdup__cli_warn(const char *file, const char *msg) {
-  print_about("warning: ", file, msg);
 }
 
 /* The same file source and parent lookup as an upload's, so inspect and
@@ -106,7 +101,7 @@ int vhdup__cli_open_disk(const char *path, vhdup__fmt fmt, const char *parent_ov
   vhdup__err_clear(&err);
   int rc = vhdup__disk_open_path(path, fmt, parent_override, &cd->file, &cd->disk, &err);
   if (rc != 0)
-    return vhdup__cli_report(path, rc, &err);
+    return report(path, rc, &err);
   return 0;
 }
 
@@ -139,55 +134,40 @@ const char *vhdup__cli_human_size(uint64_t n, char *buf, size_t size) {
   return buf;
 }
 
-static volatile sig_atomic_t interrupted;
-
-static void on_signal(int sig) {
-  (void)sig;
-  interrupted = 1;
+static int is_blank(const char *s, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n')
+      return 0;
+  return 1;
 }
 
-void vhdup__cli_catch_signals(void) {
-  struct sigaction sa;
-
-  memset(&sa, 0, sizeof(sa));
-  sa.sa_handler = on_signal;
-  sigemptyset(&sa.sa_mask);
-  /* No SA_RESTART: a blocked read returns EINTR and the loop sees the flag
-   * at its next chunk. */
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
-}
-
-int vhdup__cli_interrupted(void) {
-  return interrupted != 0;
-}
-
-char *vhdup__cli_read_secret_file(const char *path, const char *what) {
-  FILE *f = fopen(path, "r");
-  if (f == NULL) {
-    fprintf(stderr, "vhdup: %s: cannot read %s: %s\n", path, what, strerror(errno));
-    return NULL;
+/* Reads the secret in the file an option names, by the one rule for a
+ * secret's text (util/secret.h). NULL after printing why, naming the
+ * option, the file and the problem, e.g. "--account-key-file PATH: the
+ * file is larger than 65536 bytes: not an account key". */
+static char *read_secret_option(const char *option, const char *path, const char *what) {
+  char *buf = NULL, *secret = NULL;
+  size_t len = 0;
+  const char *why = NULL;
+  int rc = vhdup__secret_read_file(path, &buf, &len);
+  if (rc == 0) {
+    rc = vhdup__secret_take(buf, len, &secret);
+    if (rc == VHDUP_ECREDENTIAL)
+      why = is_blank(buf, len) ? "the file is empty"
+                               : "the file holds more than one line or a control character";
+    vhdup__wipe(buf, len);
+    vhdup__free(buf);
   }
-  char buf[8192];
-  size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-  fclose(f);
-  buf[n] = '\0';
-  while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
-    buf[--n] = '\0';
-  if (n == 0) {
-    fprintf(stderr, "vhdup: %s: the %s file is empty\n", path, what);
-    return NULL;
-  }
-  char *s = strdup(buf);
-  memset(buf, 0, sizeof(buf));
-  return s;
-}
-
-void vhdup__cli_free_secret(char *s) {
-  if (s == NULL)
-    return;
-  memset(s, 0, strlen(s));
-  free(s);
+  if (rc == 0)
+    return secret;
+  if (rc == VHDUP_ELIMIT)
+    fprintf(stderr, "vhdup: %s %s: the file is larger than %u bytes: not %s\n", option, path,
+            (unsigned)VHDUP__SECRET_MAX, what);
+  else if (why != NULL)
+    fprintf(stderr, "vhdup: %s %s: %s: not %s\n", option, path, why, what);
+  else
+    fprintf(stderr, "vhdup: %s %s: cannot read: %s\n", option, path, vhdup_strerror(rc));
+  return NULL;
 }
 
 void vhdup__cli_conn_init(vhdup__cli_conn *c, const char *cmd) {
@@ -225,11 +205,11 @@ int vhdup__cli_conn_option(vhdup__cli_conn *c, int opt, char **argv) {
 }
 
 int vhdup__cli_conn_read_secrets(vhdup__cli_conn *c) {
-  if (c->key_file != NULL &&
-      (c->account_key = vhdup__cli_read_secret_file(c->key_file, "account key")) == NULL)
+  if (c->key_file != NULL && (c->account_key = read_secret_option("--account-key-file", c->key_file,
+                                                                  "an account key")) == NULL)
     return VHDUP_EXIT_INPUT;
   if (c->sas_file != NULL &&
-      (c->sas_token = vhdup__cli_read_secret_file(c->sas_file, "SAS token")) == NULL) {
+      (c->sas_token = read_secret_option("--sas-token-file", c->sas_file, "a SAS token")) == NULL) {
     vhdup__cli_conn_free(c);
     return VHDUP_EXIT_INPUT;
   }
@@ -261,8 +241,8 @@ void vhdup__cli_conn_to_target(const vhdup__cli_conn *c, vhdup_engine_options *e
 }
 
 void vhdup__cli_conn_free(vhdup__cli_conn *c) {
-  vhdup__cli_free_secret(c->account_key);
-  vhdup__cli_free_secret(c->sas_token);
+  vhdup__secret_free(c->account_key);
+  vhdup__secret_free(c->sas_token);
   c->account_key = c->sas_token = NULL;
 }
 

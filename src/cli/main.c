@@ -62,7 +62,8 @@ static const command *find_command(const char *name) {
 }
 
 static void print_command_help(const command *c) {
-  printf("%s\n%s", c->help, exit_codes_text);
+  vhdup__cli_print_help(stdout, c->help);
+  printf("\n%s", exit_codes_text);
 }
 
 static int unknown_command(const char *name) {

@@ -14,6 +14,7 @@
 #include "net/http.h"
 
 #include "util/alloc.h"
+#include "util/secret.h"
 #include "vhdup.h"
 
 #include <curl/curl.h>
@@ -438,7 +439,7 @@ static int on_debug(CURL *easy, curl_infotype type, char *data, size_t size, voi
     if (len > 0) {
       if (len >= 14 && strncasecmp(data, "authorization:", 14) == 0)
         fprintf(stderr, "%sAuthorization: REDACTED\n", prefix);
-      else if (vhdup__http_redact(data, len, line, sizeof(line)) > 0)
+      else if (vhdup__redact(data, len, line, sizeof(line)) > 0)
         fprintf(stderr, "%s%s\n", prefix, line);
     }
     data += n;
@@ -527,7 +528,7 @@ static void finish(vhdup__http_xfer *x, CURLcode rc) {
     char raw[DETAIL_MAX];
     r.error = map_curl_error(rc, &r.retryable);
     snprintf(raw, sizeof(raw), "%s (curl error %d)", text, (int)rc);
-    vhdup__http_redact(raw, strlen(raw), x->detail, sizeof(x->detail));
+    vhdup__redact(raw, strlen(raw), x->detail, sizeof(x->detail));
     r.error_detail = x->detail;
   }
   if (x->n_hdr > x->hdr_vec_cap) {

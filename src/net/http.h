@@ -189,9 +189,4 @@ void *vhdup__http_get_data(const vhdup__http *h);
 /* Value of the first header called name (ASCII case-insensitive), or NULL. */
 const char *vhdup__http_header_get(const vhdup__http_resp *r, const char *name);
 
-/* Copies text into out (NUL-terminated, truncated to out_size), replacing
- * the value of every `sig=` (also URL-encoded `sig%3D`) with REDACTED, so a
- * SAS signature can never reach a log. Returns the length written. */
-size_t vhdup__http_redact(const char *text, size_t len, char *out, size_t out_size);
-
 #endif

@@ -15,6 +15,7 @@
 #include "upload/page_walk.h"
 #include "upload/target.h"
 #include "util/alloc.h"
+#include "util/secret.h"
 #include "util/crypto.h"
 #include "util/list.h"
 
@@ -344,7 +345,7 @@ static int op_start(vhdup_engine *e, const vhdup_blob_target *t, vhdup_blob_op *
   op->e = e;
   op->max_attempts = t->max_attempts > 0 ? t->max_attempts : DEFAULT_ATTEMPTS;
   op->notice_cb = t->notice_cb;
-  char *shown = vhdup__az_redact_url(t->url);
+  char *shown = vhdup__redact_dup(t->url);
   if (shown == NULL)
     return VHDUP_ENOMEM;
   int rc = uv_timer_init(e->loop, &op->timer);

@@ -100,7 +100,7 @@ int vhdup_job_new(vhdup_engine *e, const vhdup_job_options *o, vhdup_job **out) 
   }
   if (rc == 0) {
     j->dest_shown =
-        j->o.to_file ? vhdup__strdup(j->o.destination) : vhdup__az_redact_url(j->o.destination);
+        j->o.to_file ? vhdup__strdup(j->o.destination) : vhdup__redact_dup(j->o.destination);
     rc = j->dest_shown == NULL ? VHDUP_ENOMEM : 0;
   }
   if (rc == 0 && !j->o.to_file && !j->o.dry_run)

@@ -97,6 +97,13 @@ static size_t sig_key(const char *text, size_t len, size_t i) {
   return 0;
 }
 
+int vhdup__has_sig(const char *text, size_t len) {
+  for (size_t i = 0; i < len; i++)
+    if (sig_key(text, len, i) != 0)
+      return 1;
+  return 0;
+}
+
 size_t vhdup__redact(const char *text, size_t len, char *out, size_t out_size) {
   static const char redacted[] = "REDACTED";
   size_t i = 0, o = 0;

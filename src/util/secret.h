@@ -44,5 +44,8 @@ int vhdup__secret_read_file(const char *path, char **buf, size_t *len)
 size_t vhdup__redact(const char *text, size_t len, char *out, size_t out_size);
 /* The same into a new string (vhdup__malloc); NULL only when out of memory. */
 char *vhdup__redact_dup(const char *text);
+/* Nonzero when text[0..len) holds a SAS signature that vhdup__redact
+ * would hide. */
+int vhdup__has_sig(const char *text, size_t len);
 
 #endif

@@ -6,7 +6,8 @@
 # --overwrite into a blob of the right size full of stale data (allowed:
 # the result is exactly the disk, the stale data gone) or of the wrong size
 # (exit 5, the size needed and the `az disk create` hint); a wrong account
-# key (exit 4, Azure's AuthenticationFailed, the key never printed); no
+# key (exit 4, Azure's AuthenticationFailed, the key never printed); a key
+# or SAS file too long, empty or of two lines (exit 3, the file named); no
 # credential at all (exit 4, where to put one); plain http:// to a host
 # that is not loopback (exit 2, at once, nothing sent); a container that
 # does not exist (said so).
@@ -116,6 +117,27 @@ expect_fail 4 "HTTP 403 (AuthenticationFailed|AuthorizationFailure)" -- env AZUR
 grep -qF -- "${badkey:0:20}" "$T/out" "$T/err" && fail "the account key was printed (env)"
 no_blob auth vhds/auth.vhd
 pass "wrong account key: exit 4, AuthenticationFailed, key never printed"
+
+# A key or SAS file that cannot hold one: refused before anything is sent
+# (exit 3), naming the option, the file and the problem; a too-long file is
+# never cut to a prefix that might pass for a key.
+head -c 65537 /dev/zero | tr '\0' 'A' >"$T/long.key"
+: >"$T/empty.key"
+printf ' \n\n' >"$T/blank.sas"
+printf 'sv=1&sig=x\nsecond line\n' >"$T/twolines.sas"
+expect_fail 3 "^vhdup: --account-key-file $T/long.key: the file is larger than 65536 bytes: not an account key\$" \
+  -- "$VHDUP" upload --account-key-file "$T/long.key" "$T/d.vhd" "$AZURITE_URL/vhds/long.vhd"
+expect_fail 3 "^vhdup: --account-key-file $T/empty.key: the file is empty: not an account key\$" \
+  -- "$VHDUP" upload --account-key-file "$T/empty.key" "$T/d.vhd" "$AZURITE_URL/vhds/long.vhd"
+expect_fail 3 "^vhdup: --sas-token-file $T/blank.sas: the file is empty: not a SAS token\$" \
+  -- "$VHDUP" upload --sas-token-file "$T/blank.sas" "$T/d.vhd" "$AZURITE_URL/vhds/long.vhd"
+expect_fail 3 "^vhdup: --sas-token-file $T/twolines.sas: the file holds more than one line" \
+  -- "$VHDUP" upload --sas-token-file "$T/twolines.sas" "$T/d.vhd" "$AZURITE_URL/vhds/long.vhd"
+grep -qF "sig=x" "$T/err" && fail "the SAS file's text was printed"
+expect_fail 3 "^vhdup: --account-key-file $T/none.key: cannot read: " \
+  -- "$VHDUP" upload --account-key-file "$T/none.key" "$T/d.vhd" "$AZURITE_URL/vhds/long.vhd"
+no_blob long vhds/long.vhd
+pass "key and SAS files too long (65537 bytes), empty, blank, of two lines or missing: exit 3, file named"
 
 expect_fail 4 "AZURE_STORAGE_CONNECTION_STRING" -- env -u AZURE_STORAGE_CONNECTION_STRING \
   -u AZURE_STORAGE_ACCOUNT -u AZURE_STORAGE_KEY -u AZURE_STORAGE_SAS_TOKEN \

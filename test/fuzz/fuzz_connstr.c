@@ -9,6 +9,7 @@
 
 #include "azure/azure.h"
 #include "util/alloc.h"
+#include "util/secret.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -48,7 +49,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (vhdup__az_blob_init(&b, &url, &key, NULL, &err) == 0) {
       vhdup__az_request r;
       if (vhdup__az_req_put_page(&b, 0, 512, NULL, NULL, &r, &err) == 0) {
-        char *red = vhdup__az_redact_url(r.url);
+        char *red = vhdup__redact_dup(r.url);
         vhdup__free(red);
       }
       vhdup__az_request_free(&r);
@@ -58,7 +59,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     vhdup__az_url_free(&url);
   }
 
-  char *red = vhdup__az_redact_url(s);
+  char *red = vhdup__redact_dup(s);
   if (red != NULL) {
     /* A sig value that was present must be gone. */
     const char *p = strstr(red, "sig=");

@@ -1,5 +1,5 @@
 /* Unit tests of src/azure on strings: signing, credentials, URLs,
- * redaction, request descriptions, response XML, classification, backoff,
+ * request descriptions, response XML, classification, backoff,
  * CRC64.
  *
  * Expected Shared Key signatures were computed outside this code, with the
@@ -429,33 +429,6 @@ static void test_url_errors(void **state) {
   vhdup__az_url_free(&u);
 }
 
-static void test_redact(void **state) {
-  (void)state;
-  char *r = vhdup__az_redact_url("https://a.blob.core.windows.net/c/b?sv=2020-01-01&se=2030-01-"
-                                 "01&sig=S3CR3T%2Bx%3D&sp=rw");
-  assert_string_equal(r, "https://a.blob.core.windows.net/c/b?sv=2020-01-01&se=2030-01-01&sig="
-                         "REDACTED&sp=rw");
-  vhdup__free(r);
-  r = vhdup__az_redact_url("https://a/c/b?SIG=S3CR3T");
-  assert_string_equal(r, "https://a/c/b?SIG=REDACTED");
-  vhdup__free(r);
-  r = vhdup__az_redact_url("sig=S3CR3T&sv=1");
-  assert_string_equal(r, "sig=REDACTED&sv=1");
-  vhdup__free(r);
-  r = vhdup__az_redact_url("no query at all; design=1");
-  assert_string_equal(r, "no query at all; design=1");
-  vhdup__free(r);
-  r = vhdup__az_redact_url("two: u?sig=S3CR3T and v?a=1&sig=S3CR3T#x");
-  assert_string_equal(r, "two: u?sig=REDACTED and v?a=1&sig=REDACTED#x");
-  vhdup__free(r);
-
-  char buf[20];
-  vhdup__az_redact_url_buf("https://a/b?sig=S3CR3T", buf, sizeof(buf));
-  assert_string_equal(buf, "https://a/b?sig=RED");
-  vhdup__az_redact_url_buf("x?sig=S3CR3TS3CR3T", buf, sizeof(buf));
-  assert_string_equal(buf, "x?sig=REDACTED");
-}
-
 /* Whether a query holds a SAS signature: the rule the redaction uses. */
 static void test_query_has_sig(void **state) {
   (void)state;
@@ -555,10 +528,6 @@ static void test_req_create_signed(void **state) {
   assert_int_equal(vhdup__az_req_get_properties(&b, NULL, &r, &e), 0);
   assert_string_equal(r.method, "HEAD");
   assert_string_equal(r.client_request_id, "vhdup-1");
-  vhdup__az_request_free(&r);
-  assert_int_equal(vhdup__az_req_delete_blob(&b, NULL, &r, &e), 0);
-  assert_string_equal(r.method, "DELETE");
-  assert_string_equal(r.client_request_id, "vhdup-2");
   vhdup__az_request_free(&r);
 
   assert_int_equal(vhdup__az_req_create_container(&b, NULL, &r, &e), 0);
@@ -1216,7 +1185,6 @@ int main(void) {
       cmocka_unit_test(test_env),
       cmocka_unit_test(test_url_parse),
       cmocka_unit_test(test_url_errors),
-      cmocka_unit_test(test_redact),
       cmocka_unit_test(test_query_has_sig),
       cmocka_unit_test(test_url_loopback),
       cmocka_unit_test(test_req_create_signed),

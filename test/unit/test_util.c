@@ -235,6 +235,55 @@ static void test_redact(void **state) {
   assert_int_equal(strlen(small), sizeof(small) - 1);
 }
 
+/* The cases the Azure module's and the HTTP engine's own redactors covered
+ * before they became this one. */
+static void expect_redacted(const char *in, const char *want) {
+  char *d = vhdup__redact_dup(in);
+  assert_non_null(d);
+  assert_string_equal(d, want);
+  vhdup__free(d);
+}
+
+static void test_redact_cases(void **state) {
+  (void)state;
+  expect_redacted(
+      "https://a.blob.core.windows.net/c/b?sv=2020-01-01&se=2030-01-01&sig=S3CR3T%2Bx%3D"
+      "&sp=rw",
+      "https://a.blob.core.windows.net/c/b?sv=2020-01-01&se=2030-01-01&sig=REDACTED"
+      "&sp=rw");
+  expect_redacted("https://a/c/b?SIG=S3CR3T", "https://a/c/b?SIG=REDACTED");
+  expect_redacted("sig=S3CR3T&sv=1", "sig=REDACTED&sv=1");
+  expect_redacted("no query at all; design=1", "no query at all; design=1");
+  expect_redacted("two: u?sig=S3CR3T and v?a=1&sig=S3CR3T#x",
+                  "two: u?sig=REDACTED and v?a=1&sig=REDACTED#x");
+  expect_redacted("url 'http://h/p?SIG=zz' and sig%3Dqq&x",
+                  "url 'http://h/p?SIG=REDACTED' and sig%3DREDACTED&x");
+  expect_redacted("x?sig=", "x?sig=REDACTED");
+  /* An XML message (&amp;), a JSON string, a header line, a list. */
+  expect_redacted("<Message>u?a=1&amp;sig=S3CR3T</Message>",
+                  "<Message>u?a=1&amp;sig=REDACTED</Message>");
+  expect_redacted("{\"url\":\"sig=S3CR3T\"}", "{\"url\":\"sig=REDACTED\"}");
+  expect_redacted("> PUT /c/b?comp=page&sig=S3CR3T HTTP/1.1",
+                  "> PUT /c/b?comp=page&sig=REDACTED HTTP/1.1");
+  expect_redacted("a?sig=S3,CR3T", "a?sig=REDACTED");
+
+  char out[256];
+  const char *in = "no secrets";
+  assert_int_equal(vhdup__redact(in, strlen(in), out, sizeof(out)), strlen(in));
+  assert_string_equal(out, in);
+  in = "?sig=abcdef";
+  assert_int_equal(vhdup__redact(in, strlen(in), out, 8), 7);
+  assert_string_equal(out, "?sig=RE");
+  assert_int_equal(vhdup__redact(in, strlen(in), out, 0), 0);
+  char buf[20];
+  in = "https://a/b?sig=S3CR3T";
+  vhdup__redact(in, strlen(in), buf, sizeof(buf));
+  assert_string_equal(buf, "https://a/b?sig=RED");
+  in = "x?sig=S3CR3TS3CR3T";
+  vhdup__redact(in, strlen(in), buf, sizeof(buf));
+  assert_string_equal(buf, "x?sig=REDACTED");
+}
+
 static void test_secret_take(void **state) {
   (void)state;
   char *s = NULL;
@@ -332,6 +381,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_be_roundtrip),
       cmocka_unit_test(test_redact),
+      cmocka_unit_test(test_redact_cases),
       cmocka_unit_test(test_secret_take),
       cmocka_unit_test(test_secret_read_file),
       cmocka_unit_test(test_edit_distance),
