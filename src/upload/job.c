@@ -369,7 +369,7 @@ int vhdup_job_start(vhdup_job *j, vhdup_job_cb done_cb) {
   vhdup__pipeline_opts po;
   vhdup__pipeline_opts_init(&po);
   po.budget = j->e->budget;
-  po.connections =
+  po.cap =
       j->e->o.per_blob_connections ? j->e->o.per_blob_connections : j->e->o.connections;
   po.merge_gap = j->o.merge_gap;
   po.max_attempts = j->o.max_attempts;
@@ -378,8 +378,8 @@ int vhdup_job_start(vhdup_job *j, vhdup_job_cb done_cb) {
 
   po.on_written = write_confirmed;
   po.journal_ctx = j;
-  if (j->o.per_blob_connections > 0 && j->o.per_blob_connections < po.connections)
-    po.connections = j->o.per_blob_connections;
+  if (j->o.per_blob_connections > 0 && j->o.per_blob_connections < po.cap)
+    po.cap = j->o.per_blob_connections;
   if (j->o.dry_run) {
     po.md5 = 0;
     po.crc64 = 0;
@@ -405,8 +405,8 @@ int vhdup_job_start(vhdup_job *j, vhdup_job_cb done_cb) {
   }
   if (rc != 0)
     return set_error(j, rc, err.msg);
-  if (po.connections > j->sink->max_in_flight && j->sink->max_in_flight > 0)
-    po.connections = j->sink->max_in_flight;
+  if (po.cap > j->sink->max_in_flight && j->sink->max_in_flight > 0)
+    po.cap = j->sink->max_in_flight;
   rc = vhdup__pipeline_new(j->e->loop, j->disk, j->sink, &po, &j->pl);
   if (rc != 0)
     return set_error(j, rc, NULL);

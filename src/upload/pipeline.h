@@ -1,56 +1,48 @@
 /* The bounded pipeline of one disk: plan (extent iterator) -> pieces read
- * with uv_fs_read into buffers of a fixed pool -> zero scan and per-request
- * hashing on libuv's thread pool -> writes to a sink, at most `connections`
- * at once, retried with backoff -> the footer last -> finish. Memory is the
- * pool plus per-piece run tables, bounded at creation: it does not grow with
- * the disk or the connection count. */
+ * with uv_fs_read -> zero scan into runs on libuv's thread pool -> MD5 of
+ * the runs and of the whole disk (hash.h) -> page writes to a sink, at most
+ * the limit and the cap at once, retried with backoff -> the footer last ->
+ * finish. Memory is the budget's pool plus per-piece run tables, bounded at
+ * creation: it does not grow with the disk or the limit.
+ *
+ * The words of the upload pipeline (pipeline, budget, autotune, hash, piece):
+ * - request: one Put Page (a sink write) in flight;
+ * - limit: how many requests an engine lets be in flight at once, across
+ *   its pipelines: --connections N, or auto's choice (autotune.h);
+ * - cap: a pipeline's own maximum of requests in flight (per blob);
+ * - budget: what an engine's pipelines share (budget.h): the limit, the
+ *   pool of pieces and the memory they and the requests may use;
+ * - piece: a 4 MiB read buffer of the pool with the runs found in it
+ *   (piece.h); pipelines take pieces from the budget and return them when
+ *   every write of theirs is confirmed;
+ * - run: a stretch of non-zero data in a piece (scan.h);
+ * - write: one run, or the footer, bound for one offset of the blob: sent
+ *   as a request, and as one more on each retry;
+ * - trim: the budget gives a free piece's pages back to the system when the
+ *   memory must pay for more requests' state;
+ * - waiter: a pipeline queued at the budget for a request or a piece, woken
+ *   when one may be there. */
 #ifndef VHDUP_UPLOAD_PIPELINE_H
 #define VHDUP_UPLOAD_PIPELINE_H
 
+#include "upload/budget.h"
 #include "upload/sink.h"
 #include "vhd/vhd.h"
 
 #include <uv.h>
 
-#define VHDUP__PIECE_MAX (4u * 1024 * 1024) /* Put Page's body limit */
-/* What a request in flight holds outside the read buffers (see pieces_allowed). */
-#define VHDUP__SLOT_BYTES (40u * 1024)
-
 typedef struct vhdup__pipeline vhdup__pipeline;
-
-/* Requests in flight and read buffers shared by pipelines (an engine's). */
-typedef struct vhdup__budget vhdup__budget;
-
-/* Buffers of 4 MiB and the state of requests in flight, within memory
- * (at least 2 buffers), slots requests. Returns 0,
- * VHDUP_EINVAL or VHDUP_ENOMEM. Free only when no pipeline uses it. */
-int vhdup__budget_new(size_t memory, unsigned slots, vhdup__budget **out)
-    __attribute__((warn_unused_result));
-void vhdup__budget_free(vhdup__budget *b);
-
-/* --connections auto: the slot count starts at 64 and follows measured
- * goodput up to max (see vhdup__budget_observe in pipeline.c). */
-void vhdup__budget_set_auto(vhdup__budget *b, unsigned max);
-/* Requests in flight allowed now (the fixed count, or auto's choice). */
-unsigned vhdup__budget_limit(const vhdup__budget *b);
-/* What --connections auto sees of one finished request: at loop time now
- * (ms), bytes written (0 if it failed), its latency, whether it was
- * throttled or failed, and how many requests are still in flight. The
- * pipeline calls it on every completion; unit tests drive it with a model
- * of a link. */
-void vhdup__budget_observe(vhdup__budget *b, uint64_t now, uint64_t bytes, uint64_t latency_ms,
-                           int congested, unsigned in_flight);
 
 typedef struct vhdup__pipeline_opts {
   /* Shared budget, or NULL for one of the pipeline's own made from memory
-   * (see vhdup__budget_new) and connections. */
+   * (see vhdup__budget_new), with cap as its limit. */
   vhdup__budget *budget;
   size_t memory;
-  unsigned connections; /* this pipeline's writes in flight at most */
-  size_t merge_gap;     /* zero bytes between two runs that still make one write */
-  int md5;              /* Content-MD5 on every write */
-  int crc64;            /* x-ms-content-crc64 on every write */
-  int disk_md5;         /* whole-blob MD5, handed to the sink's finish */
+  unsigned cap;     /* this pipeline's requests in flight at most */
+  size_t merge_gap; /* zero bytes between two runs that still make one write */
+  int md5;          /* Content-MD5 on every write */
+  int crc64;        /* x-ms-content-crc64 on every write */
+  int disk_md5;     /* whole-blob MD5, handed to the sink's finish */
   unsigned max_attempts;
   uint64_t backoff_base_ms;
   uint64_t backoff_cap_ms;
@@ -79,9 +71,9 @@ typedef struct vhdup__pipeline_stats {
   uint64_t bytes_resumed; /* data already on the destination (resume) */
   uint64_t bytes_read;    /* bytes read from the source files */
   uint64_t vbytes_done;   /* virtual offset up to which everything is planned */
-  uint64_t requests;      /* writes started, retries included */
+  uint64_t requests;      /* requests sent, retries included */
   uint64_t retries;
-  unsigned in_flight;
+  unsigned in_flight; /* requests */
   unsigned max_in_flight;
   int phase; /* VHDUP__PHASE_* */
   uint8_t disk_md5[16];
@@ -119,7 +111,7 @@ void *vhdup__pipeline_data(const vhdup__pipeline *p);
 void vhdup__pipeline_get_stats(const vhdup__pipeline *p, vhdup__pipeline_stats *st);
 
 /* Frees a pipeline whose done_cb has fired (or that never started). Its
- * retry timer is closed first, so close_cb runs on a later loop turn; the
+ * timers are closed first, so close_cb runs on a later loop turn; the
  * pipeline is freed when close_cb returns. */
 void vhdup__pipeline_close(vhdup__pipeline *p, void (*close_cb)(vhdup__pipeline *p));
 

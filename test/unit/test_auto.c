@@ -1,6 +1,7 @@
 /* --connections auto on models of what requests go through, in simulated
- * milliseconds: the controller (vhdup__budget_observe) sees exactly what a
- * pipeline would report, so its choices can be checked without a network. */
+ * milliseconds: the controller (upload/autotune.h) sees exactly what the
+ * budget reports of a pipeline's requests, so its choices can be checked
+ * without a network. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "upload/pipeline.h"
+#include "upload/autotune.h"
 
 /* Requests always wait to go, so the limit is always full. A request takes
  * rtt_ms with nothing queued; the far end serves at most per_ms requests a
@@ -29,7 +30,7 @@ typedef struct model {
 } model;
 
 typedef struct sim {
-  vhdup__budget *b;
+  vhdup__autotune a;
   double now;
   unsigned lowest;  /* the lowest limit of the last run() */
   unsigned highest; /* and the highest */
@@ -39,8 +40,7 @@ typedef struct sim {
 } sim;
 
 static void sim_init(sim *s) {
-  assert_int_equal(vhdup__budget_new(64u << 20, 256, &s->b), 0);
-  vhdup__budget_set_auto(s->b, 256);
+  vhdup__autotune_init(&s->a, 256);
   s->now = 1000;
   s->seed = 12345;
   s->factor = 1;
@@ -61,9 +61,9 @@ static double noise_factor(sim *s, const model *m) {
 /* ms of simulated time with requests of size bytes; returns the limit. */
 static unsigned run(sim *s, const model *m, double ms, uint64_t size) {
   double end = s->now + ms;
-  s->lowest = s->highest = vhdup__budget_limit(s->b);
+  s->lowest = s->highest = vhdup__autotune_limit(&s->a);
   while (s->now < end) {
-    unsigned n = vhdup__budget_limit(s->b);
+    unsigned n = vhdup__autotune_limit(&s->a);
     if (m->pool > 0 && n > m->pool)
       n = m->pool;
     double served = n / m->rtt_ms, cap = m->per_ms / (1 + m->crowd * n);
@@ -71,13 +71,13 @@ static unsigned run(sim *s, const model *m, double ms, uint64_t size) {
       served = cap;
     served *= noise_factor(s, m);
     s->now += 1.0 / served;
-    vhdup__budget_observe(s->b, (uint64_t)s->now, size, (uint64_t)(n / served + 0.5), 0, n - 1);
-    if (vhdup__budget_limit(s->b) < s->lowest)
-      s->lowest = vhdup__budget_limit(s->b);
-    if (vhdup__budget_limit(s->b) > s->highest)
-      s->highest = vhdup__budget_limit(s->b);
+    vhdup__autotune_observe(&s->a, (uint64_t)s->now, size, (uint64_t)(n / served + 0.5), 0, n - 1);
+    if (vhdup__autotune_limit(&s->a) < s->lowest)
+      s->lowest = vhdup__autotune_limit(&s->a);
+    if (vhdup__autotune_limit(&s->a) > s->highest)
+      s->highest = vhdup__autotune_limit(&s->a);
   }
-  return vhdup__budget_limit(s->b);
+  return vhdup__autotune_limit(&s->a);
 }
 
 /* Small islands over an 80 ms path: latency stays at the round trip however
@@ -88,7 +88,6 @@ static void test_round_trip_bound_climbs(void **state) {
   sim_init(&s);
   model wan = {80, 0, 0, 0, 0};
   assert_int_equal(run(&s, &wan, 5000, 4096), 256);
-  vhdup__budget_free(s.b);
 }
 
 /* A far end that serves 2000 requests a second whatever the count (CPU on
@@ -100,7 +99,6 @@ static void test_queueing_stays_low(void **state) {
   sim_init(&s);
   model cpu = {1, 2, 0, 0, 0};
   assert_true(run(&s, &cpu, 5000, 4096) <= 64);
-  vhdup__budget_free(s.b);
 }
 
 /* The same far end, with request sizes that keep changing kind (islands of
@@ -117,7 +115,6 @@ static void test_size_changes_do_not_ratchet(void **state) {
     run(&s, &cpu, 400, i % 2 ? 1u << 20 : 4096);
     assert_true(s.lowest <= 64);
   }
-  vhdup__budget_free(s.b);
 }
 
 /* Islands of 4 and 20 KiB in turn over an 80 ms path: both are bound by
@@ -135,8 +132,7 @@ static void test_mixed_islands_climb(void **state) {
     model wan = {80, 0, 0, 0, 0};
     for (int i = 0; i < (int)(8000 / stretch_ms[k]); i++)
       run(&s, &wan, stretch_ms[k], i % 2 ? 20480 : 4096);
-    assert_int_equal(vhdup__budget_limit(s.b), 256);
-    vhdup__budget_free(s.b);
+    assert_int_equal(vhdup__autotune_limit(&s.a), 256);
   }
 }
 
@@ -160,7 +156,6 @@ static void test_runs_then_islands(void **state) {
    * down, not from 7: there after their first window. */
   assert_true(run(&s, &wan, 120, 4096) >= 64);
   assert_int_equal(run(&s, &wan, 5000, 4096), 256);
-  vhdup__budget_free(s.b);
 }
 
 /* Dense data to the loopback sink: the pool lets 15 requests out, far
@@ -174,12 +169,10 @@ static void test_fewer_when_pool_bound(void **state) {
   sim_init(&s);
   model cpu = {1, 1.6, 15, 0.03, 0};
   assert_true(run(&s, &cpu, 2000, 4u << 20) <= 7);
-  vhdup__budget_free(s.b);
   sim_init(&s);
   model flat = {1, 1.6, 15, 0, 0};
   unsigned n = run(&s, &flat, 2000, 4u << 20);
   assert_true(n >= 7 && n <= 8);
-  vhdup__budget_free(s.b);
 }
 
 /* The same far end with its rate moving +-25% from one 50 ms to the next,
@@ -197,7 +190,6 @@ static void test_noise_does_not_creep(void **state) {
   run(&s, &cpu, 10000, 4u << 20);
   print_message("settled at %u, then %u to %u\n", settled, s.lowest, s.highest);
   assert_true(s.highest <= settled + 2);
-  vhdup__budget_free(s.b);
 }
 
 /* A throttled or failed request halves the limit at the end of its window. */
@@ -209,9 +201,8 @@ static void test_congestion_halves(void **state) {
   assert_int_equal(run(&s, &wan, 5000, 4096), 256);
   uint64_t t = (uint64_t)s.now;
   for (unsigned i = 0; i < 300; i++)
-    vhdup__budget_observe(s.b, t + i, 0, 80, 1, 255);
-  assert_true(vhdup__budget_limit(s.b) <= 128);
-  vhdup__budget_free(s.b);
+    vhdup__autotune_observe(&s.a, t + i, 0, 80, 1, 255);
+  assert_true(vhdup__autotune_limit(&s.a) <= 128);
 }
 
 int main(void) {
