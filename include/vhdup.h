@@ -35,6 +35,14 @@ extern "C" {
 
 typedef struct vhdup_engine vhdup_engine;
 typedef struct vhdup_job vhdup_job;
+typedef struct vhdup_blob_op vhdup_blob_op;
+
+/* Callbacks take their object first and, when they have one, the data
+ * pointer given with it last. Close callbacks take only the object, as
+ * libuv's uv_close_cb does: it is still valid during the call and freed
+ * when the call returns (vhdup_job_get_data() still works then). */
+typedef void (*vhdup_engine_close_cb)(vhdup_engine *e);
+typedef void (*vhdup_job_close_cb)(vhdup_job *job);
 
 typedef struct vhdup_engine_options {
   /* Non-zero: find the connection count by itself (AIMD on measured
@@ -70,7 +78,34 @@ VHDUP_EXTERN int vhdup_engine_new(uv_loop_t *loop, const vhdup_engine_options *o
 /* Cancels the engine's jobs, closes its handles, then calls close_cb; the
  * engine's memory is freed when close_cb returns. Jobs must still be closed
  * by their owners (their done callbacks fire with VHDUP_ECANCELED). */
-VHDUP_EXTERN void vhdup_engine_close(vhdup_engine *e, void (*close_cb)(vhdup_engine *e));
+VHDUP_EXTERN void vhdup_engine_close(vhdup_engine *e, vhdup_engine_close_cb close_cb);
+
+/* ---- Where and as whom ------------------------------------------------
+ *
+ * A blob and the credential to reach it, taken the same way by a job
+ * (vhdup_job_options.target) and by the blob operations below. The first
+ * credential found wins: a SAS in the URL, sas_token, connection_string,
+ * account_key, then (with use_environment) AZURE_STORAGE_CONNECTION_STRING,
+ * or AZURE_STORAGE_ACCOUNT with AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN.
+ * Strings are copied (a job) or used only during the starting call (a blob
+ * operation). */
+typedef struct vhdup_blob_target {
+  const char *url; /* a blob URL (with or without a SAS), or CONTAINER/BLOB
+                    * with a connection string */
+  const char *connection_string;
+  const char *account_key;     /* base64; the account comes from the URL */
+  const char *sas_token;       /* with or without a leading '?' */
+  int use_environment;         /* default on */
+  int allow_http;              /* plain http:// to a non-loopback host */
+  const char *service_version; /* x-ms-version override */
+  /* Tries per request, the first included: a blob operation's default 5
+   * (a command a person waits on gives up sooner); vhdup_job_options_init()
+   * sets 8. */
+  unsigned max_attempts;
+} vhdup_blob_target;
+
+/* Fills t with the defaults above. */
+VHDUP_EXTERN void vhdup_blob_target_init(vhdup_blob_target *t);
 
 typedef struct vhdup_job_stats {
   vhdup_phase phase;
@@ -103,20 +138,14 @@ typedef struct vhdup_job_options {
   const char *source; /* path of a VHD (fixed, dynamic, differencing) or raw image */
   vhdup_format format;
   const char *parent; /* differencing: the parent's path, overriding the locators */
-  /* A blob URL (with or without a SAS query), or with to_file a local path
-   * that receives the fixed VHD as a sparse file (`vhdup expand`). */
-  const char *destination;
+  /* The destination blob and its credential (its max_attempts: tries per
+   * request, default 8). With to_file, target.url is instead a local path
+   * that receives the fixed VHD as a sparse file (`vhdup expand`), and the
+   * other fields are not used. */
+  vhdup_blob_target target;
   int to_file;
-  /* Credentials when the URL carries no SAS; NULL fields are taken from
-   * AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_ACCOUNT +
-   * AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN when use_environment. */
-  const char *connection_string;
-  const char *account_key; /* base64; the account comes from the URL */
-  const char *sas_token;
-  int use_environment;
-  int allow_http; /* plain http:// to a non-loopback host */
-  int md5;        /* Content-MD5 on every write (default on) */
-  int crc64;      /* x-ms-content-crc64 on every write */
+  int md5;   /* Content-MD5 on every write (default on) */
+  int crc64; /* x-ms-content-crc64 on every write */
   /* Whole-blob MD5, set as the blob's Content-MD5 (default off: MD5 is
    * sequential, so it costs the whole virtual size at one core's MD5 rate,
    * zeros included — seconds per GiB — while Azure never checks it and each
@@ -136,21 +165,21 @@ typedef struct vhdup_job_options {
    * ~/.local/state/vhdup) under a name derived from source and destination. */
   const char *journal;
   size_t merge_gap;              /* zero bytes merged into one write (default 64 KiB) */
-  unsigned max_attempts;         /* tries per request (default 8) */
-  const char *service_version;   /* x-ms-version override */
   vhdup_notice_cb notice_cb;     /* warnings and notices (may be NULL) */
   vhdup_progress_cb progress_cb; /* may be NULL */
   unsigned progress_interval_ms; /* default 200 */
   void *data;                    /* handed to the callbacks */
 } vhdup_job_options;
 
-/* Fills o with the defaults above. */
+/* Fills o with the defaults above (target through vhdup_blob_target_init(),
+ * then target.max_attempts 8). */
 VHDUP_EXTERN void vhdup_job_options_init(vhdup_job_options *o);
 
 /* Makes a job; nothing happens until vhdup_job_start(). Options are copied.
  * Returns:
  *   0
- *   VHDUP_EINVAL   no source or destination, or a bad option
+ *   VHDUP_EINVAL   no source or target.url, or a bad option (max_attempts 0,
+ *                  merge_gap not a multiple of 512)
  *   VHDUP_ENOMEM */
 VHDUP_EXTERN int vhdup_job_new(vhdup_engine *e, const vhdup_job_options *o, vhdup_job **out);
 
@@ -195,51 +224,27 @@ VHDUP_EXTERN const char *vhdup_job_journal_path(const vhdup_job *job);
 /* The options' data pointer. */
 VHDUP_EXTERN void *vhdup_job_get_data(const vhdup_job *job);
 
-/* The destination with any SAS signature shown as sig=REDACTED. */
+/* The destination (target.url) with any SAS signature shown as
+ * sig=REDACTED. */
 VHDUP_EXTERN const char *vhdup_job_destination(const vhdup_job *job);
 
 /* Cancels if running, then frees the job after close_cb returns. */
-VHDUP_EXTERN void vhdup_job_close(vhdup_job *job, void (*close_cb)(vhdup_job *job));
+VHDUP_EXTERN void vhdup_job_close(vhdup_job *job, vhdup_job_close_cb close_cb);
 
 /* ---- Blob operations --------------------------------------------------
  *
  * Looking at a blob without uploading, for debugging and scripts: its
  * properties (Get Blob Properties) and its page ranges (Get Page Ranges).
- * They run on an engine's HTTP client and take the URL and credentials
- * exactly as a job does. Callbacks fire later from the loop, never from
- * inside the call that starts the operation; every error after the start
- * (a bad URL or credential, HTTP failures) reaches done's status and
- * message. Retryable failures (503 ServerBusy, 500, timeouts, resets) are
- * retried with backoff. Messages never contain secrets (SAS signatures show
- * as sig=REDACTED). vhdup_engine_close() cancels operations still running
- * (status VHDUP_ECANCELED) and calls its close_cb only after they ended. */
-
-typedef struct vhdup_blob_op vhdup_blob_op;
-
-/* A notice while an operation runs: each retry, as "retrying Get Page
- * Ranges after HTTP 503 ServerBusy: ... (attempt 2 of 5)". Never holds a
- * secret. data is the operation's. */
-typedef void (*vhdup_blob_notice_cb)(vhdup_blob_op *op, const char *message, void *data);
-
-typedef struct vhdup_blob_target {
-  const char *url; /* a blob URL (with or without a SAS), or CONTAINER/BLOB
-                    * with a connection string */
-  /* As in vhdup_job_options: used when the URL carries no SAS; with
-   * use_environment, AZURE_STORAGE_* fill in what is not given. */
-  const char *connection_string;
-  const char *account_key; /* base64; the account comes from the URL */
-  const char *sas_token;
-  int use_environment;         /* default on */
-  int allow_http;              /* plain http:// to a non-loopback host */
-  const char *service_version; /* x-ms-version override */
-  unsigned max_attempts;       /* tries per request (default 5) */
-
-  /* Each retry, told as it is decided (may be NULL, the default). */
-  vhdup_blob_notice_cb notice_cb;
-} vhdup_blob_target;
-
-/* Fills t with the defaults above. */
-VHDUP_EXTERN void vhdup_blob_target_init(vhdup_blob_target *t);
+ * They run on an engine's HTTP client and take their blob and credential
+ * as a vhdup_blob_target, exactly as a job does. Every callback gets the
+ * operation first and the data pointer given at the start last; the
+ * operation stays valid until its done callback returns. Callbacks fire
+ * later from the loop, never from inside the call that starts the
+ * operation; every error after the start (a bad URL or credential, HTTP
+ * failures) reaches done's status and message. Retryable failures (503 ServerBusy, 500, timeouts,
+ * resets) are retried with backoff. Messages never contain secrets (SAS signatures show as
+ * sig=REDACTED). vhdup_engine_close() cancels operations still running (status VHDUP_ECANCELED) and
+ * calls its close_cb only after they ended. */
 
 /* Get Blob Properties. Strings are "" when the service did not send the
  * header, and valid only during the callback. */
@@ -263,8 +268,8 @@ typedef struct vhdup_blob_info {
 
 /* status 0 with info, or an error with message (HTTP status, Azure's error
  * code and request id) and info NULL. */
-typedef void (*vhdup_blob_info_cb)(int status, const vhdup_blob_info *info, const char *message,
-                                   void *data);
+typedef void (*vhdup_blob_info_cb)(vhdup_blob_op *op, int status, const vhdup_blob_info *info,
+                                   const char *message, void *data);
 
 /* Starts Get Blob Properties on t's blob; done_cb fires exactly once.
  * t is used only during the call. If op is not NULL it receives a handle for
@@ -304,8 +309,9 @@ VHDUP_EXTERN void vhdup_blob_ranges_options_init(vhdup_blob_ranges_options *o);
 
 /* A page range [start, end] (end inclusive, as Azure reports it). A nonzero
  * return stops the listing; done_cb then gets that value as its status. */
-typedef int (*vhdup_blob_range_cb)(uint64_t start, uint64_t end, void *data);
-typedef void (*vhdup_blob_done_cb)(int status, const char *message, void *data);
+typedef int (*vhdup_blob_range_cb)(vhdup_blob_op *op, uint64_t start, uint64_t end, void *data);
+/* status and message as vhdup_blob_info_cb's. */
+typedef void (*vhdup_blob_done_cb)(vhdup_blob_op *op, int status, const char *message, void *data);
 
 /* Lists the page ranges (the pages ever written and not cleared) of t's
  * blob within [offset, offset + length), in order, each exactly once and
@@ -329,6 +335,18 @@ VHDUP_EXTERN int vhdup_blob_get_ranges(vhdup_engine *e, const vhdup_blob_target 
 /* Stops an operation: its done_cb fires later with VHDUP_ECANCELED (unless
  * it already finished). Safe from any callback, including range_cb. */
 VHDUP_EXTERN void vhdup_blob_cancel(vhdup_blob_op *op);
+
+/* A notice while an operation runs: each retry, as "retrying Get Page
+ * Ranges after HTTP 503 ServerBusy: ... (attempt 2 of 5)". Never holds a
+ * secret. */
+typedef void (*vhdup_blob_notice_cb)(vhdup_blob_op *op, const char *message, void *data);
+
+/* Sends op's notices to notice_cb (NULL: none, the default). Set it right
+ * after the call that started op returns: no callback fires from inside
+ * that call, so no notice is missed. It is not a field of
+ * vhdup_blob_target, which says only where and as whom (a job's notices go
+ * to vhdup_job_options.notice_cb). */
+VHDUP_EXTERN void vhdup_blob_set_notice_cb(vhdup_blob_op *op, vhdup_blob_notice_cb notice_cb);
 
 #ifdef __cplusplus
 }

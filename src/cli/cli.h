@@ -34,7 +34,8 @@ VHDUP__CLI_COMMANDS(VHDUP__CLI_DECLARE)
 
 /* Prints a --help text, each {NAME} in it replaced by the default of
  * that name from util/defaults.h (connections, max_conn, auto_start,
- * memory, merge_gap, retries, stall_timeout). */
+ * memory, min_memory, merge_gap, retries, stall_timeout, blob_retries,
+ * segment, max_results). */
 void vhdup__cli_print_help(FILE *out, const char *text);
 
 /* Prints "vhdup: COMMAND: MSG" and a pointer to --help on stderr; returns
@@ -78,9 +79,9 @@ const char *vhdup__cli_human_size(uint64_t n, char *buf, size_t size);
  * getopt_long answer its own switch does not know to vhdup__cli_conn_option.
  * After the positional arguments, vhdup__cli_conn_read_secrets reads the
  * key and SAS files (by util/secret.h's rule: one line, at most 64 KiB);
- * vhdup__cli_conn_to_job or _to_target passes everything
- * on (the strings are borrowed: free the struct once the job or blob
- * operations no longer need them). */
+ * vhdup__cli_conn_to_target passes everything on into a job's target or a
+ * blob operation's (the strings are borrowed: free the struct once the
+ * job or blob operations no longer need them). */
 enum {
   VHDUP__CLI_OPT_CONNSTR = 0x1000, /* above any command's own option codes */
   VHDUP__CLI_OPT_KEYFILE,
@@ -124,7 +125,6 @@ typedef struct vhdup__cli_conn {
 } vhdup__cli_conn;
 
 struct vhdup_engine_options;
-struct vhdup_job_options;
 struct vhdup_blob_target;
 
 void vhdup__cli_conn_init(vhdup__cli_conn *c, const char *cmd);
@@ -135,8 +135,6 @@ int vhdup__cli_conn_option(vhdup__cli_conn *c, int opt, char **argv);
 /* Reads --account-key-file and --sas-token-file, if given. Returns 0, or
  * VHDUP_EXIT_INPUT after printing why (nothing is left allocated). */
 int vhdup__cli_conn_read_secrets(vhdup__cli_conn *c);
-void vhdup__cli_conn_to_job(const vhdup__cli_conn *c, struct vhdup_engine_options *eo,
-                            struct vhdup_job_options *jo);
 void vhdup__cli_conn_to_target(const vhdup__cli_conn *c, struct vhdup_engine_options *eo,
                                struct vhdup_blob_target *t);
 /* Wipes and frees the secrets read. */

@@ -21,7 +21,7 @@ const char vhdup__cmd_blob_help[] =
     "  ranges  every page range holding data (pages written and not cleared):\n"
     "          one line per range, START-END (inclusive, as Azure reports them)\n"
     "          and LENGTH, then the number of ranges and their total bytes.\n"
-    "          Asked in segments of 150 MiB and paged with markers, so huge or\n"
+    "          Asked in segments (--segment) and paged with markers, so huge or\n"
     "          fragmented blobs work; a range a segment boundary cuts is shown\n"
     "          once, whole.\n"
     "\n"
@@ -38,12 +38,12 @@ const char vhdup__cmd_blob_help[] =
     "                          error)\n"
     "      --offset SIZE       ranges: start here (a multiple of 512; default 0)\n"
     "      --length SIZE       ranges: this many bytes (default: to the end)\n"
-    "      --segment SIZE      ranges: bytes per request (default 150M)\n"
-    "      --max-results N     ranges: ranges per answer page (default 10000)\n"
+    "      --segment SIZE      ranges: bytes per request (default {segment})\n"
+    "      --max-results N     ranges: ranges per answer page (default {max_results})\n"
     /* clang-format off */
     VHDUP__CLI_CONN_HELP
     /* clang-format on */
-    "      --retries N         tries per request (default 5)\n"
+    "      --retries N         tries per request (default {blob_retries})\n"
     "  -v, --verbose           HTTP trace on stderr (signatures redacted)\n"
     "  -h, --help              this help\n"
     "\n"
@@ -177,8 +177,9 @@ static void print_info(const blob_run *r, const vhdup_blob_info *in) {
     printf("sequence number %llu\n", (unsigned long long)in->sequence_number);
 }
 
-static int on_range(uint64_t start, uint64_t end, void *data) {
+static int on_range(vhdup_blob_op *op, uint64_t start, uint64_t end, void *data) {
   blob_run *r = data;
+  (void)op;
   uint64_t len = end + 1 - start;
   if (r->json)
     printf("%s{\"start\":%llu,\"end\":%llu,\"length\":%llu}", r->count ? "," : "",
@@ -191,8 +192,7 @@ static int on_range(uint64_t start, uint64_t end, void *data) {
   return 0;
 }
 
-static void on_ranges_done(int status, const char *message, void *data) {
-  blob_run *r = data;
+static void ranges_done(blob_run *r, int status, const char *message) {
   if (status != 0) {
     report_error(r, status, message);
   } else if (r->json) {
@@ -208,8 +208,25 @@ static void on_ranges_done(int status, const char *message, void *data) {
   finish(r, status);
 }
 
-static void on_info(int status, const vhdup_blob_info *info, const char *message, void *data) {
+static void on_ranges_done(vhdup_blob_op *op, int status, const char *message, void *data) {
+  (void)op;
+  ranges_done(data, status, message);
+}
+
+/* Starts an operation's notices, or ends the command when it did not start. */
+static void started(blob_run *r, int rc) {
+  if (rc == 0) {
+    vhdup_blob_set_notice_cb(r->op, on_notice);
+    return;
+  }
+  report_error(r, rc, vhdup_strerror(rc));
+  finish(r, rc);
+}
+
+static void on_info(vhdup_blob_op *op, int status, const vhdup_blob_info *info, const char *message,
+                    void *data) {
   blob_run *r = data;
+  (void)op;
   if (status != 0) {
     report_error(r, status, message);
     finish(r, status);
@@ -250,15 +267,11 @@ static void on_info(int status, const vhdup_blob_info *info, const char *message
     r->listing = 1;
   }
   if (r->ro.length == 0) { /* an empty blob, or offset at its end */
-    on_ranges_done(0, "", r);
+    ranges_done(r, 0, "");
     return;
   }
-  int rc =
-      vhdup_blob_get_ranges(r->s.engine, &r->target, &r->ro, on_range, on_ranges_done, r, &r->op);
-  if (rc != 0) {
-    report_error(r, rc, vhdup_strerror(rc));
-    finish(r, rc);
-  }
+  started(r, vhdup_blob_get_ranges(r->s.engine, &r->target, &r->ro, on_range, on_ranges_done, r,
+                                   &r->op));
 }
 
 static void on_interrupt(void *data) {
@@ -292,7 +305,6 @@ int vhdup__cmd_blob(int argc, char **argv) {
   vhdup_engine_options_init(&eo);
   eo.connections = 1; /* one request at a time */
   vhdup_blob_target_init(&r.target);
-  r.target.notice_cb = on_notice;
   vhdup_blob_ranges_options_init(&r.ro);
   vhdup__cli_conn conn;
   vhdup__cli_conn_init(&conn, "blob");
@@ -364,11 +376,7 @@ int vhdup__cmd_blob(int argc, char **argv) {
     vhdup__cli_conn_free(&conn);
     return rc;
   }
-  rc = vhdup_blob_get_info(r.s.engine, &r.target, on_info, &r, &r.op);
-  if (rc != 0) {
-    report_error(&r, rc, vhdup_strerror(rc));
-    finish(&r, rc);
-  }
+  started(&r, vhdup_blob_get_info(r.s.engine, &r.target, on_info, &r, &r.op));
   vhdup__cli_session_run(&r.s);
   vhdup__cli_conn_free(&conn);
   vhdup__free(r.url);

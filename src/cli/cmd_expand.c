@@ -121,7 +121,7 @@ int vhdup__cmd_expand(int argc, char **argv) {
   r.file = argv[optind];
   r.out = argv[optind + 1];
   jo.source = r.file;
-  jo.destination = r.out;
+  jo.target.url = r.out; /* to_file: the output path */
   jo.to_file = 1;
   jo.format = fmt == VHDUP__FMT_VHD   ? VHDUP_FORMAT_VHD
               : fmt == VHDUP__FMT_RAW ? VHDUP_FORMAT_RAW

@@ -218,7 +218,7 @@ static int make_job(run_state *r, run_item *it, int dry_run) {
   jo.source = u->source;
   jo.parent = u->parent;
   jo.journal = u->journal;
-  jo.destination = u->destination;
+  jo.target.url = u->destination;
   jo.format = st->format;
   jo.md5 = st->md5;
   jo.crc64 = st->crc64;
@@ -226,14 +226,14 @@ static int make_job(run_state *r, run_item *it, int dry_run) {
   jo.resize = st->resize;
   jo.overwrite = st->overwrite;
   jo.create_container = st->create_container;
-  jo.allow_http = st->allow_http;
+  jo.target.allow_http = st->allow_http;
   jo.verify = st->verify;
-  jo.max_attempts = st->retries;
+  jo.target.max_attempts = st->retries;
   jo.merge_gap = st->merge_gap;
-  jo.service_version = st->service_version;
+  jo.target.service_version = st->service_version;
   jo.per_blob_connections = st->per_blob_connections;
   jo.dry_run = dry_run;
-  jo.use_environment = 0; /* the manifest names its credentials */
+  jo.target.use_environment = 0; /* the manifest names its credentials */
   jo.notice_cb = on_notice;
   jo.data = it;
   if (u->credential != NULL && !dry_run) {
@@ -247,13 +247,13 @@ static int make_job(run_state *r, run_item *it, int dry_run) {
     }
     switch (u->credential->kind) {
     case VHDUP__MANIFEST_CRED_CONNECTION_STRING:
-      jo.connection_string = it->secret;
+      jo.target.connection_string = it->secret;
       break;
     case VHDUP__MANIFEST_CRED_SHARED_KEY:
-      jo.account_key = it->secret;
+      jo.target.account_key = it->secret;
       break;
     case VHDUP__MANIFEST_CRED_SAS:
-      jo.sas_token = it->secret;
+      jo.target.sas_token = it->secret;
       break;
     }
   }

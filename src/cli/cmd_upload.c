@@ -42,7 +42,7 @@ const char vhdup__cmd_upload_help[] =
     "                          the count by itself from measured throughput (from\n"
     "                          {auto_start}, between 1 and {max_conn}; it backs off on throttling\n"
     "                          and rising latency)\n"
-    "  -m, --memory SIZE       read buffers, e.g. 64M (default {memory}; >= 8M); memory\n"
+    "  -m, --memory SIZE       read buffers, e.g. 64M (default {memory}; >= {min_memory}); memory\n"
     "                          use stays near this, whatever the disk size or\n"
     "                          the connection count (each request in flight\n"
     "                          takes 40K of it for its state; 1/32 goes to\n"
@@ -176,14 +176,15 @@ int vhdup__cmd_upload(int argc, char **argv) {
       if (strcmp(optarg, "auto") == 0) {
         eo.connections_auto = 1;
         eo.connections = VHDUP__MAX_CONNECTIONS;
-      } else if (vhdup__cli_parse_uint(optarg, 1, 1024, &eo.connections) != 0)
-        return vhdup__cli_usage_error("upload", "--connections takes 1 to 1024 or auto, not '%s'",
-                                      optarg);
+      } else if (vhdup__cli_parse_uint(optarg, 1, VHDUP__MAX_CONNECTIONS, &eo.connections) != 0)
+        return vhdup__cli_usage_error("upload", "--connections takes 1 to %u or auto, not '%s'",
+                                      VHDUP__MAX_CONNECTIONS, optarg);
       break;
     case 'm':
-      if (vhdup__cli_parse_size(optarg, &size) != 0 || size < 8u * 1024 * 1024 ||
+      if (vhdup__cli_parse_size(optarg, &size) != 0 || size < VHDUP__MIN_MEMORY ||
           size > (1ull << 40))
-        return vhdup__cli_usage_error("upload", "--memory takes a size from 8M, not '%s'", optarg);
+        return vhdup__cli_usage_error("upload", "--memory takes a size from %lluM, not '%s'",
+                                      (unsigned long long)VHDUP__MIN_MEMORY / VHDUP__MIB, optarg);
       eo.memory = (size_t)size;
       break;
     case OPT_NO_MD5:
@@ -264,10 +265,10 @@ int vhdup__cmd_upload(int argc, char **argv) {
   if (argc - optind != 2)
     return vhdup__cli_usage_error("upload", "needs SOURCE and DEST");
   jo.source = argv[optind];
-  jo.destination = argv[optind + 1];
+  jo.target.url = argv[optind + 1];
   if ((rc = vhdup__cli_conn_read_secrets(&conn)) != 0)
     return rc;
-  vhdup__cli_conn_to_job(&conn, &eo, &jo);
+  vhdup__cli_conn_to_target(&conn, &eo, &jo.target);
   jo.notice_cb = on_notice;
   jo.data = &r;
   r.source = jo.source;

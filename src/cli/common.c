@@ -216,18 +216,6 @@ int vhdup__cli_conn_read_secrets(vhdup__cli_conn *c) {
   return 0;
 }
 
-void vhdup__cli_conn_to_job(const vhdup__cli_conn *c, vhdup_engine_options *eo,
-                            vhdup_job_options *jo) {
-  eo->ca_file = c->ca_file;
-  jo->connection_string = c->connection_string;
-  jo->account_key = c->account_key;
-  jo->sas_token = c->sas_token;
-  jo->allow_http = c->allow_http;
-  jo->service_version = c->service_version;
-  if (c->max_attempts != 0)
-    jo->max_attempts = c->max_attempts;
-}
-
 void vhdup__cli_conn_to_target(const vhdup__cli_conn *c, vhdup_engine_options *eo,
                                vhdup_blob_target *t) {
   eo->ca_file = c->ca_file;

@@ -18,8 +18,12 @@ static const help_value values[] = {
     {"max_conn", VHDUP__MAX_CONNECTIONS, 0},
     {"auto_start", VHDUP__AUTO_START_CONNECTIONS, 0},
     {"memory", VHDUP__DEFAULT_MEMORY, 1},
+    {"min_memory", VHDUP__MIN_MEMORY, 1},
     {"merge_gap", VHDUP__DEFAULT_MERGE_GAP, 1},
     {"retries", VHDUP__DEFAULT_MAX_ATTEMPTS, 0},
+    {"blob_retries", VHDUP__DEFAULT_BLOB_OP_ATTEMPTS, 0},
+    {"segment", VHDUP__DEFAULT_RANGES_SEGMENT, 1},
+    {"max_results", VHDUP__DEFAULT_RANGES_MAX_RESULTS, 0},
     {"stall_timeout", VHDUP__DEFAULT_STALL_TIMEOUT_S, 0},
 };
 

@@ -1,6 +1,7 @@
 #include "cli/progress.h"
 
 #include "cli/cli.h"
+#include "util/defaults.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -118,7 +119,8 @@ static void tick(uv_timer_t *t) {
 void vhdup__progress_start(vhdup__progress *p) {
   if (!p->timer_inited || p->mode == VHDUP__PROGRESS_NONE)
     return;
-  uint64_t every = p->mode == VHDUP__PROGRESS_JSON ? 1000 : 200;
+  uint64_t every =
+      p->mode == VHDUP__PROGRESS_JSON ? VHDUP__PROGRESS_JSON_MS : VHDUP__PROGRESS_BAR_MS;
   uv_timer_start(&p->timer, tick, every, every);
 }
 

@@ -1115,7 +1115,7 @@ static void read_upload(vhdup__mctx *c, vhdup__manifest *m, const mnode *map, si
   dest->col = cn->col;
   if (cr->kind == VHDUP__MANIFEST_CRED_CONNECTION_STRING) {
     /* The library joins CONTAINER/BLOB onto the connection string's
-     * endpoint (vhdup_job_options.destination). */
+     * endpoint (vhdup_job_options.target.url). */
     up->destination = vhdup__marena_printf(c->out, "%s/%s", container, blob);
     dest->text =
         vhdup__marena_printf(c->tree, "%s/%s (credential '%s')", container, blob, cr->name);

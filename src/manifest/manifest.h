@@ -88,7 +88,8 @@ typedef struct vhdup__manifest_credential {
 } vhdup__manifest_credential;
 
 /* What one upload does: the defaults with the upload's own keys applied.
- * Fields map one to one onto vhdup_job_options (retries is max_attempts). */
+ * Fields map one to one onto vhdup_job_options (retries is
+ * target.max_attempts; allow_http and service_version are in target too). */
 typedef struct vhdup__manifest_settings {
   unsigned per_blob_connections; /* 0: no cap below the shared connections */
   int md5, crc64, disk_md5, resize, overwrite, create_container, resume, allow_http;
@@ -103,7 +104,7 @@ typedef struct vhdup__manifest_upload {
   const char *source;      /* resolved against the manifest's folder */
   const char *parent;      /* resolved, or NULL */
   const char *journal;     /* resolved, or NULL */
-  const char *destination; /* for vhdup_job_options.destination: the URL as
+  const char *destination; /* for vhdup_job_options.target.url: the URL as
                             * written (a SAS query included), or built from
                             * the credential's endpoint or account and
                             * container/blob, or CONTAINER/BLOB with a

@@ -15,17 +15,14 @@
 #include "upload/page_walk.h"
 #include "upload/target.h"
 #include "util/alloc.h"
-#include "util/secret.h"
 #include "util/crypto.h"
+#include "util/defaults.h"
 #include "util/list.h"
+#include "util/secret.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* Tries per request unless the target says (vhdup.h documents 5: a
- * command a person waits on gives up sooner than an upload). */
-#define DEFAULT_ATTEMPTS 5
 
 typedef enum { OP_INFO, OP_RANGES } op_kind;
 
@@ -65,13 +62,13 @@ struct vhdup_blob_op {
 void vhdup_blob_target_init(vhdup_blob_target *t) {
   memset(t, 0, sizeof(*t));
   t->use_environment = 1;
-  t->max_attempts = DEFAULT_ATTEMPTS;
+  t->max_attempts = VHDUP__DEFAULT_BLOB_OP_ATTEMPTS;
 }
 
 void vhdup_blob_ranges_options_init(vhdup_blob_ranges_options *o) {
   memset(o, 0, sizeof(*o));
-  o->segment_size = VHDUP__PAGE_WALK_SEGMENT;
-  o->max_results = VHDUP__AZ_PAGELIST_MAXRESULTS;
+  o->segment_size = VHDUP__DEFAULT_RANGES_SEGMENT;
+  o->max_results = VHDUP__DEFAULT_RANGES_MAX_RESULTS;
 }
 
 static void op_closed(vhdup_blob_op *op) {
@@ -107,9 +104,9 @@ static void finish(vhdup_blob_op *op, int status, const vhdup_blob_info *info) {
     snprintf(op->msg, sizeof(op->msg), "%s: %s", op->shown, vhdup_strerror(status));
   uv_timer_stop(&op->timer);
   if (op->kind == OP_INFO)
-    op->info_cb(status, status == 0 ? info : NULL, op->msg, op->data);
+    op->info_cb(op, status, status == 0 ? info : NULL, op->msg, op->data);
   else
-    op->done_cb(status, op->msg, op->data);
+    op->done_cb(op, status, op->msg, op->data);
   op->closes = op->call != NULL ? 2 : 1;
   uv_close((uv_handle_t *)&op->timer, timer_closed);
   if (op->call != NULL)
@@ -239,7 +236,7 @@ static void info_answer(vhdup_blob_op *op, const vhdup__http_resp *r) {
 static int emit(vhdup_blob_op *op, const vhdup__page_span *s) {
   if (op->canceled)
     return VHDUP_ECANCELED;
-  op->stop = op->range_cb(s->start, s->end, op->data);
+  op->stop = op->range_cb(op, s->start, s->end, op->data);
   if (op->stop != 0)
     return op->stop;
   return op->canceled ? VHDUP_ECANCELED : 0;
@@ -343,8 +340,7 @@ static void on_retry(vhdup__az_call *c, const vhdup__az_retry_note *n, void *dat
 
 static int op_start(vhdup_engine *e, const vhdup_blob_target *t, vhdup_blob_op *op) {
   op->e = e;
-  op->max_attempts = t->max_attempts > 0 ? t->max_attempts : DEFAULT_ATTEMPTS;
-  op->notice_cb = t->notice_cb;
+  op->max_attempts = t->max_attempts > 0 ? t->max_attempts : VHDUP__DEFAULT_BLOB_OP_ATTEMPTS;
   char *shown = vhdup__redact_dup(t->url);
   if (shown == NULL)
     return VHDUP_ENOMEM;
@@ -371,15 +367,8 @@ static int op_start(vhdup_engine *e, const vhdup_blob_target *t, vhdup_blob_op *
     later(op, rc);
     return 0;
   }
-  vhdup__target tg = {
-      .destination = t->url,
-      .shown = op->shown,
-      .connection_string = t->connection_string,
-      .account_key = t->account_key,
-      .sas_token = t->sas_token,
-      .use_environment = t->use_environment,
-      .allow_http = t->allow_http,
-  };
+  vhdup__target tg;
+  vhdup__target_from_blob(t, op->shown, &tg);
   vhdup__az_url url;
   vhdup__az_cred cred;
   memset(&url, 0, sizeof(url));
@@ -488,6 +477,10 @@ void vhdup_blob_cancel(vhdup_blob_op *op) {
     vhdup__az_call_cancel(op->call); /* call_done finishes */
   else
     uv_timer_start(&op->timer, on_timer, 0, 0);
+}
+
+void vhdup_blob_set_notice_cb(vhdup_blob_op *op, vhdup_blob_notice_cb notice_cb) {
+  op->notice_cb = notice_cb;
 }
 
 void vhdup__blob_ops_cancel_all(vhdup_engine *e) {

@@ -32,8 +32,8 @@ void vhdup_engine_options_init(vhdup_engine_options *o) {
 
 int vhdup_engine_new(uv_loop_t *loop, const vhdup_engine_options *o, vhdup_engine **out) {
   *out = NULL;
-  if (loop == NULL || o == NULL || o->connections == 0 || o->connections > 1024 ||
-      o->memory < 8 * MIB || o->per_blob_connections > o->connections)
+  if (loop == NULL || o == NULL || o->connections == 0 || o->connections > VHDUP__MAX_CONNECTIONS ||
+      o->memory < VHDUP__MIN_MEMORY || o->per_blob_connections > o->connections)
     return VHDUP_EINVAL;
   vhdup_engine *e = vhdup__calloc(1, sizeof(*e));
   if (e == NULL)
@@ -110,7 +110,7 @@ void vhdup__engine_job_gone(vhdup_engine *e) {
   engine_maybe_closed(e);
 }
 
-void vhdup_engine_close(vhdup_engine *e, void (*close_cb)(vhdup_engine *e)) {
+void vhdup_engine_close(vhdup_engine *e, vhdup_engine_close_cb close_cb) {
   if (e->closing)
     return;
   e->closing = 1;

@@ -22,7 +22,7 @@ struct vhdup_engine {
   vhdup__list jobs;     /* vhdup_job.node (job.c) */
   vhdup__list blob_ops; /* vhdup_blob_op.node (blob_ops.c) */
   int closing;
-  void (*close_cb)(vhdup_engine *e);
+  vhdup_engine_close_cb close_cb;
 };
 
 /* The engine's HTTP client, made on first use. */

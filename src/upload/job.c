@@ -23,40 +23,56 @@
 
 void vhdup_job_options_init(vhdup_job_options *o) {
   memset(o, 0, sizeof(*o));
+  vhdup_blob_target_init(&o->target);
+  o->target.max_attempts = VHDUP__DEFAULT_MAX_ATTEMPTS; /* an upload tries harder */
   o->md5 = 1;
   o->resize = 1;
-  o->use_environment = 1;
   o->merge_gap = VHDUP__DEFAULT_MERGE_GAP;
-  o->max_attempts = VHDUP__DEFAULT_MAX_ATTEMPTS;
-  o->progress_interval_ms = 200;
+  o->progress_interval_ms = VHDUP__DEFAULT_PROGRESS_INTERVAL_MS;
 }
 
-static int dup_opt(const char *in, char **keep, const char **field) {
-  if (in == NULL) {
-    *field = NULL;
-    return 0;
-  }
-  *keep = vhdup__strdup(in);
-  *field = *keep;
-  return *keep == NULL ? VHDUP_ENOMEM : 0;
+/* The string options a job copies, as fields of its own copy of the
+ * options; the first JOB_SECRETS of them (the URL, which may hold a SAS,
+ * and the credentials) are wiped before their memory goes back. */
+#define JOB_SECRETS 4
+static void string_fields(vhdup_job_options *o, const char **fields[JOB_STRINGS]) {
+  fields[0] = &o->target.url;
+  fields[1] = &o->target.connection_string;
+  fields[2] = &o->target.account_key;
+  fields[3] = &o->target.sas_token;
+  fields[4] = &o->source;
+  fields[5] = &o->parent;
+  fields[6] = &o->journal;
+  fields[7] = &o->target.service_version;
 }
 
-/* The copied options; the destination (which may hold a SAS) and the
- * credentials (connection string, key, SAS token) are wiped before their
- * memory goes back. */
 static void free_strings(vhdup_job *j) {
   for (int i = 0; i < JOB_STRINGS; i++) {
-    if (i >= 2 && i <= 5)
+    if (i < JOB_SECRETS)
       vhdup__secret_free(j->strings[i]);
     else
       vhdup__free(j->strings[i]);
   }
 }
 
+/* Points the job's options at copies of the caller's strings. */
+static int copy_strings(vhdup_job *j) {
+  const char **fields[JOB_STRINGS];
+  string_fields(&j->o, fields);
+  for (int i = 0; i < JOB_STRINGS; i++) {
+    if (*fields[i] == NULL)
+      continue;
+    if ((j->strings[i] = vhdup__strdup(*fields[i])) == NULL)
+      return VHDUP_ENOMEM;
+    *fields[i] = j->strings[i];
+  }
+  return 0;
+}
+
 int vhdup_job_new(vhdup_engine *e, const vhdup_job_options *o, vhdup_job **out) {
   *out = NULL;
-  if (e == NULL || o == NULL || o->source == NULL || o->destination == NULL ||
-      o->max_attempts == 0 || o->merge_gap % 512 != 0)
+  if (e == NULL || o == NULL || o->source == NULL || o->target.url == NULL ||
+      o->target.max_attempts == 0 || o->merge_gap % 512 != 0)
     return VHDUP_EINVAL;
   if (e->closing)
     return VHDUP_ECANCELED;
@@ -65,46 +81,14 @@ int vhdup_job_new(vhdup_engine *e, const vhdup_job_options *o, vhdup_job **out) 
     return VHDUP_ENOMEM;
   j->e = e;
   j->o = *o;
-  int rc = 0;
-  for (int i = 0; i < JOB_STRINGS; i++) {
-    const char **field = NULL;
-    switch (i) {
-    case 0:
-      field = &j->o.source;
-      break;
-    case 1:
-      field = &j->o.parent;
-      break;
-    case 2:
-      field = &j->o.destination;
-      break;
-    case 3:
-      field = &j->o.connection_string;
-      break;
-    case 4:
-      field = &j->o.account_key;
-      break;
-    case 5:
-      field = &j->o.sas_token;
-      break;
-    case 6:
-      field = &j->o.journal;
-      break;
-    case 7:
-      field = &j->o.service_version;
-      break;
-    }
-    rc = dup_opt(*field, &j->strings[i], field);
-    if (rc != 0)
-      break;
-  }
+  int rc = copy_strings(j);
+  const char *url = j->o.target.url;
   if (rc == 0) {
-    j->dest_shown =
-        j->o.to_file ? vhdup__strdup(j->o.destination) : vhdup__redact_dup(j->o.destination);
+    j->dest_shown = j->o.to_file ? vhdup__strdup(url) : vhdup__redact_dup(url);
     rc = j->dest_shown == NULL ? VHDUP_ENOMEM : 0;
   }
   if (rc == 0 && !j->o.to_file && !j->o.dry_run)
-    rc = vhdup__resume_locate(&j->resume, j->o.source, j->o.destination, j->o.journal, j->o.resume);
+    rc = vhdup__resume_locate(&j->resume, j->o.source, url, j->o.journal, j->o.resume);
   if (rc != 0) {
     free_strings(j);
     vhdup__free(j->dest_shown);
@@ -267,27 +251,18 @@ static int azure_sink(vhdup_job *j, vhdup__err *err) {
   vhdup__azure_sink_opts so = {
       .loop = j->e->loop,
       .http = http,
-      .target =
-          {
-              .destination = j->o.destination,
-              .shown = j->dest_shown,
-              .connection_string = j->o.connection_string,
-              .account_key = j->o.account_key,
-              .sas_token = j->o.sas_token,
-              .use_environment = j->o.use_environment,
-              .allow_http = j->o.allow_http,
-          },
-      .service_version = j->o.service_version,
+      .service_version = j->o.target.service_version,
       .crc64 = j->o.crc64,
       .overwrite = j->o.overwrite,
       .resume = j->o.resume,
       .create_container = j->o.create_container,
       .journal = j->resume.journal,
-      .retry = {.max_attempts = j->o.max_attempts},
+      .retry = {.max_attempts = j->o.target.max_attempts},
       .notice_cb = sink_notice,
       .retry_cb = control_retry,
       .ctx = j,
   };
+  vhdup__target_from_blob(&j->o.target, j->dest_shown, &so.target);
   return vhdup__azure_sink_new(&so, &j->sink, err);
 }
 
@@ -372,7 +347,7 @@ int vhdup_job_start(vhdup_job *j, vhdup_job_cb done_cb) {
   po.cap =
       j->e->o.per_blob_connections ? j->e->o.per_blob_connections : j->e->o.connections;
   po.merge_gap = j->o.merge_gap;
-  po.max_attempts = j->o.max_attempts;
+  po.max_attempts = j->o.target.max_attempts;
   po.blob_size = j->blob_size;
   vhdup__footer_encode(&f, po.footer);
 
@@ -389,7 +364,7 @@ int vhdup_job_start(vhdup_job *j, vhdup_job_cb done_cb) {
     po.md5 = 0;
     po.crc64 = 0;
     po.disk_md5 = 0;
-    rc = vhdup__file_sink_new(j->e->loop, j->o.destination, j->o.overwrite, &j->sink, &err);
+    rc = vhdup__file_sink_new(j->e->loop, j->o.target.url, j->o.overwrite, &j->sink, &err);
   } else {
     rc = journal_setup(j, &info, &err);
     if (rc != 0)
@@ -531,7 +506,7 @@ static void close_step(vhdup_job *j) {
   job_free(j);
 }
 
-void vhdup_job_close(vhdup_job *j, void (*close_cb)(vhdup_job *job)) {
+void vhdup_job_close(vhdup_job *j, vhdup_job_close_cb close_cb) {
   if (j->closing)
     return;
   j->closing = 1;

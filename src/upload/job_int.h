@@ -38,7 +38,7 @@ struct vhdup_job {
   int verified;
   vhdup__sink_verify verify;
   vhdup_job_cb done_cb;
-  void (*close_cb)(vhdup_job *job);
+  vhdup_job_close_cb close_cb;
   char message[VHDUP__ERRMSG_MAX];
 };
 

@@ -13,6 +13,18 @@ static const char *env_get(void *ctx, const char *name) {
   return getenv(name);
 }
 
+void vhdup__target_from_blob(const vhdup_blob_target *pub, const char *shown, vhdup__target *out) {
+  *out = (vhdup__target){
+      .destination = pub->url,
+      .shown = shown,
+      .connection_string = pub->connection_string,
+      .account_key = pub->account_key,
+      .sas_token = pub->sas_token,
+      .use_environment = pub->use_environment,
+      .allow_http = pub->allow_http,
+  };
+}
+
 int vhdup__target_resolve(const vhdup__target *t, vhdup__az_url *url, vhdup__az_cred *cred,
                           vhdup__err *err) {
   unsigned flags = t->allow_http ? VHDUP__AZ_URL_ALLOW_HTTP : 0;

@@ -6,6 +6,8 @@
 #ifndef VHDUP_UPLOAD_TARGET_H
 #define VHDUP_UPLOAD_TARGET_H
 
+#include "vhdup.h"
+
 #include "azure/azure.h"
 #include "net/http.h"
 #include "util/err.h"
@@ -19,6 +21,10 @@ typedef struct vhdup__target {
   int use_environment;     /* AZURE_STORAGE_* when nothing else is given */
   int allow_http;          /* plain http:// to a non-loopback host */
 } vhdup__target;
+
+/* The public vhdup_blob_target's where and as whom (the strings borrowed
+ * from pub), with shown as its URL for messages. */
+void vhdup__target_from_blob(const vhdup_blob_target *pub, const char *shown, vhdup__target *out);
 
 /* Resolves where and as whom: a URL (or container/blob with a connection
  * string's endpoint) and the first credential given: the URL's SAS, the

@@ -308,7 +308,7 @@ static int start_upload(app *a, int i, const char *source, const char *destinati
   vhdup_job_options jo;
   vhdup_job_options_init(&jo);
   jo.source = source;
-  jo.destination = destination;
+  jo.target.url = destination;
   jo.notice_cb = on_notice;
   jo.data = u;
   u->a = a;

@@ -1,6 +1,7 @@
 /* A program outside the vhdup tree, built against an installed vhdup (with
- * pkg-config or find_package): it sees the public headers, links, makes an
- * engine on its own loop and closes it, leaving nothing open on the loop. */
+ * pkg-config or find_package): it sees the public headers, links, fills a
+ * job's options (their target as a blob operation's), makes an engine on
+ * its own loop and closes it, leaving nothing open on the loop. */
 #include <vhdup.h>
 
 #include <stdio.h>
@@ -26,6 +27,9 @@ int main(void) {
   uv_loop_t loop;
   vhdup_engine_options eo;
   vhdup_engine *engine = NULL;
+  vhdup_engine_close_cb close_cb = engine_closed;
+  vhdup_job_options jo;
+  vhdup_blob_target bt;
 
   CHECK(uv_loop_init(&loop) == 0);
   vhdup_engine_options_init(&eo);
@@ -37,7 +41,13 @@ int main(void) {
   CHECK(strcmp(vhdup_version_string(), VHDUP_VERSION_STRING) == 0);
   CHECK(strcmp(vhdup_strerror(VHDUP_EFORMAT), "not a valid disk image") == 0);
 
-  vhdup_engine_close(engine, engine_closed);
+  /* A job's target starts as a blob operation's, but tries harder. */
+  vhdup_job_options_init(&jo);
+  vhdup_blob_target_init(&bt);
+  CHECK(jo.target.url == NULL && jo.target.use_environment == bt.use_environment);
+  CHECK(jo.target.max_attempts > bt.max_attempts);
+
+  vhdup_engine_close(engine, close_cb);
   CHECK(uv_run(&loop, UV_RUN_DEFAULT) == 0);
   CHECK(engine_closes == 1);
   CHECK(uv_loop_close(&loop) == 0);

@@ -380,19 +380,19 @@ static void run_job(run *r, const char *source, const char *parent, mode m) {
                blob_counter);
       snprintf(journal, sizeof(journal), "%s/upload.journal", dir);
       unlink(journal);
-      jo.destination = dest;
-      jo.account_key = KEY;
-      jo.use_environment = 0;
+      jo.target.url = dest;
+      jo.target.account_key = KEY;
+      jo.target.use_environment = 0;
       jo.create_container = 1;
       jo.journal = journal;
-      jo.max_attempts = 2;
+      jo.target.max_attempts = 2;
     } else if (m == DRY_RUN) {
-      jo.destination = "http://127.0.0.1:9/devstoreaccount1/vhds/dry.vhd";
-      jo.account_key = KEY;
-      jo.use_environment = 0;
+      jo.target.url = "http://127.0.0.1:9/devstoreaccount1/vhds/dry.vhd";
+      jo.target.account_key = KEY;
+      jo.target.use_environment = 0;
       jo.dry_run = 1;
     } else {
-      jo.destination = path_out;
+      jo.target.url = path_out;
       jo.to_file = 1;
     }
     jo.notice_cb = on_notice;

@@ -2,7 +2,8 @@
  * from inside the starting call, early errors arrive through the callback
  * with a message and no secret, cancel (also from a callback) ends an
  * operation with VHDUP_ECANCELED, and the engine's close waits for running
- * operations; every test ends with uv_loop_close() == 0. */
+ * operations; callbacks get their operation first and the data last;
+ * every test ends with uv_loop_close() == 0. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -31,6 +32,7 @@ typedef struct run {
   int done_before_close;
   int close_engine_in_done;
   int cancel_in_done;
+  unsigned notices;
 } run;
 
 static run *the_run;
@@ -41,8 +43,12 @@ static void engine_closed_count(vhdup_engine *e) {
   the_run->done_before_close = the_run->done;
 }
 
-static void on_info(int status, const vhdup_blob_info *info, const char *message, void *data) {
+static void on_info(vhdup_blob_op *op, int status, const vhdup_blob_info *info, const char *message,
+                    void *data) {
   run *r = data;
+  assert_non_null(op);
+  if (r->op != NULL)
+    assert_ptr_equal(op, r->op);
   assert_false(r->in_call);
   assert_non_null(message);
   if (status != 0)
@@ -56,7 +62,8 @@ static void on_info(int status, const vhdup_blob_info *info, const char *message
     vhdup_engine_close(r->e, engine_closed_count);
 }
 
-static int on_range(uint64_t start, uint64_t end, void *data) {
+static int on_range(vhdup_blob_op *op, uint64_t start, uint64_t end, void *data) {
+  (void)op;
   (void)start;
   (void)end;
   (void)data;
@@ -64,8 +71,16 @@ static int on_range(uint64_t start, uint64_t end, void *data) {
   return 0;
 }
 
-static void on_ranges_done(int status, const char *message, void *data) {
-  on_info(status, NULL, message, data);
+static void on_ranges_done(vhdup_blob_op *op, int status, const char *message, void *data) {
+  on_info(op, status, NULL, message, data);
+}
+
+static void on_notice(vhdup_blob_op *op, const char *message, void *data) {
+  run *r = data;
+  assert_ptr_equal(op, r->op);
+  assert_false(r->in_call);
+  assert_non_null(strstr(message, "of 3)"));
+  r->notices++;
 }
 
 static void setup_run(run *r) {
@@ -130,7 +145,8 @@ static void test_transport_failure_redacted(void **state) {
   finish_run(&r);
 }
 
-/* A refused connection is worth retrying: tried max_attempts times. */
+/* A refused connection is worth retrying: tried max_attempts times, each
+ * retry told to the notice callback set after the start. */
 static void test_retries(void **state) {
   (void)state;
   run r;
@@ -139,11 +155,13 @@ static void test_retries(void **state) {
   target(&t, REFUSED_URL);
   t.account_key = KEY;
   t.max_attempts = 3;
-  assert_int_equal(vhdup_blob_get_info(r.e, &t, on_info, &r, NULL), 0);
+  assert_int_equal(vhdup_blob_get_info(r.e, &t, on_info, &r, &r.op), 0);
+  vhdup_blob_set_notice_cb(r.op, on_notice);
   assert_int_equal(uv_run(&r.loop, UV_RUN_DEFAULT), 0);
   assert_int_equal(r.done, 1);
   assert_int_equal(r.status, VHDUP_ENET);
   assert_non_null(strstr(r.message, "(after 3 attempts)"));
+  assert_int_equal(r.notices, 2);
   finish_run(&r);
 }
 
