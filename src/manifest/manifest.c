@@ -807,6 +807,17 @@ static void read_credential(vhdup__mctx *c, const mnode *name_node, const mnode 
     check_connstr(c, values[kind], cr->secret.value);
 }
 
+static const vhdup__manifest_credential *find_credential(const vhdup__manifest *m, const char *name,
+                                                         size_t *index) {
+  for (size_t i = 0; i < m->credential_count; i++)
+    if (strcmp(m->credentials[i].name, name) == 0) {
+      if (index != NULL)
+        *index = i;
+      return &m->credentials[i];
+    }
+  return NULL;
+}
+
 static void read_credentials(vhdup__mctx *c, const mnode *map, vhdup__manifest *m) {
   char buf[80];
   if (want_mapping(c, map, "'credentials'", " of names to credentials") != 0) {
@@ -844,12 +855,10 @@ static void read_credentials(vhdup__mctx *c, const mnode *map, vhdup__manifest *
       c->credentials_broken = 1;
       continue;
     }
-    size_t i = 0;
-    while (i < m->credential_count && strcmp(m->credentials[i].name, name) != 0)
-      i++;
-    if (i < m->credential_count) {
+    const vhdup__manifest_credential *first = find_credential(m, name, NULL);
+    if (first != NULL) {
       vhdup__mdiag(c, ERR, k->line, k->col, "duplicate credential '%s' (first at %u:%u)", name,
-                   m->credentials[i].line, m->credentials[i].col);
+                   first->line, first->col);
       continue;
     }
     vhdup__manifest_credential *cr = &m->credentials[m->credential_count++];
@@ -913,24 +922,6 @@ static const char *connstr_identity(vhdup__mctx *c, const mnode *n,
   }
   vhdup__az_cred_free(&cred);
   return id;
-}
-
-static const vhdup__manifest_credential *find_credential(const vhdup__manifest *m, const char *name,
-                                                         size_t *index) {
-  for (size_t i = 0; i < m->credential_count; i++)
-    if (strcmp(m->credentials[i].name, name) == 0) {
-      if (index != NULL)
-        *index = i;
-      return &m->credentials[i];
-    }
-  return NULL;
-}
-
-const vhdup__manifest_credential *vhdup__manifest_find_credential(const vhdup__manifest *m,
-                                                                  const char *name) {
-  if (m == NULL || name == NULL)
-    return NULL;
-  return find_credential(m, name, NULL);
 }
 
 static void unknown_credential(vhdup__mctx *c, const vhdup__manifest *m, const mnode *n,
