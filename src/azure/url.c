@@ -39,7 +39,7 @@ void vhdup__az_url_free(vhdup__az_url *u) {
   vhdup__free(u->account);
   vhdup__free(u->container);
   vhdup__free(u->blob);
-  vhdup__free(u->sas);
+  vhdup__secret_free(u->sas); /* the query may hold a SAS signature */
   memset(u, 0, sizeof(*u));
 }
 

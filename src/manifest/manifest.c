@@ -1302,8 +1302,7 @@ static vhdup__manifest_diag *sort_diags(vhdup__manifest_diag *list) {
 void vhdup__manifest_free(vhdup__manifest *m) {
   if (m == NULL)
     return;
-  vhdup__marena_free(m->arena);
-  memset(m, 0, sizeof(*m));
+  vhdup__marena_free(m->arena); /* wipes the strings, inline secrets among them */
   vhdup__free(m);
 }
 
