@@ -1352,8 +1352,9 @@ int vhdup__manifest_parse(const char *text, size_t len, const char *file_name, c
 
 done:
   vhdup__marena_free(c.tree);
+  c.diags = sort_diags(c.diags);
   if (c.truncated && !c.nomem) {
-    c.diags = sort_diags(c.diags);
+    /* The note goes last, after the sorted problems. */
     c.diags_tail = c.diags;
     while (c.diags_tail != NULL && c.diags_tail->next != NULL)
       c.diags_tail = c.diags_tail->next;
@@ -1362,8 +1363,6 @@ done:
     vhdup__mdiag(&c, ERR, 0, 0, "too many problems: only the first %u are shown",
                  VHDUP__MANIFEST_MAX_DIAGS);
     c.errors = errors;
-  } else {
-    c.diags = sort_diags(c.diags);
   }
   if (c.nomem) {
     vhdup__manifest_diags_free(c.diags);
