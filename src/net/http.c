@@ -947,6 +947,12 @@ static int setup_easy(vhdup__http *h, vhdup__http_xfer *x, const vhdup__http_req
     SETOPT(CURLOPT_VERBOSE, 1L);
   }
 
+  /* A body, for the methods below that send one, is read through on_read
+   * and rewound through on_seek when libcurl must send it again. */
+  SETOPT(CURLOPT_READFUNCTION, on_read);
+  SETOPT(CURLOPT_READDATA, (void *)x);
+  SETOPT(CURLOPT_SEEKFUNCTION, on_seek);
+  SETOPT(CURLOPT_SEEKDATA, (void *)x);
   if (strcmp(m, "HEAD") == 0) {
     SETOPT(CURLOPT_NOBODY, 1L);
   } else if (strcmp(m, "GET") == 0 && r->body_len == 0) {
@@ -956,19 +962,11 @@ static int setup_easy(vhdup__http *h, vhdup__http_xfer *x, const vhdup__http_req
      * on_read, sized by POSTFIELDSIZE (0 gives Content-Length: 0). */
     SETOPT(CURLOPT_POST, 1L);
     SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
-    SETOPT(CURLOPT_READFUNCTION, on_read);
-    SETOPT(CURLOPT_READDATA, (void *)x);
-    SETOPT(CURLOPT_SEEKFUNCTION, on_seek);
-    SETOPT(CURLOPT_SEEKDATA, (void *)x);
   } else if (strcmp(m, "PUT") == 0 || r->body_len > 0) {
     /* An upload with a known size: Content-Length is exactly body_len,
      * "Content-Length: 0" for an empty PUT, never chunked. */
     SETOPT(CURLOPT_UPLOAD, 1L);
     SETOPT(CURLOPT_INFILESIZE_LARGE, (curl_off_t)r->body_len);
-    SETOPT(CURLOPT_READFUNCTION, on_read);
-    SETOPT(CURLOPT_READDATA, (void *)x);
-    SETOPT(CURLOPT_SEEKFUNCTION, on_seek);
-    SETOPT(CURLOPT_SEEKDATA, (void *)x);
     if (strcmp(m, "PUT") != 0)
       SETOPT(CURLOPT_CUSTOMREQUEST, m);
   } else {

@@ -42,8 +42,9 @@ static void hex(const uint8_t *b, size_t n, char *out) {
   out[2 * n] = '\0';
 }
 
-/* The header: every field that, if it changed, would mix two disks. */
-static int header(const vhdup__journal_id *id, char *out, size_t size) {
+/* The header: every field that, if it changed, would mix two disks.
+ * Returns its length, or VHDUP_ELIMIT (told in err) when it does not fit. */
+static int header(const vhdup__journal_id *id, char *out, size_t size, vhdup__err *err) {
   char uuid[33];
   hex(id->uuid, 16, uuid);
   int n = snprintf(out, size,
@@ -51,7 +52,9 @@ static int header(const vhdup__journal_id *id, char *out, size_t size) {
                          ".%09ld\nsource-uuid %s\ndestination %s\nblob-size %" PRIu64 "\n",
                    id->source, id->source_size, id->mtime_sec, id->mtime_nsec, uuid,
                    id->destination, id->blob_size);
-  return n < 0 || (size_t)n >= size ? VHDUP_ELIMIT : n;
+  if (n < 0 || (size_t)n >= size)
+    return vhdup__errf(err, VHDUP_ELIMIT, "journal header too long (paths too long)");
+  return n;
 }
 
 /* The default place: $XDG_STATE_HOME/vhdup (or ~/.local/state/vhdup), file
@@ -134,9 +137,9 @@ static int journal_create(const char *path, const vhdup__journal_id *id, vhdup__
                           vhdup__err *err) {
   *out = NULL;
   char head[8192];
-  int n = header(id, head, sizeof(head));
+  int n = header(id, head, sizeof(head), err);
   if (n < 0)
-    return vhdup__errf(err, VHDUP_ELIMIT, "journal header too long (paths too long)");
+    return n;
   int rc = make_parent(path);
   if (rc != 0)
     return vhdup__errf(err, rc, "%s: cannot create the journal's folder: %s", path, strerror(-rc));
@@ -201,9 +204,9 @@ static int journal_resume(const char *path, const vhdup__journal_id *id, vhdup__
                           vhdup__err *err) {
   *out = NULL;
   char want[8192];
-  int hn = header(id, want, sizeof(want));
+  int hn = header(id, want, sizeof(want), err);
   if (hn < 0)
-    return vhdup__errf(err, VHDUP_ELIMIT, "journal header too long (paths too long)");
+    return hn;
   FILE *f = fopen(path, "r");
   if (f == NULL)
     return vhdup__errf(err, VHDUP_EJOURNAL,
