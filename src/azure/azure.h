@@ -81,7 +81,7 @@ typedef struct vhdup__az_url {
   int path_style;
   char *account;
   char *container;
-  char *blob; /* NULL for a container-only URL (see flags of url_parse) */
+  char *blob;
   char *sas;
 } vhdup__az_url;
 
@@ -89,9 +89,6 @@ typedef struct vhdup__az_url {
  * Errors: VHDUP_EURL (with a message naming the problem; the SAS signature
  * is never quoted), VHDUP_ENOMEM. */
 int vhdup__az_url_parse(const char *url, unsigned flags, vhdup__az_url *out, vhdup__err *err);
-/* As url_parse, but a URL naming only a container (no blob) is accepted. */
-int vhdup__az_url_parse_container(const char *url, unsigned flags, vhdup__az_url *out,
-                                  vhdup__err *err);
 /* Builds a destination from a service endpoint (a connection string's
  * BlobEndpoint, e.g. "https://acct.blob.core.windows.net" or
  * "http://127.0.0.1:10000/devstoreaccount1") plus "container/blob". */
@@ -381,10 +378,6 @@ typedef enum {
  * everything else (400 incl. InvalidPageRange/InvalidHeaderValue/
  * Md5Mismatch, 404, 409, 412, 413, 416, 3xx) FATAL. code may be NULL. */
 vhdup__az_class vhdup__az_classify(int status, const char *code);
-/* Classifies a transport failure by vhdup/libuv code: VHDUP_ENET and
- * VHDUP_ETIMEDOUT (resets, timeouts, TLS failures mid-transfer) RETRY;
- * VHDUP_ECANCELED and anything else FATAL. */
-vhdup__az_class vhdup__az_classify_transport(int err);
 /* The error code a failed answer maps to: EAUTH (401/403), ENOTFOUND (404),
  * EEXIST (409 BlobAlreadyExists/ContainerAlreadyExists, 412 with
  * If-None-Match), ETIMEDOUT (500 OperationTimedOut), EHTTP otherwise; 0 for

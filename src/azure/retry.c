@@ -26,14 +26,6 @@ vhdup__az_class vhdup__az_classify(int status, const char *code) {
   return VHDUP__AZ_FATAL;
 }
 
-vhdup__az_class vhdup__az_classify_transport(int err) {
-  if (err == 0)
-    return VHDUP__AZ_OK;
-  if (err == VHDUP_ENET || err == VHDUP_ETIMEDOUT)
-    return VHDUP__AZ_RETRY;
-  return VHDUP__AZ_FATAL;
-}
-
 int vhdup__az_status_errno(int status, const char *code) {
   if (status >= 200 && status <= 299)
     return 0;

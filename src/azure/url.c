@@ -39,7 +39,7 @@ void vhdup__az_url_free(vhdup__az_url *u) {
   vhdup__free(u->account);
   vhdup__free(u->container);
   vhdup__free(u->blob);
-  vhdup__free(u->sas);
+  vhdup__secret_free(u->sas); /* the query may hold a SAS signature */
   memset(u, 0, sizeof(*u));
 }
 
@@ -119,8 +119,7 @@ static int encode_path(const char *p, size_t len, char **out, vhdup__err *err) {
   return *out == NULL ? vhdup__errf(err, VHDUP_ENOMEM, "out of memory") : 0;
 }
 
-static int parse(const char *url, unsigned flags, int need_blob, vhdup__az_url *out,
-                 vhdup__err *err) {
+static int parse(const char *url, unsigned flags, vhdup__az_url *out, vhdup__err *err) {
   memset(out, 0, sizeof(*out));
   const char *p = url;
   int https;
@@ -264,7 +263,7 @@ static int parse(const char *url, unsigned flags, int need_blob, vhdup__az_url *
         vhdup__az_url_free(out);
         return rc;
       }
-    } else if (need_blob) {
+    } else {
       vhdup__az_url_free(out);
       return vhdup__errf(err, VHDUP_EURL, "URL names no blob (expected .../CONTAINER/BLOB)");
     }
@@ -281,12 +280,7 @@ oom:
 }
 
 int vhdup__az_url_parse(const char *url, unsigned flags, vhdup__az_url *out, vhdup__err *err) {
-  return parse(url, flags, 1, out, err);
-}
-
-int vhdup__az_url_parse_container(const char *url, unsigned flags, vhdup__az_url *out,
-                                  vhdup__err *err) {
-  return parse(url, flags, 0, out, err);
+  return parse(url, flags, out, err);
 }
 
 int vhdup__az_url_join(const char *endpoint, const char *container_and_blob, unsigned flags,
@@ -306,7 +300,7 @@ int vhdup__az_url_join(const char *endpoint, const char *container_and_blob, uns
   char *s = vhdup__az_sb_take(&sb);
   if (s == NULL)
     return vhdup__errf(err, VHDUP_ENOMEM, "out of memory");
-  int rc = parse(s, flags, 1, out, err);
+  int rc = parse(s, flags, out, err);
   vhdup__free(s);
   return rc;
 }

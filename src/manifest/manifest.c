@@ -807,6 +807,17 @@ static void read_credential(vhdup__mctx *c, const mnode *name_node, const mnode 
     check_connstr(c, values[kind], cr->secret.value);
 }
 
+static const vhdup__manifest_credential *find_credential(const vhdup__manifest *m, const char *name,
+                                                         size_t *index) {
+  for (size_t i = 0; i < m->credential_count; i++)
+    if (strcmp(m->credentials[i].name, name) == 0) {
+      if (index != NULL)
+        *index = i;
+      return &m->credentials[i];
+    }
+  return NULL;
+}
+
 static void read_credentials(vhdup__mctx *c, const mnode *map, vhdup__manifest *m) {
   char buf[80];
   if (want_mapping(c, map, "'credentials'", " of names to credentials") != 0) {
@@ -844,12 +855,10 @@ static void read_credentials(vhdup__mctx *c, const mnode *map, vhdup__manifest *
       c->credentials_broken = 1;
       continue;
     }
-    size_t i = 0;
-    while (i < m->credential_count && strcmp(m->credentials[i].name, name) != 0)
-      i++;
-    if (i < m->credential_count) {
+    const vhdup__manifest_credential *first = find_credential(m, name, NULL);
+    if (first != NULL) {
       vhdup__mdiag(c, ERR, k->line, k->col, "duplicate credential '%s' (first at %u:%u)", name,
-                   m->credentials[i].line, m->credentials[i].col);
+                   first->line, first->col);
       continue;
     }
     vhdup__manifest_credential *cr = &m->credentials[m->credential_count++];
@@ -913,24 +922,6 @@ static const char *connstr_identity(vhdup__mctx *c, const mnode *n,
   }
   vhdup__az_cred_free(&cred);
   return id;
-}
-
-static const vhdup__manifest_credential *find_credential(const vhdup__manifest *m, const char *name,
-                                                         size_t *index) {
-  for (size_t i = 0; i < m->credential_count; i++)
-    if (strcmp(m->credentials[i].name, name) == 0) {
-      if (index != NULL)
-        *index = i;
-      return &m->credentials[i];
-    }
-  return NULL;
-}
-
-const vhdup__manifest_credential *vhdup__manifest_find_credential(const vhdup__manifest *m,
-                                                                  const char *name) {
-  if (m == NULL || name == NULL)
-    return NULL;
-  return find_credential(m, name, NULL);
 }
 
 static void unknown_credential(vhdup__mctx *c, const vhdup__manifest *m, const mnode *n,
@@ -1311,8 +1302,7 @@ static vhdup__manifest_diag *sort_diags(vhdup__manifest_diag *list) {
 void vhdup__manifest_free(vhdup__manifest *m) {
   if (m == NULL)
     return;
-  vhdup__marena_free(m->arena);
-  memset(m, 0, sizeof(*m));
+  vhdup__marena_free(m->arena); /* wipes the strings, inline secrets among them */
   vhdup__free(m);
 }
 
@@ -1362,8 +1352,9 @@ int vhdup__manifest_parse(const char *text, size_t len, const char *file_name, c
 
 done:
   vhdup__marena_free(c.tree);
+  c.diags = sort_diags(c.diags);
   if (c.truncated && !c.nomem) {
-    c.diags = sort_diags(c.diags);
+    /* The note goes last, after the sorted problems. */
     c.diags_tail = c.diags;
     while (c.diags_tail != NULL && c.diags_tail->next != NULL)
       c.diags_tail = c.diags_tail->next;
@@ -1372,8 +1363,6 @@ done:
     vhdup__mdiag(&c, ERR, 0, 0, "too many problems: only the first %u are shown",
                  VHDUP__MANIFEST_MAX_DIAGS);
     c.errors = errors;
-  } else {
-    c.diags = sort_diags(c.diags);
   }
   if (c.nomem) {
     vhdup__manifest_diags_free(c.diags);

@@ -159,10 +159,6 @@ int vhdup__manifest_parse(const char *text, size_t len, const char *file_name, c
  * is fine. */
 void vhdup__manifest_free(vhdup__manifest *m);
 
-/* The credential called name, or NULL. */
-const vhdup__manifest_credential *vhdup__manifest_find_credential(const vhdup__manifest *m,
-                                                                  const char *name);
-
 /* ---- Secrets ---------------------------------------------------------- */
 
 /* getenv: the variable's value or NULL. read_file: up to max bytes of the

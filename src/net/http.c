@@ -14,6 +14,7 @@
 #include "net/http.h"
 
 #include "util/alloc.h"
+#include "util/list.h"
 #include "util/secret.h"
 #include "vhdup.h"
 
@@ -41,7 +42,7 @@ struct vhdup__http_xfer {
   vhdup__http *h;
   CURL *easy;
   xfer_state state;
-  vhdup__http_xfer *prev, *next; /* in h->active, h->canceled or h->spare */
+  vhdup__list link; /* in h->active, h->canceled or h->spare */
 
   vhdup__http_done_cb cb;
   void *data;
@@ -74,12 +75,13 @@ typedef struct sock {
   uv_poll_t poll;
   vhdup__http *h;
   curl_socket_t fd;
-  int events; /* what libcurl last asked for, as UV_READABLE/UV_WRITABLE */
-  struct sock *prev, *next;
+  int events;       /* what libcurl last asked for, as UV_READABLE/UV_WRITABLE */
+  vhdup__list link; /* in h->socks */
 } sock;
 
+/* A list of transfers that knows its length. */
 typedef struct xfer_list {
-  vhdup__http_xfer *head, *tail;
+  vhdup__list head;
   unsigned n;
 } xfer_list;
 
@@ -103,7 +105,7 @@ struct vhdup__http {
   xfer_list active;
   xfer_list canceled;
   xfer_list spare; /* idle transfers with their easy handles, for reuse */
-  sock *socks;
+  vhdup__list socks;
 
   unsigned poll_failures; /* transfers with poll_failed set */
   int closing;
@@ -130,38 +132,31 @@ static void global_unref(void) {
 /* ---- lists ---- */
 
 static void list_push(xfer_list *l, vhdup__http_xfer *x) {
-  x->next = NULL;
-  x->prev = l->tail;
-  if (l->tail != NULL)
-    l->tail->next = x;
-  else
-    l->head = x;
-  l->tail = x;
+  vhdup__list_push_tail(&l->head, &x->link);
   l->n++;
 }
 
 static void list_push_front(xfer_list *l, vhdup__http_xfer *x) {
-  x->prev = NULL;
-  x->next = l->head;
-  if (l->head != NULL)
-    l->head->prev = x;
-  else
-    l->tail = x;
-  l->head = x;
+  vhdup__list_push_head(&l->head, &x->link);
   l->n++;
 }
 
 static void list_remove(xfer_list *l, vhdup__http_xfer *x) {
-  if (x->prev != NULL)
-    x->prev->next = x->next;
-  else
-    l->head = x->next;
-  if (x->next != NULL)
-    x->next->prev = x->prev;
-  else
-    l->tail = x->prev;
-  x->prev = x->next = NULL;
+  vhdup__list_remove(&x->link);
   l->n--;
+}
+
+static vhdup__http_xfer *list_first(const xfer_list *l) {
+  vhdup__list *node = vhdup__list_first(&l->head);
+  return node != NULL ? vhdup__list_entry(node, vhdup__http_xfer, link) : NULL;
+}
+
+/* Unlinks and returns the first transfer, or NULL when empty. */
+static vhdup__http_xfer *list_pop(xfer_list *l) {
+  vhdup__http_xfer *x = list_first(l);
+  if (x != NULL)
+    list_remove(l, x);
+  return x;
 }
 
 /* ---- handle bookkeeping ---- */
@@ -192,13 +187,7 @@ static void on_sock_closed(uv_handle_t *p) {
 }
 
 static void sock_close(sock *s) {
-  vhdup__http *h = s->h;
-  if (s->prev != NULL)
-    s->prev->next = s->next;
-  else
-    h->socks = s->next;
-  if (s->next != NULL)
-    s->next->prev = s->prev;
+  vhdup__list_remove(&s->link);
   /* uv_close stops the watcher now, so libcurl may close (and the kernel
    * reuse) the descriptor straight after this returns. */
   uv_close((uv_handle_t *)&s->poll, on_sock_closed);
@@ -225,15 +214,14 @@ static void release_upload_buffer(vhdup__http_xfer *x) {
 }
 
 static vhdup__http_xfer *xfer_get(vhdup__http *h) {
-  vhdup__http_xfer *x = h->spare.head;
-  if (x != NULL) {
-    list_remove(&h->spare, x);
+  vhdup__http_xfer *x = list_pop(&h->spare);
+  if (x != NULL)
     return x;
-  }
   x = vhdup__calloc(1, sizeof(*x));
   if (x == NULL)
     return NULL;
   x->h = h;
+  vhdup__list_init(&x->link);
   x->easy = curl_easy_init();
   if (x->easy == NULL) {
     vhdup__free(x);
@@ -578,13 +566,21 @@ static void drain(vhdup__http *h) {
   }
 }
 
+/* The first active transfer whose socket could not be watched, or NULL. */
+static vhdup__http_xfer *first_unwatched(vhdup__http *h) {
+  vhdup__list_foreach(node, &h->active.head) {
+    vhdup__http_xfer *x = vhdup__list_entry(node, vhdup__http_xfer, link);
+    if (x->poll_failed)
+      return x;
+  }
+  return NULL;
+}
+
 /* Fails the transfers whose sockets could not be watched (see
  * watch_failed), one at a time since each callback may change the list. */
 static void fail_unwatched(vhdup__http *h) {
   while (h->poll_failures > 0 && !h->torn_down) {
-    vhdup__http_xfer *x = h->active.head;
-    while (x != NULL && !x->poll_failed)
-      x = x->next;
+    vhdup__http_xfer *x = first_unwatched(h);
     if (x == NULL) {
       h->poll_failures = 0;
       break;
@@ -628,10 +624,9 @@ static void teardown(vhdup__http *h);
 static void on_defer(uv_timer_t *t) {
   vhdup__http *h = t->data;
   vhdup__http_xfer *x;
-  while ((x = h->canceled.head) != NULL) {
+  while ((x = list_pop(&h->canceled)) != NULL) {
     vhdup__http_resp r;
     memset(&r, 0, sizeof(r));
-    list_remove(&h->canceled, x);
     r.error = VHDUP_ECANCELED;
     r.error_detail = h->closing ? "canceled: engine closed" : "canceled";
     r.body = "";
@@ -685,10 +680,7 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, v
     s->poll.data = s;
     s->h = h;
     s->fd = fd;
-    s->next = h->socks;
-    if (h->socks != NULL)
-      h->socks->prev = s;
-    h->socks = s;
+    vhdup__list_push_head(&h->socks, &s->link);
     h->open_handles++;
     curl_multi_assign(h->multi, fd, s);
   }
@@ -738,6 +730,10 @@ int vhdup__http_new(uv_loop_t *loop, const vhdup__http_opts *o, vhdup__http **ou
     return VHDUP_ENOMEM;
   }
   h->loop = loop;
+  vhdup__list_init(&h->active.head);
+  vhdup__list_init(&h->canceled.head);
+  vhdup__list_init(&h->spare.head);
+  vhdup__list_init(&h->socks);
   h->max_connections = o->max_connections != 0 ? o->max_connections : DEFAULT_MAX_CONNECTIONS;
   h->connect_timeout_ms =
       o->connect_timeout_ms != 0 ? o->connect_timeout_ms : DEFAULT_CONNECT_TIMEOUT_MS;
@@ -951,6 +947,12 @@ static int setup_easy(vhdup__http *h, vhdup__http_xfer *x, const vhdup__http_req
     SETOPT(CURLOPT_VERBOSE, 1L);
   }
 
+  /* A body, for the methods below that send one, is read through on_read
+   * and rewound through on_seek when libcurl must send it again. */
+  SETOPT(CURLOPT_READFUNCTION, on_read);
+  SETOPT(CURLOPT_READDATA, (void *)x);
+  SETOPT(CURLOPT_SEEKFUNCTION, on_seek);
+  SETOPT(CURLOPT_SEEKDATA, (void *)x);
   if (strcmp(m, "HEAD") == 0) {
     SETOPT(CURLOPT_NOBODY, 1L);
   } else if (strcmp(m, "GET") == 0 && r->body_len == 0) {
@@ -960,19 +962,11 @@ static int setup_easy(vhdup__http *h, vhdup__http_xfer *x, const vhdup__http_req
      * on_read, sized by POSTFIELDSIZE (0 gives Content-Length: 0). */
     SETOPT(CURLOPT_POST, 1L);
     SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
-    SETOPT(CURLOPT_READFUNCTION, on_read);
-    SETOPT(CURLOPT_READDATA, (void *)x);
-    SETOPT(CURLOPT_SEEKFUNCTION, on_seek);
-    SETOPT(CURLOPT_SEEKDATA, (void *)x);
   } else if (strcmp(m, "PUT") == 0 || r->body_len > 0) {
     /* An upload with a known size: Content-Length is exactly body_len,
      * "Content-Length: 0" for an empty PUT, never chunked. */
     SETOPT(CURLOPT_UPLOAD, 1L);
     SETOPT(CURLOPT_INFILESIZE_LARGE, (curl_off_t)r->body_len);
-    SETOPT(CURLOPT_READFUNCTION, on_read);
-    SETOPT(CURLOPT_READDATA, (void *)x);
-    SETOPT(CURLOPT_SEEKFUNCTION, on_seek);
-    SETOPT(CURLOPT_SEEKDATA, (void *)x);
     if (strcmp(m, "PUT") != 0)
       SETOPT(CURLOPT_CUSTOMREQUEST, m);
   } else {
@@ -1067,8 +1061,9 @@ void vhdup__http_close(vhdup__http *h, vhdup__http_close_cb close_cb) {
     return;
   h->closing = 1;
   h->close_cb = close_cb;
-  while (h->active.head != NULL)
-    cancel_xfer(h->active.head);
+  vhdup__http_xfer *x;
+  while ((x = list_first(&h->active)) != NULL)
+    cancel_xfer(x);
   /* Teardown happens in on_defer, from the loop, whatever stack we are
    * called from now. */
   if (!uv_is_active((uv_handle_t *)&h->defer))
@@ -1078,15 +1073,15 @@ void vhdup__http_close(vhdup__http *h, vhdup__http_close_cb close_cb) {
 static void teardown(vhdup__http *h) {
   vhdup__http_xfer *x;
   h->torn_down = 1;
-  while ((x = h->spare.head) != NULL) {
-    list_remove(&h->spare, x);
+  while ((x = list_pop(&h->spare)) != NULL)
     xfer_destroy(x);
-  }
   /* Polls first, so libcurl's REMOVE calls during cleanup find no socket
    * pointer to act on. */
-  while (h->socks != NULL) {
-    curl_multi_assign(h->multi, h->socks->fd, NULL);
-    sock_close(h->socks);
+  vhdup__list *node;
+  while ((node = vhdup__list_first(&h->socks)) != NULL) {
+    sock *s = vhdup__list_entry(node, sock, link);
+    curl_multi_assign(h->multi, s->fd, NULL);
+    sock_close(s);
   }
   curl_multi_cleanup(h->multi);
   /* The share goes after the multi: closing cached connections may still

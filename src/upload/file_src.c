@@ -30,7 +30,9 @@ static int file_read(const vhdup__src *src, uint64_t off, void *buf, size_t len)
   return 0;
 }
 
-int vhdup__file_open(const char *path, vhdup__file **out, vhdup__err *err) {
+/* Opens path read-only. Returns 0 or a libuv-style negative errno (UV_ENOENT
+ * and friends), with err naming the file. */
+static int file_open(const char *path, vhdup__file **out, vhdup__err *err) {
   *out = NULL;
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
@@ -88,7 +90,7 @@ int vhdup__file_fd(const vhdup__src *src) {
 static int parent_open(void *ctx, const char *path, vhdup__src *out) {
   (void)ctx;
   vhdup__file *f;
-  int rc = vhdup__file_open(path, &f, NULL);
+  int rc = file_open(path, &f, NULL);
   if (rc != 0)
     return rc;
   *out = f->src;
@@ -100,14 +102,15 @@ static void parent_close(void *ctx, vhdup__src *src) {
   vhdup__file_close(src->ctx);
 }
 
-const vhdup__parent_io vhdup__file_parent_io = {NULL, parent_open, parent_close};
+/* Opens differencing parents from paths with file_open(). */
+static const vhdup__parent_io file_parent_io = {NULL, parent_open, parent_close};
 
 int vhdup__disk_open_path(const char *path, vhdup__fmt format, const char *parent_override,
                           vhdup__file **file, vhdup__disk **disk, vhdup__err *err) {
   *file = NULL;
   *disk = NULL;
   vhdup__file *f;
-  int rc = vhdup__file_open(path, &f, err);
+  int rc = file_open(path, &f, err);
   if (rc != 0)
     return rc;
   char *dircopy = vhdup__strdup(path);
@@ -117,7 +120,7 @@ int vhdup__disk_open_path(const char *path, vhdup__fmt format, const char *paren
   }
   vhdup__open_opts o = {
       .format = format,
-      .parent_io = &vhdup__file_parent_io,
+      .parent_io = &file_parent_io,
       .parent_override = parent_override,
       .dir = dirname(dircopy),
   };

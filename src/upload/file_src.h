@@ -17,17 +17,10 @@ typedef struct vhdup__file {
   long mtime_nsec;
 } vhdup__file;
 
-/* Opens path read-only. Returns 0 or a libuv-style negative errno (UV_ENOENT
- * and friends), with err naming the file. */
-int vhdup__file_open(const char *path, vhdup__file **out, vhdup__err *err)
-    __attribute__((warn_unused_result));
 void vhdup__file_close(vhdup__file *f);
 
-/* The file descriptor behind a source made by vhdup__file_open(). */
+/* The file descriptor behind a source made by vhdup__disk_open_path(). */
 int vhdup__file_fd(const vhdup__src *src);
-
-/* Opens differencing parents from paths with vhdup__file_open(). */
-extern const vhdup__parent_io vhdup__file_parent_io;
 
 /* Opens a whole disk from a path: the file, its parents, validation.
  * dir for relative locators is the file's folder. On success *file and

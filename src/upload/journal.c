@@ -30,6 +30,9 @@ struct vhdup__journal {
   size_t cursor;
 };
 
+/* Closes; with remove, deletes the file (the upload is complete). */
+static void journal_close(vhdup__journal *j, int remove);
+
 static void hex(const uint8_t *b, size_t n, char *out) {
   static const char d[] = "0123456789abcdef";
   for (size_t i = 0; i < n; i++) {
@@ -39,8 +42,9 @@ static void hex(const uint8_t *b, size_t n, char *out) {
   out[2 * n] = '\0';
 }
 
-/* The header: every field that, if it changed, would mix two disks. */
-static int header(const vhdup__journal_id *id, char *out, size_t size) {
+/* The header: every field that, if it changed, would mix two disks.
+ * Returns its length, or VHDUP_ELIMIT (told in err) when it does not fit. */
+static int header(const vhdup__journal_id *id, char *out, size_t size, vhdup__err *err) {
   char uuid[33];
   hex(id->uuid, 16, uuid);
   int n = snprintf(out, size,
@@ -48,10 +52,14 @@ static int header(const vhdup__journal_id *id, char *out, size_t size) {
                          ".%09ld\nsource-uuid %s\ndestination %s\nblob-size %" PRIu64 "\n",
                    id->source, id->source_size, id->mtime_sec, id->mtime_nsec, uuid,
                    id->destination, id->blob_size);
-  return n < 0 || (size_t)n >= size ? VHDUP_ELIMIT : n;
+  if (n < 0 || (size_t)n >= size)
+    return vhdup__errf(err, VHDUP_ELIMIT, "journal header too long (paths too long)");
+  return n;
 }
 
-int vhdup__journal_default_path(const vhdup__journal_id *id, char **out) {
+/* The default place: $XDG_STATE_HOME/vhdup (or ~/.local/state/vhdup), file
+ * named after a hash of source and destination. Allocated in *out. */
+static int journal_default_path(const vhdup__journal_id *id, char **out) {
   char base[4096];
   const char *state = getenv("XDG_STATE_HOME");
   const char *home = getenv("HOME");
@@ -124,13 +132,14 @@ static int write_all(int fd, const char *p, size_t n) {
   return 0;
 }
 
-int vhdup__journal_create(const char *path, const vhdup__journal_id *id, vhdup__journal **out,
+/* Starts a new journal at path (replacing any old one). */
+static int journal_create(const char *path, const vhdup__journal_id *id, vhdup__journal **out,
                           vhdup__err *err) {
   *out = NULL;
   char head[8192];
-  int n = header(id, head, sizeof(head));
+  int n = header(id, head, sizeof(head), err);
   if (n < 0)
-    return vhdup__errf(err, VHDUP_ELIMIT, "journal header too long (paths too long)");
+    return n;
   int rc = make_parent(path);
   if (rc != 0)
     return vhdup__errf(err, rc, "%s: cannot create the journal's folder: %s", path, strerror(-rc));
@@ -140,7 +149,7 @@ int vhdup__journal_create(const char *path, const vhdup__journal_id *id, vhdup__
   j->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
   if (j->fd < 0 || (rc = write_all(j->fd, head, (size_t)n)) != 0) {
     rc = j->fd < 0 ? -errno : rc;
-    vhdup__journal_close(j, j->fd >= 0);
+    journal_close(j, j->fd >= 0);
     return vhdup__errf(err, rc, "%s: cannot write the journal: %s", path, strerror(-rc));
   }
   *out = j;
@@ -187,13 +196,17 @@ static void normalize(vhdup__journal *j) {
   j->n = w + 1;
 }
 
-int vhdup__journal_resume(const char *path, const vhdup__journal_id *id, vhdup__journal **out,
+/* Opens an existing journal to resume: its header must match id (else
+ * VHDUP_EJOURNAL, saying what changed); its finished ranges are loaded,
+ * merged, and further writes are appended. A missing journal is
+ * VHDUP_EJOURNAL too. A torn last line (a crash mid-write) is ignored. */
+static int journal_resume(const char *path, const vhdup__journal_id *id, vhdup__journal **out,
                           vhdup__err *err) {
   *out = NULL;
   char want[8192];
-  int hn = header(id, want, sizeof(want));
+  int hn = header(id, want, sizeof(want), err);
   if (hn < 0)
-    return vhdup__errf(err, VHDUP_ELIMIT, "journal header too long (paths too long)");
+    return hn;
   FILE *f = fopen(path, "r");
   if (f == NULL)
     return vhdup__errf(err, VHDUP_EJOURNAL,
@@ -252,7 +265,7 @@ int vhdup__journal_resume(const char *path, const vhdup__journal_id *id, vhdup__
       rc = -errno;
   }
   if (rc != 0) {
-    vhdup__journal_close(j, 0);
+    journal_close(j, 0);
     return vhdup__errf(err, rc, "%s: cannot read the journal: %s", path, vhdup_strerror(rc));
   }
   *out = j;
@@ -269,13 +282,6 @@ int vhdup__journal_is_done(const vhdup__journal *j, uint64_t offset, uint64_t le
       hi = mid;
   }
   return lo < j->n && j->done[lo].start <= offset && j->done[lo].end >= offset + length;
-}
-
-uint64_t vhdup__journal_done_bytes(const vhdup__journal *j) {
-  uint64_t t = 0;
-  for (size_t i = 0; i < j->n; i++)
-    t += j->done[i].end - j->done[i].start;
-  return t;
 }
 
 int vhdup__journal_restrict_add(vhdup__journal *j, uint64_t start, uint64_t end) {
@@ -314,15 +320,7 @@ void vhdup__journal_record(vhdup__journal *j, uint64_t offset, uint64_t length) 
     j->error = rc;
 }
 
-int vhdup__journal_error(const vhdup__journal *j) {
-  return j->error;
-}
-
-const char *vhdup__journal_path(const vhdup__journal *j) {
-  return j->path;
-}
-
-void vhdup__journal_close(vhdup__journal *j, int remove) {
+static void journal_close(vhdup__journal *j, int remove) {
   if (j == NULL)
     return;
   if (j->fd >= 0)
@@ -353,7 +351,7 @@ int vhdup__resume_locate(vhdup__resume *r, const char *source, const char *desti
   }
   vhdup__journal_id id = {.source = r->source_abs ? r->source_abs : source,
                           .destination = r->destination};
-  return vhdup__journal_default_path(&id, &r->path);
+  return journal_default_path(&id, &r->path);
 }
 
 int vhdup__resume_open(vhdup__resume *r, const vhdup__journal_id *id, vhdup__err *err) {
@@ -363,7 +361,7 @@ int vhdup__resume_open(vhdup__resume *r, const vhdup__journal_id *id, vhdup__err
   r->id.source = r->source_abs;
   r->id.destination = r->destination;
   if (r->resume)
-    return vhdup__journal_resume(r->path, &r->id, &r->journal, err);
+    return journal_resume(r->path, &r->id, &r->journal, err);
   return 0;
 }
 
@@ -371,7 +369,7 @@ int vhdup__resume_prepared(vhdup__resume *r, vhdup__err *err) {
   r->prepared = 1;
   if (r->resume || r->path == NULL || r->journal != NULL)
     return 0;
-  int rc = vhdup__journal_create(r->path, &r->id, &r->journal, err);
+  int rc = journal_create(r->path, &r->id, &r->journal, err);
   if (rc != 0)
     r->journal = NULL;
   return rc;
@@ -384,7 +382,7 @@ void vhdup__resume_end(vhdup__resume *r, int status, char *msg, size_t msg_size)
       snprintf(msg + n, msg_size - n,
                "%sthe upload can be resumed: run the same command with --resume (journal %s)",
                n ? "; " : "", r->path);
-    vhdup__journal_close(r->journal, status == 0);
+    journal_close(r->journal, status == 0);
     r->journal = NULL;
   } else if (status == VHDUP_ECANCELED && !r->prepared) {
     snprintf(msg + n, msg_size - n,
@@ -395,7 +393,7 @@ void vhdup__resume_end(vhdup__resume *r, int status, char *msg, size_t msg_size)
 }
 
 void vhdup__resume_free(vhdup__resume *r) {
-  vhdup__journal_close(r->journal, 0);
+  journal_close(r->journal, 0);
   vhdup__free(r->path);
   vhdup__free(r->destination);
   vhdup__free(r->source_abs);

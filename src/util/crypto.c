@@ -60,10 +60,6 @@ int vhdup__hmac_sha256(const void *key, size_t key_len, const void *data, size_t
   return mbedtls_md_hmac(info, key, key_len, data, len, out) == 0 ? 0 : VHDUP_EINVAL;
 }
 
-size_t vhdup__base64_len(size_t len) {
-  return 4 * ((len + 2) / 3) + 1;
-}
-
 long vhdup__base64_encode(const void *data, size_t len, char *out, size_t out_size) {
   size_t olen = 0;
   if (mbedtls_base64_encode((unsigned char *)out, out_size, &olen, data, len) != 0)

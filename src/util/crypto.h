@@ -26,10 +26,9 @@ int vhdup__hmac_sha256(const void *key, size_t key_len, const void *data, size_t
                        uint8_t out[VHDUP__SHA256_LEN]);
 
 /* Base64 (standard alphabet, padded). encode writes a NUL-terminated string
- * into out (out_size >= vhdup__base64_len(len)) and returns its length, or
+ * into out (out_size >= 4 * ceil(len / 3) + 1) and returns its length, or
  * VHDUP_ELIMIT. decode returns the decoded length, VHDUP_ELIMIT if out is too
  * small, or VHDUP_EFORMAT for invalid base64. */
-size_t vhdup__base64_len(size_t len);
 long vhdup__base64_encode(const void *data, size_t len, char *out, size_t out_size);
 long vhdup__base64_decode(const char *in, size_t in_len, uint8_t *out, size_t out_size);
 

@@ -3,19 +3,14 @@
 #include <stdio.h>
 #include <string.h>
 
-int vhdup__verrf(vhdup__err *err, int code, const char *fmt, va_list ap) {
+int vhdup__errf(vhdup__err *err, int code, const char *fmt, ...) {
   if (err != NULL) {
+    va_list ap;
+    va_start(ap, fmt);
     err->code = code;
     vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+    va_end(ap);
   }
-  return code;
-}
-
-int vhdup__errf(vhdup__err *err, int code, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vhdup__verrf(err, code, fmt, ap);
-  va_end(ap);
   return code;
 }
 

@@ -18,8 +18,6 @@ typedef struct vhdup__err {
  * returns code, so callers can write `return vhdup__errf(err, ...)`. */
 int vhdup__errf(vhdup__err *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-int vhdup__verrf(vhdup__err *err, int code, const char *fmt, va_list ap)
-    __attribute__((format(printf, 3, 0)));
 
 /* Clears err to "no error". */
 void vhdup__err_clear(vhdup__err *err);

@@ -7,7 +7,9 @@
 # (attempt K of N)"). Our strict server injects one fault on each step
 # (KIND@OP:N, test/server/README.md); its faults_by_op says each was
 # consumed. A fault that never ends stops the upload with a message naming
-# the step, after exactly --retries tries, and leaves nothing behind.
+# the step, after exactly --retries tries, and leaves nothing behind. An
+# upload interrupted while it waits out a long Retry-After (503r, 60 s)
+# stops at once, not after the wait.
 #
 # Every case runs on its own (part), so one finding does not hide the
 # others; the test fails at the end if any failed.
@@ -66,15 +68,35 @@ assert got == want, "faults_by_op %s, want %s" % (got, want)
 PY
 }
 
-# retry_lines NAME ERRFILE N: exactly N lines of stderr say "retrying".
-retry_lines() {
-  local n
-  n=$(grep -c retrying "$2" || true)
-  [ "$n" -eq "$3" ] || fail "$1: $n 'retrying' lines on stderr, want $3 (one per fault): $(cat "$2")"
-}
-
 # nfaults SPEC: the number of faults in SPEC.
 nfaults() { tr ',' '\n' <<<"$1" | awk -F: '{ s += $NF } END { print s }'; }
+
+# What vhdup calls each operation when it tells a retry.
+declare -A STEP=([create]="the blob create" [container]="the container create"
+  [head]="Get Blob Properties" [ranges]="Get Page Ranges" [clear]="clearing stale pages"
+  [props]="setting the blob's MD5" [get]="reading the blob back (Get Blob)")
+
+# retries_told NAME ERRFILE SPEC: stderr has one "retrying" line per fault
+# of SPEC, and each KIND@OP:1 is told as "retrying STEP after ERROR
+# (attempt 2 of N)", naming OP's step and, for an HTTP answer, its error.
+retries_told() {
+  local n step kind op error
+  n=$(grep -c retrying "$2" || true)
+  [ "$n" -eq "$(nfaults "$3")" ] ||
+    fail "$1: $n 'retrying' lines on stderr, want $(nfaults "$3") (one per fault): $(cat "$2")"
+  for step in ${3//,/ }; do
+    kind=${step%@*} op=${step#*@}
+    op=${op%:*}
+    case $kind in
+    503*) error="HTTP 503 ServerBusy" ;;
+    500) error="HTTP 500 OperationTimedOut" ;;
+    500i) error="HTTP 500 InternalError" ;;
+    *) error="" ;;
+    esac
+    grep -q "retrying ${STEP[$op]} after $error.*(attempt 2 of [0-9]*)" "$2" ||
+      fail "$1: no retry of '${STEP[$op]}' after '$kind' told: $(cat "$2")"
+  done
+}
 
 # upload_case NAME SPEC DEST [ARGS...]: uploads the disk to DEST with
 # --verify=content --disk-md5 under the fault plan SPEC; all must go well.
@@ -94,7 +116,8 @@ upload_case() {
   retries=$(done_field "$T/$name.json" retries)
   [ "$retries" -ge "$n" ] || fail "$name ($spec): $retries retries reported, want >= $n"
   faults_consumed "$name" "$spec"
-  retry_lines "$name" "$T/$name.err" "$n"
+  retries_told "$name" "$T/$name.err" "$spec"
+  [ "$(ts_stat md5_missing)" -eq 0 ] || fail "$name: a Put Page without Content-MD5"
   pass "$name ($spec): exit 0, identical, $retries retries, each fault consumed and told"
 }
 
@@ -135,7 +158,7 @@ blob_case() {
   diff <(grep -v '^last modified' "$T/$name.want") <(grep -v '^last modified' "$T/$name.out") \
     >"$T/$name.diff" || fail "$name: output differs under faults: $(cat "$T/$name.diff")"
   faults_consumed "$name" "$spec"
-  retry_lines "$name" "$T/$name.err" "$(nfaults "$spec")"
+  retries_told "$name" "$T/$name.err" "$spec"
   pass "$name ($spec): exit 0, same output, fault consumed and told"
 }
 
@@ -177,6 +200,35 @@ PY
   pass "endless ($spec, --retries 2): exit $rc after 2 tries, nothing created: $(tail -n 1 "$T/never.err" | head -c 200)"
 }
 
+# Interrupted while the create waits out a 60 s Retry-After: the upload
+# stops within 3 s of SIGINT with a non-zero exit, having tried the create
+# once.
+interrupt_case() {
+  local rc=0 spec="503r@create:1" up i t0 ms
+  ts_faults "$spec"
+  ts_reset_stats
+  "$VHDUP" upload --progress=json -c 4 --account-key-file "$T/key" "$T/disk.vhd" \
+    "$TS_URL/vhds/interrupt.vhd" >"$T/interrupt.json" 2>"$T/interrupt.err" &
+  up=$!
+  for ((i = 0; i < 200; i++)); do
+    grep -q retrying "$T/interrupt.err" && break
+    sleep 0.05
+  done
+  (retries_told interrupt "$T/interrupt.err" "$spec") || {
+    kill "$up"
+    exit 1
+  }
+  t0=$(date +%s%N)
+  kill -INT "$up"
+  wait "$up" || rc=$?
+  ms=$((($(date +%s%N) - t0) / 1000000))
+  ts_faults none
+  [ "$rc" -ne 0 ] || fail "interrupt: exit 0 after SIGINT"
+  [ "$ms" -lt 3000 ] || fail "interrupt: took $ms ms to stop while waiting to retry"
+  faults_consumed interrupt "$spec"
+  pass "interrupt ($spec): stopped $ms ms after SIGINT while waiting to retry the create (exit $rc)"
+}
+
 failed=()
 part() {
   local rc=0
@@ -187,6 +239,7 @@ part overwrite_case
 part create_case
 part blob_cases
 part endless_case
+part interrupt_case
 
 stop_testserver
 [ "${#failed[@]}" -eq 0 ] || fail "control-fault cases failed: ${failed[*]}"

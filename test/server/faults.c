@@ -15,10 +15,10 @@ static const struct {
   const char *name;
   ts_fault_kind kind;
 } kinds[] = {
-    {"503", TS_FAULT_503},         {"503n", TS_FAULT_503N},   {"500", TS_FAULT_500},
-    {"500i", TS_FAULT_500I},       {"reset", TS_FAULT_RESET}, {"stall", TS_FAULT_STALL},
-    {"trickle", TS_FAULT_TRICKLE}, {"400", TS_FAULT_400},     {"404", TS_FAULT_404},
-    {"409", TS_FAULT_409},         {"412", TS_FAULT_412},
+    {"503", TS_FAULT_503},     {"503n", TS_FAULT_503N},       {"503r", TS_FAULT_503R},
+    {"500", TS_FAULT_500},     {"500i", TS_FAULT_500I},       {"reset", TS_FAULT_RESET},
+    {"stall", TS_FAULT_STALL}, {"trickle", TS_FAULT_TRICKLE}, {"400", TS_FAULT_400},
+    {"404", TS_FAULT_404},     {"409", TS_FAULT_409},         {"412", TS_FAULT_412},
 };
 
 /* Indexed by ts_fault_op; "other" is a request's operation, never a step's. */

@@ -20,8 +20,8 @@ static void usage(FILE *f) {
              "(body = SPEC), GET /_control/stats, POST /_control/reset-stats.\n"
              "SPEC: comma list of KIND:N or KIND@OP:N (the next N requests of OP get\n"
              "      KIND; no @OP: Put Page update), 403after:N, seed:S rate:P\n"
-             "      mix:KIND+KIND... KIND: 503 503n 500 500i reset stall trickle 400 404\n"
-             "      409 412. OP: put create head container ranges clear props get\n"
+             "      mix:KIND+KIND... KIND: 503 503n 503r 500 500i reset stall trickle 400\n"
+             "      404 409 412. OP: put create head container ranges clear props get\n"
              "      delete lease any.\n"
              "vhdup-testserver --check-faults SPEC prints the plan, one step a line, and\n"
              "exits 0, or prints why SPEC is refused and exits 2.\n");

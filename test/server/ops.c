@@ -755,8 +755,12 @@ static void delete_blob(ts_server *srv, const target *t, ts_response *resp) {
  * x-ms-request-id (ts_resp_begin) and an XML <Error> with <Code> and
  * <Message>, except on HEAD, whose answers have no body ("Get Blob
  * Properties": the code travels in x-ms-error-code only). Retry-After is
- * not documented for ServerBusy; 503 sends one, 503n none, so clients are
- * tested both ways. */
+ * not documented for ServerBusy, but Microsoft's "Best practices for
+ * transient fault handling" (learn.microsoft.com/azure/architecture/
+ * best-practices/transient-faults) names "503 Service Unavailable with a
+ * Retry-After header" as an answer that says how long to wait: 503 sends
+ * Retry-After: 1, 503r a long Retry-After: 60 (a client must stay
+ * interruptible while it waits), 503n none. */
 static const char *not_found_code(ts_fault_op op) {
   return op == TS_OP_CONTAINER ? "ContainerNotFound" : "BlobNotFound";
 }
@@ -792,11 +796,14 @@ static bool inject_fault(ts_server *srv, ts_fault_kind fault, ts_fault_op op, ts
   switch (fault) {
   case TS_FAULT_503:
   case TS_FAULT_503N:
+  case TS_FAULT_503R:
     ts_resp_error(srv, resp, 503, "ServerBusy",
                   "The server is currently unable to receive requests. Please retry your "
                   "request.");
     if (fault == TS_FAULT_503)
       sbuf_puts(&resp->head, "Retry-After: 1\r\n");
+    else if (fault == TS_FAULT_503R)
+      sbuf_puts(&resp->head, "Retry-After: 60\r\n");
     return true;
   case TS_FAULT_500:
     ts_resp_error(srv, resp, 500, "OperationTimedOut",

@@ -60,6 +60,7 @@ typedef enum ts_fault_kind {
   TS_FAULT_NONE = 0,
   TS_FAULT_503,     /* 503 ServerBusy with Retry-After: 1 */
   TS_FAULT_503N,    /* 503 ServerBusy without Retry-After */
+  TS_FAULT_503R,    /* 503 ServerBusy with Retry-After: 60 (a long wait) */
   TS_FAULT_500,     /* 500 OperationTimedOut */
   TS_FAULT_500I,    /* 500 InternalError */
   TS_FAULT_RESET,   /* RST after half the body (no body: before answering) */

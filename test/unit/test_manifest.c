@@ -52,6 +52,14 @@ static const vhdup__manifest_diag *find(const vhdup__manifest_diag *d, unsigned 
   return NULL;
 }
 
+/* The credential called name, or NULL. */
+static const vhdup__manifest_credential *credential(const vhdup__manifest *m, const char *name) {
+  for (size_t i = 0; i < m->credential_count; i++)
+    if (strcmp(m->credentials[i].name, name) == 0)
+      return &m->credentials[i];
+  return NULL;
+}
+
 static void print_diags(const vhdup__manifest_diag *d) {
   for (; d != NULL; d = d->next)
     print_message("  %s\n", d->text);
@@ -156,10 +164,10 @@ static void test_full_manifest(void **state) {
   assert_int_equal(m->defaults.verify, VHDUP_VERIFY_RANGES);
 
   assert_int_equal(m->credential_count, 3);
-  const vhdup__manifest_credential *prod = vhdup__manifest_find_credential(m, "prod");
-  const vhdup__manifest_credential *archive = vhdup__manifest_find_credential(m, "archive");
-  const vhdup__manifest_credential *lab = vhdup__manifest_find_credential(m, "lab");
-  assert_null(vhdup__manifest_find_credential(m, "nope"));
+  const vhdup__manifest_credential *prod = credential(m, "prod");
+  const vhdup__manifest_credential *archive = credential(m, "archive");
+  const vhdup__manifest_credential *lab = credential(m, "lab");
+  assert_null(credential(m, "nope"));
   assert_non_null(prod);
   assert_int_equal(prod->kind, VHDUP__MANIFEST_CRED_CONNECTION_STRING);
   assert_int_equal(prod->secret.kind, VHDUP__MANIFEST_SECRET_ENV);
@@ -788,7 +796,7 @@ static void test_inline_secret_warning(void **state) {
     assert_null(strstr(x->text, key));
     assert_null(strstr(x->text, "SIGSECRET"));
   }
-  const vhdup__manifest_credential *k = vhdup__manifest_find_credential(m, "k");
+  const vhdup__manifest_credential *k = credential(m, "k");
   assert_int_equal(k->secret.kind, VHDUP__MANIFEST_SECRET_INLINE);
   assert_string_equal(k->secret.value, key);
   assert_string_equal(m->uploads[2].destination,
