@@ -43,7 +43,6 @@
 #define VHDUP__AZ_KEY_MAX 128                          /* decoded account key bytes */
 #define VHDUP__AZ_ERROR_BODY_MAX (64u * 1024)          /* error XML we look at */
 #define VHDUP__AZ_PAGELIST_BODY_MAX (4u * 1024 * 1024) /* page-range XML we accept */
-#define VHDUP__AZ_PAGELIST_MAXRESULTS 10000u           /* keeps one answer < ~1 MiB */
 #define VHDUP__AZ_MARKER_MAX 1024                      /* NextMarker bytes */
 #define VHDUP__AZ_CLIENT_ID_MAX 1024                   /* x-ms-client-request-id */
 

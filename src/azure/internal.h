@@ -25,7 +25,6 @@ void vhdup__az_sb_free(vhdup__az_sb *sb);
 static inline char vhdup__az_lower(char c) {
   return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
 }
-int vhdup__az_strcaseeq(const char *a, const char *b);
 int vhdup__az_strncaseeq(const char *a, const char *b, size_t n);
 int vhdup__az_hexval(char c);
 

@@ -74,7 +74,7 @@ void vhdup__az_sb_free(vhdup__az_sb *sb) {
   sb->oom = 0;
 }
 
-int vhdup__az_strcaseeq(const char *a, const char *b) {
+static int strcaseeq(const char *a, const char *b) {
   for (; *a != '\0' && *b != '\0'; a++, b++)
     if (vhdup__az_lower(*a) != vhdup__az_lower(*b))
       return 0;
@@ -103,7 +103,7 @@ int vhdup__az_hexval(char c) {
 
 const char *vhdup__az_header_find(const vhdup__az_header *h, size_t n, const char *name) {
   for (size_t i = 0; i < n; i++)
-    if (h[i].name != NULL && vhdup__az_strcaseeq(h[i].name, name))
+    if (h[i].name != NULL && strcaseeq(h[i].name, name))
       return h[i].value;
   return NULL;
 }

@@ -435,7 +435,7 @@ static void read_settings(vhdup__mctx *c, const mnode *const *values, layer *l) 
       continue;
     switch (i) {
     case S_PER_BLOB:
-      ok = get_uint(c, n, key, 1, 1024, &l->v.per_blob_connections);
+      ok = get_uint(c, n, key, 1, VHDUP__MAX_CONNECTIONS, &l->v.per_blob_connections);
       l->per_blob_at = n;
       break;
     case S_MD5:
@@ -1218,7 +1218,8 @@ static void read_manifest(vhdup__mctx *c, const mnode *root, vhdup__manifest *m)
     read_settings(c, dv, &defaults);
     apply_settings(&m->defaults, &defaults);
     if (dv[D_CONNECTIONS] != NULL)
-      (void)get_uint(c, dv[D_CONNECTIONS], "connections", 1, 1024, &m->connections);
+      (void)get_uint(c, dv[D_CONNECTIONS], "connections", 1, VHDUP__MAX_CONNECTIONS,
+                     &m->connections);
     if (dv[D_MEMORY] != NULL && want_scalar(c, dv[D_MEMORY], "memory") == 0) {
       const mnode *n = dv[D_MEMORY];
       if (vhdup__manifest_parse_size(n->value, &m->memory) != 0 ||

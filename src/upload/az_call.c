@@ -34,11 +34,6 @@ struct vhdup__az_call {
   char msg[VHDUP__ERRMSG_MAX];
 };
 
-void vhdup__az_call_classify(const vhdup__http_resp *r, vhdup__target_result *out, char *msg,
-                             size_t msg_size) {
-  vhdup__target_classify(r, out, msg, msg_size);
-}
-
 int vhdup__az_call_new(uv_loop_t *loop, vhdup__http *http, const vhdup__az_retry_policy *p,
                        vhdup__az_retry_fn on_retry, void *retry_data, vhdup__az_call **out) {
   *out = NULL;
@@ -193,7 +188,7 @@ static void http_done(vhdup__http_xfer *x, const vhdup__http_resp *r, void *data
   }
   vhdup__target_result t;
   c->msg[0] = '\0';
-  vhdup__az_call_classify(r, &t, c->msg, sizeof(c->msg));
+  vhdup__target_classify(r, &t, c->msg, sizeof(c->msg));
   snprintf(c->code, sizeof(c->code), "%s", t.error_code);
   if (t.error != 0 && t.retryable && c->attempt < c->p.max_attempts) {
     retry_later(c, t.retry_after_s);

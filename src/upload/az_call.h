@@ -88,9 +88,4 @@ void vhdup__az_call_cancel(vhdup__az_call *c);
 void vhdup__az_call_close(vhdup__az_call *c, void (*close_cb)(vhdup__az_call *c, void *data),
                           void *data);
 
-/* The classification Put Page writes share with the runner: the answer as
- * a vhdup error, retryable or not, and a message without a secret. */
-void vhdup__az_call_classify(const vhdup__http_resp *r, vhdup__target_result *out, char *msg,
-                             size_t msg_size);
-
 #endif

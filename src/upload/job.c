@@ -344,8 +344,7 @@ int vhdup_job_start(vhdup_job *j, vhdup_job_cb done_cb) {
   vhdup__pipeline_opts po;
   vhdup__pipeline_opts_init(&po);
   po.budget = j->e->budget;
-  po.cap =
-      j->e->o.per_blob_connections ? j->e->o.per_blob_connections : j->e->o.connections;
+  po.cap = j->e->o.per_blob_connections ? j->e->o.per_blob_connections : j->e->o.connections;
   po.merge_gap = j->o.merge_gap;
   po.max_attempts = j->o.target.max_attempts;
   po.blob_size = j->blob_size;
@@ -421,9 +420,7 @@ void vhdup_job_get_stats(const vhdup_job *j, vhdup_job_stats *st) {
   if (j->pl != NULL) {
     vhdup__pipeline_stats ps;
     vhdup__pipeline_get_stats(j->pl, &ps);
-    static const vhdup_phase map[] = {VHDUP_PHASE_PREPARE, VHDUP_PHASE_DATA, VHDUP_PHASE_FOOTER,
-                                      VHDUP_PHASE_FINISH, VHDUP_PHASE_DONE};
-    st->phase = j->verifying ? VHDUP_PHASE_VERIFY : map[ps.phase];
+    st->phase = j->verifying ? VHDUP_PHASE_VERIFY : ps.phase;
     st->bytes_planned = ps.bytes_planned;
     st->bytes_sent = ps.bytes_sent;
     st->bytes_skipped = ps.bytes_skipped;

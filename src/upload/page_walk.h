@@ -10,9 +10,6 @@
 
 #include <stdint.h>
 
-/* What Microsoft advises as a safe segment (get-page-ranges remarks). */
-#define VHDUP__PAGE_WALK_SEGMENT (150ull * 1024 * 1024)
-
 typedef struct vhdup__page_span {
   uint64_t start; /* first byte, a multiple of 512 */
   uint64_t end;   /* last byte (inclusive), 511 mod 512 */

@@ -62,7 +62,7 @@ struct vhdup__pipeline {
   unsigned works_pending; /* prepare, scans, hash jobs, finish */
   unsigned reads_pending;
 
-  int phase;
+  vhdup_phase phase;
   int started;
   int stopping;
   int status;
@@ -513,7 +513,7 @@ static int fill_piece(vhdup__pipeline *pl, vhdup__piece *p) {
 static void fill_pieces(vhdup__pipeline *pl) {
   while (!pl->stopping && !pl->plan_done) {
     /* Before the blob exists, one piece at a time (see pump). */
-    if (pl->phase == VHDUP__PHASE_PREPARE && pl->reads_pending > 0)
+    if (pl->phase == VHDUP_PHASE_PREPARE && pl->reads_pending > 0)
       break;
     /* Peek at the plan first: a pipeline with nothing left to read must not
      * hold, or wait for, a piece. */
@@ -658,7 +658,7 @@ static void finish_cb(vhdup__sink *s, const vhdup__sink_result *r, void *data) {
   if (r->error != 0)
     fail(pl, r->error, "finishing: %s", r->message ? r->message : vhdup_strerror(r->error));
   else
-    pl->phase = VHDUP__PHASE_DONE;
+    pl->phase = VHDUP_PHASE_DONE;
   pump(pl);
 }
 
@@ -672,7 +672,7 @@ static void prepare_cb(vhdup__sink *s, const vhdup__sink_result *r, void *data) 
            (rc = pl->o.on_prepared(pl->o.journal_ctx)) != 0)
     fail(pl, rc, "%s", vhdup_strerror(rc));
   else if (!pl->stopping)
-    pl->phase = VHDUP__PHASE_DATA;
+    pl->phase = VHDUP_PHASE_DATA;
   pl->works_pending--;
   pump(pl);
 }
@@ -683,7 +683,7 @@ static void fire_done(vhdup__pipeline *pl) {
   pl->done_fired = 1;
   pl->done_pending = 0;
   vhdup__budget_leave(pl->budget, &pl->user);
-  if (pl->status == 0 && pl->phase != VHDUP__PHASE_DONE)
+  if (pl->status == 0 && pl->phase != VHDUP_PHASE_DONE)
     pl->status = VHDUP_ECANCELED;
   pl->st.phase = pl->phase;
   if (pl->done_cb != NULL)
@@ -723,7 +723,7 @@ static void pump(vhdup__pipeline *pl) {
       continue;
     }
     switch (pl->phase) {
-    case VHDUP__PHASE_PREPARE:
+    case VHDUP_PHASE_PREPARE:
       /* While the blob is created (a round trip, more with a container or a
        * resume's page ranges), the first pieces are read, scanned and hashed
        * within the pipeline's share of the pool, so requests leave as soon
@@ -735,23 +735,23 @@ static void pump(vhdup__pipeline *pl) {
       advance_hashing(pl);
       return_pieces(pl);
       break;
-    case VHDUP__PHASE_DATA:
+    case VHDUP_PHASE_DATA:
       fill_pieces(pl);
       advance_hashing(pl);
       send_writes(pl);
       return_pieces(pl);
       if (data_phase_over(pl) && !pl->stopping) {
-        pl->phase = VHDUP__PHASE_FOOTER;
+        pl->phase = VHDUP_PHASE_FOOTER;
         pl->pump_again = 1;
       }
       break;
-    case VHDUP__PHASE_FOOTER:
+    case VHDUP_PHASE_FOOTER:
       if (!vhdup__hash_digest_complete(&pl->hash)) {
         hash_queued(pl, vhdup__hash_digest_tail(&pl->hash));
         break;
       }
       if (!pl->o.write_footer || (pl->footer_started && pl->writes_alive == 0)) {
-        pl->phase = VHDUP__PHASE_FINISH;
+        pl->phase = VHDUP_PHASE_FINISH;
         pl->works_pending++;
         pl->sink->ops->finish(pl->sink, pl->st.has_disk_md5 ? pl->st.disk_md5 : NULL, finish_cb,
                               pl);
@@ -761,7 +761,7 @@ static void pump(vhdup__pipeline *pl) {
         start_footer(pl);
       send_writes(pl); /* the footer's retries */
       break;
-    case VHDUP__PHASE_DONE:
+    case VHDUP_PHASE_DONE:
       defer_done(pl);
       break;
     default:
@@ -778,7 +778,7 @@ static void pump(vhdup__pipeline *pl) {
  * pipeline stops. */
 static void kick_timer_cb(uv_timer_t *t) {
   vhdup__pipeline *pl = t->data;
-  if (pl->phase == VHDUP__PHASE_PREPARE && !pl->stopping)
+  if (pl->phase == VHDUP_PHASE_PREPARE && !pl->stopping)
     pump(pl);
 }
 
@@ -789,7 +789,7 @@ int vhdup__pipeline_start(vhdup__pipeline *pl, vhdup__pipeline_done_cb cb, void 
   pl->done_cb = cb;
   pl->done_data = data;
   memcpy(pl->footer_buf, pl->o.footer, sizeof(pl->footer_buf));
-  pl->phase = VHDUP__PHASE_PREPARE;
+  pl->phase = VHDUP_PHASE_PREPARE;
   vhdup__budget_join(pl->budget, &pl->user);
   pl->works_pending++;
   pl->sink->ops->prepare(pl->sink, pl->o.blob_size, prepare_cb, pl);

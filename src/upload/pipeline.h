@@ -25,6 +25,8 @@
 #ifndef VHDUP_UPLOAD_PIPELINE_H
 #define VHDUP_UPLOAD_PIPELINE_H
 
+#include "vhdup_enums.h"
+
 #include "upload/budget.h"
 #include "upload/sink.h"
 #include "vhd/vhd.h"
@@ -75,18 +77,10 @@ typedef struct vhdup__pipeline_stats {
   uint64_t retries;
   unsigned in_flight; /* requests */
   unsigned max_in_flight;
-  int phase; /* VHDUP__PHASE_* */
+  vhdup_phase phase; /* PREPARE, DATA, FOOTER, FINISH, DONE */
   uint8_t disk_md5[16];
   int has_disk_md5;
 } vhdup__pipeline_stats;
-
-enum {
-  VHDUP__PHASE_PREPARE = 0,
-  VHDUP__PHASE_DATA,
-  VHDUP__PHASE_FOOTER,
-  VHDUP__PHASE_FINISH,
-  VHDUP__PHASE_DONE,
-};
 
 typedef void (*vhdup__pipeline_done_cb)(vhdup__pipeline *p, int status, const char *message,
                                         void *data);

@@ -447,7 +447,7 @@ static void write_done(vhdup__http_xfer *x, const vhdup__http_resp *r, void *dat
   (void)x;
   op->x = NULL;
   vhdup__target_result t;
-  vhdup__az_call_classify(r, &t, s->msg, sizeof(s->msg));
+  vhdup__target_classify(r, &t, s->msg, sizeof(s->msg));
   vhdup__sink_result res = {.error = t.error, .http_status = t.http_status};
   if (t.error != 0) {
     res.retryable = t.retryable;

@@ -33,7 +33,8 @@
 #define VHDUP__PROGRESS_BAR_MS 200u
 #define VHDUP__PROGRESS_JSON_MS 1000u
 /* Get Page Ranges: bytes asked per request (x-ms-range), as Microsoft
- * advises for large blobs, and ranges per answer page (maxresults). */
+ * advises for large blobs, and ranges per answer page (maxresults; 10000
+ * keep one answer under about 1 MiB). */
 #define VHDUP__DEFAULT_RANGES_SEGMENT (150ull * 1024 * 1024)
 #define VHDUP__DEFAULT_RANGES_MAX_RESULTS 10000u
 /* The most bytes a secret (key, SAS, connection string) read from a file or

@@ -8,6 +8,7 @@
 
 #include <cmocka.h>
 
+#include "util/defaults.h"
 #include "upload/page_walk.h"
 #include "vhdup_errno.h"
 
@@ -58,10 +59,11 @@ static void test_segments_cover_the_span(void **state) {
   uint64_t off, len, next = 1024, total = 0;
   unsigned n = 0;
   /* 1 GiB + 512 from 1024, in 150 MiB segments: 7 segments, the last short. */
-  assert_int_equal(vhdup__page_walk_init(&w, 1024, 1024 * MIB + 512, VHDUP__PAGE_WALK_SEGMENT), 0);
+  assert_int_equal(vhdup__page_walk_init(&w, 1024, 1024 * MIB + 512, VHDUP__DEFAULT_RANGES_SEGMENT),
+                   0);
   while (vhdup__page_walk_segment(&w, &off, &len)) {
     assert_int_equal(off, next);
-    assert_true(len > 0 && len <= VHDUP__PAGE_WALK_SEGMENT && len % 512 == 0);
+    assert_true(len > 0 && len <= VHDUP__DEFAULT_RANGES_SEGMENT && len % 512 == 0);
     next = off + len;
     total += len;
     n++;
@@ -70,7 +72,7 @@ static void test_segments_cover_the_span(void **state) {
   assert_int_equal(total, 1024 * MIB + 512);
   assert_int_equal(n, 7);
   /* A span shorter than one segment is one request. */
-  assert_int_equal(vhdup__page_walk_init(&w, 0, 4096, VHDUP__PAGE_WALK_SEGMENT), 0);
+  assert_int_equal(vhdup__page_walk_init(&w, 0, 4096, VHDUP__DEFAULT_RANGES_SEGMENT), 0);
   assert_int_equal(vhdup__page_walk_segment(&w, &off, &len), 1);
   assert_int_equal(off, 0);
   assert_int_equal(len, 4096);
@@ -103,7 +105,8 @@ static void test_stitching(void **state) {
       {64 * 1024 - 512, 64 * 1024 - 1}, /* the last page */
   };
   const size_t n = sizeof(blob) / sizeof(blob[0]);
-  const uint64_t segments[] = {512, 1024, 1536, 4096, 5120, 64 * 1024, VHDUP__PAGE_WALK_SEGMENT};
+  const uint64_t segments[] = {
+      512, 1024, 1536, 4096, 5120, 64 * 1024, VHDUP__DEFAULT_RANGES_SEGMENT};
   for (size_t k = 0; k < sizeof(segments) / sizeof(segments[0]); k++) {
     vhdup__page_walk w;
     got g = {.n = 0};
@@ -151,7 +154,7 @@ static void test_adjacent_and_paged(void **state) {
   (void)state;
   vhdup__page_walk w;
   got g = {.n = 0};
-  assert_int_equal(vhdup__page_walk_init(&w, 0, 1 * MIB, VHDUP__PAGE_WALK_SEGMENT), 0);
+  assert_int_equal(vhdup__page_walk_init(&w, 0, 1 * MIB, VHDUP__DEFAULT_RANGES_SEGMENT), 0);
   add(&w, &g, 0, 511);
   add(&w, &g, 512, 1023);  /* page 1 of the answer ends here */
   add(&w, &g, 1024, 2047); /* page 2 starts adjacent */
