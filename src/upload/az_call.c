@@ -8,8 +8,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#define MAX_HEADERS 24
-
 struct vhdup__az_call {
   uv_loop_t *loop;
   vhdup__http *http;
@@ -20,7 +18,7 @@ struct vhdup__az_call {
   uv_timer_t timer;
   vhdup__http_xfer *x;
   vhdup__az_request req;
-  vhdup__http_header hdrs[MAX_HEADERS];
+  vhdup__http_header hdrs[VHDUP__AZ_MAX_HEADERS];
   vhdup__az_call_req cur;
   unsigned attempt;
   int running;
@@ -33,6 +31,23 @@ struct vhdup__az_call {
   char code[64];
   char msg[VHDUP__ERRMSG_MAX];
 };
+
+int vhdup__az_http_req(const vhdup__az_request *r, vhdup__http_header *hdrs, const void *body,
+                       vhdup__http_req *out) {
+  if (r->nheaders > VHDUP__AZ_MAX_HEADERS)
+    return VHDUP_ELIMIT;
+  for (size_t i = 0; i < r->nheaders; i++) {
+    hdrs[i].name = r->headers[i].name;
+    hdrs[i].value = r->headers[i].value;
+  }
+  *out = (vhdup__http_req){.method = r->method,
+                           .url = r->url,
+                           .headers = hdrs,
+                           .n_headers = r->nheaders,
+                           .body = body,
+                           .body_len = r->content_length};
+  return 0;
+}
 
 int vhdup__az_call_new(uv_loop_t *loop, vhdup__http *http, const vhdup__az_retry_policy *p,
                        vhdup__az_retry_fn on_retry, void *retry_data, vhdup__az_call **out) {
@@ -113,22 +128,11 @@ static void send_attempt(vhdup__az_call *c) {
   memset(&c->req, 0, sizeof(c->req));
   c->attempt++;
   int rc = c->cur.build(c->cur.build_ctx, &c->req, &err);
-  if (rc == 0 && c->req.nheaders > MAX_HEADERS)
+  vhdup__http_req hr;
+  if (rc == 0 && vhdup__az_http_req(&c->req, c->hdrs, c->cur.body, &hr) != 0)
     rc = vhdup__errf(&err, VHDUP_ELIMIT, "too many request headers");
   if (rc == 0) {
-    for (size_t i = 0; i < c->req.nheaders; i++) {
-      c->hdrs[i].name = c->req.headers[i].name;
-      c->hdrs[i].value = c->req.headers[i].value;
-    }
-    vhdup__http_req hr = {
-        .method = c->req.method,
-        .url = c->req.url,
-        .headers = c->hdrs,
-        .n_headers = c->req.nheaders,
-        .body = c->cur.body,
-        .body_len = c->req.content_length,
-        .max_response_body = c->cur.max_response_body,
-    };
+    hr.max_response_body = c->cur.max_response_body;
     rc = vhdup__http_submit(c->http, &hr, http_done, c, &c->x);
     if (rc != 0)
       vhdup__errf(&err, rc, "cannot send the request: %s", vhdup_strerror(rc));

@@ -20,6 +20,16 @@
 
 typedef struct vhdup__az_call vhdup__az_call;
 
+/* The most headers one Azure request carries (the builders in src/azure
+ * add at most a dozen). */
+#define VHDUP__AZ_MAX_HEADERS 24
+
+/* The HTTP request for Azure request r with body: its headers as pointers
+ * into hdrs (VHDUP__AZ_MAX_HEADERS entries), which must outlive the
+ * submit. Returns 0 or VHDUP_ELIMIT (too many headers). */
+int vhdup__az_http_req(const vhdup__az_request *r, vhdup__http_header *hdrs, const void *body,
+                       vhdup__http_req *out);
+
 /* Tries and backoff; zero fields take the defaults (util/defaults.h). */
 typedef struct vhdup__az_retry_policy {
   unsigned max_attempts; /* tries, the first included */

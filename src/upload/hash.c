@@ -17,8 +17,6 @@
 #define HASH_RUN_MAX (2u * 1024 * 1024)
 #define HASH_CUT_REQUESTS 16
 
-static const uint8_t zeros[64 * 1024];
-
 int vhdup__hash_init(vhdup__hash *h, uv_loop_t *loop, int batched, int digest, uint64_t data_end,
                      const uint8_t *footer, size_t footer_len, void (*done)(vhdup__hash *h)) {
   memset(h, 0, sizeof(*h));
@@ -145,19 +143,11 @@ full:
 
 /* ---- the whole-disk digest, in offset order ---- */
 
-static void digest_zeros(vhdup__md5_ctx *m, uint64_t n) {
-  while (n > 0) {
-    size_t k = n < sizeof(zeros) ? (size_t)n : sizeof(zeros);
-    vhdup__md5_update(m, zeros, k);
-    n -= k;
-  }
-}
-
 static void digest_work(uv_work_t *req) {
   vhdup__hash *h = req->data;
   vhdup__piece *p = h->digest_piece;
   uint64_t upto = p != NULL ? p->voff : h->data_end;
-  digest_zeros(&h->digest, upto - h->digest_pos);
+  vhdup__md5_update_zeros(&h->digest, upto - h->digest_pos);
   if (p != NULL) {
     vhdup__md5_update(&h->digest, p->buf, p->len);
     h->digest_pos = p->voff + p->len;

@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_HEADERS 24
 #define RANGES_BATCH 256
 
 typedef struct az_sink az_sink;
@@ -25,7 +24,7 @@ typedef struct az_write_op {
   az_sink *s;
   vhdup__list node; /* in s->writes, for abort */
   vhdup__az_request req;
-  vhdup__http_header hdrs[MAX_HEADERS];
+  vhdup__http_header hdrs[VHDUP__AZ_MAX_HEADERS];
   vhdup__http_xfer *x;
   vhdup__sink_write *w;
 } az_write_op;
@@ -461,20 +460,10 @@ static void write_done(vhdup__http_xfer *x, const vhdup__http_resp *r, void *dat
 }
 
 static int write_send(az_write_op *op) {
-  if (op->req.nheaders > MAX_HEADERS)
-    return VHDUP_ELIMIT;
-  for (size_t i = 0; i < op->req.nheaders; i++) {
-    op->hdrs[i].name = op->req.headers[i].name;
-    op->hdrs[i].value = op->req.headers[i].value;
-  }
-  vhdup__http_req hr = {
-      .method = op->req.method,
-      .url = op->req.url,
-      .headers = op->hdrs,
-      .n_headers = op->req.nheaders,
-      .body = op->w->data,
-      .body_len = op->req.content_length,
-  };
+  vhdup__http_req hr;
+  int rc = vhdup__az_http_req(&op->req, op->hdrs, op->w->data, &hr);
+  if (rc != 0)
+    return rc;
   return vhdup__http_submit(op->s->o.http, &hr, write_done, op, &op->x);
 }
 
@@ -545,8 +534,6 @@ static void az_finish(vhdup__sink *base, const uint8_t *disk_md5, vhdup__sink_cb
  * in order and hash the whole blob (zeros between ranges included), for
  * comparison with the MD5 computed from the source ---- */
 
-static const uint8_t zeros[64 * 1024];
-
 static void verify_next(az_sink *s);
 static void verify_list(az_sink *s);
 
@@ -566,21 +553,13 @@ static void verify_end(az_sink *s, int error, const char *fmt, ...) {
   va_end(ap);
 }
 
-static void hash_zeros(vhdup__md5_ctx *m, uint64_t n) {
-  while (n > 0) {
-    size_t k = n < sizeof(zeros) ? (size_t)n : sizeof(zeros);
-    vhdup__md5_update(m, zeros, k);
-    n -= k;
-  }
-}
-
 /* Hashing runs on the thread pool: the zeros between ranges can be
  * gigabytes, and the loop may belong to someone else's program. */
 static void verify_hash_work(uv_work_t *req) {
   az_sink *s = req->data;
   const vhdup__az_page_range *pr = &s->ranges[s->next_range];
   uint64_t off = pr->start + s->vchunk;
-  hash_zeros(&s->vmd5, off - s->vpos);
+  vhdup__md5_update_zeros(&s->vmd5, off - s->vpos);
   vhdup__md5_update(&s->vmd5, s->vbuf, s->vbuf_len);
   s->vpos = off + s->vbuf_len;
 }
@@ -656,7 +635,7 @@ static void verify_next(az_sink *s) {
     if (v->content && s->vpos < v->blob_size) {
       /* The tail after the last range is zeros (usually the footer is the
        * last range, so this is rare and short). */
-      hash_zeros(&s->vmd5, v->blob_size - s->vpos);
+      vhdup__md5_update_zeros(&s->vmd5, v->blob_size - s->vpos);
       s->vpos = v->blob_size;
     }
     verify_end(s, 0, NULL);

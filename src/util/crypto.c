@@ -25,6 +25,15 @@ void vhdup__md5_update(vhdup__md5_ctx *m, const void *data, size_t len) {
   mbedtls_md_update(m->md, data, len);
 }
 
+void vhdup__md5_update_zeros(vhdup__md5_ctx *m, uint64_t n) {
+  static const uint8_t zeros[64 * 1024];
+  while (n > 0) {
+    size_t k = n < sizeof(zeros) ? (size_t)n : sizeof(zeros);
+    vhdup__md5_update(m, zeros, k);
+    n -= k;
+  }
+}
+
 void vhdup__md5_final(vhdup__md5_ctx *m, uint8_t out[VHDUP__MD5_LEN]) {
   mbedtls_md_finish(m->md, out);
 }

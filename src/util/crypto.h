@@ -16,6 +16,8 @@ typedef struct vhdup__md5_ctx {
 
 int vhdup__md5_init(vhdup__md5_ctx *m) __attribute__((warn_unused_result));
 void vhdup__md5_update(vhdup__md5_ctx *m, const void *data, size_t len);
+/* Feeds n zero bytes (the holes of a sparse disk) without a buffer of n. */
+void vhdup__md5_update_zeros(vhdup__md5_ctx *m, uint64_t n);
 void vhdup__md5_final(vhdup__md5_ctx *m, uint8_t out[VHDUP__MD5_LEN]);
 void vhdup__md5_free(vhdup__md5_ctx *m);
 
