@@ -396,21 +396,18 @@ static int op_start(vhdup_engine *e, const vhdup_blob_target *t, vhdup_blob_op *
   return 0;
 }
 
-int vhdup_blob_get_info(vhdup_engine *e, const vhdup_blob_target *t, vhdup_blob_info_cb done_cb,
-                        void *data, vhdup_blob_op **out) {
-  if (out != NULL)
-    *out = NULL;
-  if (e == NULL || t == NULL || t->url == NULL || done_cb == NULL)
-    return VHDUP_EINVAL;
+/* A new operation on e, unless the engine is closing. */
+static int op_alloc(vhdup_engine *e, vhdup_blob_op **op) {
   if (e->closing)
     return VHDUP_ECANCELED;
-  vhdup_blob_op *op = vhdup__calloc(1, sizeof(*op));
-  if (op == NULL)
-    return VHDUP_ENOMEM;
-  op->kind = OP_INFO;
-  op->step = STEP_HEAD;
-  op->info_cb = done_cb;
-  op->data = data;
+  *op = vhdup__calloc(1, sizeof(**op));
+  return *op == NULL ? VHDUP_ENOMEM : 0;
+}
+
+/* Starts op (filled in by the caller) and hands it out; frees it when it
+ * could not start. */
+static int op_launch(vhdup_engine *e, const vhdup_blob_target *t, vhdup_blob_op *op,
+                     vhdup_blob_op **out) {
   int rc = op_start(e, t, op);
   if (rc != 0) {
     vhdup__free(op);
@@ -419,6 +416,23 @@ int vhdup_blob_get_info(vhdup_engine *e, const vhdup_blob_target *t, vhdup_blob_
   if (out != NULL)
     *out = op;
   return 0;
+}
+
+int vhdup_blob_get_info(vhdup_engine *e, const vhdup_blob_target *t, vhdup_blob_info_cb done_cb,
+                        void *data, vhdup_blob_op **out) {
+  if (out != NULL)
+    *out = NULL;
+  if (e == NULL || t == NULL || t->url == NULL || done_cb == NULL)
+    return VHDUP_EINVAL;
+  vhdup_blob_op *op;
+  int rc = op_alloc(e, &op);
+  if (rc != 0)
+    return rc;
+  op->kind = OP_INFO;
+  op->step = STEP_HEAD;
+  op->info_cb = done_cb;
+  op->data = data;
+  return op_launch(e, t, op, out);
 }
 
 int vhdup_blob_get_ranges(vhdup_engine *e, const vhdup_blob_target *t,
@@ -440,11 +454,10 @@ int vhdup_blob_get_ranges(vhdup_engine *e, const vhdup_blob_target *t,
       ro.offset % 512 != 0 || ro.length % 512 != 0 || ro.segment_size % 512 != 0 ||
       ro.length > UINT64_MAX - ro.offset)
     return VHDUP_EINVAL;
-  if (e->closing)
-    return VHDUP_ECANCELED;
-  vhdup_blob_op *op = vhdup__calloc(1, sizeof(*op));
-  if (op == NULL)
-    return VHDUP_ENOMEM;
+  vhdup_blob_op *op;
+  int rc = op_alloc(e, &op);
+  if (rc != 0)
+    return rc;
   op->kind = OP_RANGES;
   op->ro = ro;
   op->range_cb = range_cb;
@@ -459,14 +472,7 @@ int vhdup_blob_get_ranges(vhdup_engine *e, const vhdup_blob_target *t,
       return VHDUP_EINVAL;
     }
   }
-  int rc = op_start(e, t, op);
-  if (rc != 0) {
-    vhdup__free(op);
-    return rc;
-  }
-  if (out != NULL)
-    *out = op;
-  return 0;
+  return op_launch(e, t, op, out);
 }
 
 void vhdup_blob_cancel(vhdup_blob_op *op) {
