@@ -48,22 +48,22 @@ csv=${BENCH_OUT:+$BENCH_OUT/ab.csv}
 csv=${csv:-$T/ab.csv}
 echo "target,disk,conns,reps,a_median_s,b_median_s,b_over_a,a_min,a_max,b_min,b_max" >"$csv"
 
-n=0
-# one BIN TARGET DISK CONNS: one upload into a new blob; prints wall seconds.
+# one BIN TARGET DISK CONNS: one upload into a new blob (named by the clock:
+# it runs in a subshell, so no counter survives it); prints wall seconds.
 one() {
-  local bin=$1 target=$2 disk=$3 conns=$4 url envs=()
-  n=$((n + 1))
+  local bin=$1 target=$2 disk=$3 conns=$4 url envs=() n
+  n=$(date +%s%N)
   case "$target" in
-  sink-no-md5) url="$NOMD5/ab/b$n.vhd?sv=2021-08-06&sig=testsig" ;;
-  sink) url="$MD5/ab/b$n.vhd?sv=2021-08-06&sig=testsig" ;;
-  azurite) url=$AZURITE_URL/ab/b$n.vhd envs=(AZURE_STORAGE_CONNECTION_STRING="$AZURITE_CONN") ;;
+  sink-no-md5) url="$NOMD5/abtest/b$n.vhd?sv=2021-08-06&sig=testsig" ;;
+  sink) url="$MD5/abtest/b$n.vhd?sv=2021-08-06&sig=testsig" ;;
+  azurite) url=$AZURITE_URL/abtest/b$n.vhd envs=(AZURE_STORAGE_CONNECTION_STRING="$AZURITE_CONN") ;;
   esac
   local t0 t1
   t0=$(date +%s.%N)
   env "${envs[@]}" "$bin" upload -q -c "$conns" --create-container "$disk" "$url" >/dev/null 2>"$T/err" ||
     fail "$bin upload $disk $target -c $conns: $(cat "$T/err")"
   t1=$(date +%s.%N)
-  [ "$target" = azurite ] && { az_req DELETE "$AZURITE_URL" "ab/b$n.vhd" >/dev/null || true; }
+  [ "$target" = azurite ] && { az_req DELETE "$AZURITE_URL" "abtest/b$n.vhd" >/dev/null || true; }
   echo "$t1 - $t0" | bc -l
 }
 
