@@ -32,7 +32,9 @@ static int span_cmp(const void *a, const void *b) {
   const span *x = a, *y = b;
   if (x->start != y->start)
     return x->start < y->start ? -1 : 1;
-  return x->end < y->end ? -1 : x->end > y->end;
+  if (x->end != y->end)
+    return x->end < y->end ? -1 : 1;
+  return x->index < y->index ? -1 : x->index > y->index; /* a stable message */
 }
 
 static void span_text(const span *s, uint64_t bat_off, char *out, size_t cap) {
