@@ -144,9 +144,15 @@ def locator(pairs):
     return bytes(head + body)
 
 
+SMALL_DATA = False  # the fuzz corpus: 64 bytes of data per block, then zeros
+
+
 def pattern(seed, n):
     r = random.Random(seed)
-    return bytes(r.getrandbits(8) for _ in range(64)) * (n // 64)
+    head = bytes(r.getrandbits(8) for _ in range(64))
+    if SMALL_DATA:
+        return head + bytes(n - 64) if n >= 64 else head[:n]
+    return head * (n // 64)
 
 
 class Vhdx:
