@@ -123,7 +123,7 @@ static int look_vhdx(layer *y, uint64_t pos, uint64_t *limit, uint64_t *file_off
   uint64_t cr = d->info.vhdx.chunk_ratio;
   if (y->cached_block != b) {
     uint64_t moff = (d->x.bitmaps[b / cr] >> 20) * VHDUP__VHDX_MIB + (b % cr) * d->x.bitmap_span;
-    int rc = d->src.read(&d->src, moff, y->bitmap, d->x.bitmap_span);
+    int rc = d->x.meta_src.read(&d->x.meta_src, moff, y->bitmap, d->x.bitmap_span);
     if (rc < 0) {
       y->cached_block = UINT64_MAX;
       return bitmap_failed(d, b, moff, d->x.bitmap_span, rc, err);

@@ -13,11 +13,15 @@
  * chunk. Entries are kept as stored (state in bits 0-2, FileOffsetMB in
  * bits 20-63) and were all checked when the disk was opened. */
 typedef struct vhdup__vhdx_map {
-  uint64_t *payload;    /* nblocks entries */
-  uint64_t *bitmaps;    /* nchunks entries; NULL unless has_parent */
-  uint64_t nblocks;     /* ceil(virtual size / block size) */
-  uint64_t nchunks;     /* ceil(nblocks / chunk ratio) */
-  uint32_t bitmap_span; /* bytes of sector bitmap per block: block size / sector / 8 */
+  /* Where the metadata, the BAT and sector bitmaps are read: the file, or
+   * the file under the replayed log (vhdx_log.c). */
+  vhdup__src meta_src;
+  struct vhdup__vhdx_log *log; /* NULL unless a log was replayed */
+  uint64_t *payload;           /* nblocks entries */
+  uint64_t *bitmaps;           /* nchunks entries; NULL unless has_parent */
+  uint64_t nblocks;            /* ceil(virtual size / block size) */
+  uint64_t nchunks;            /* ceil(nblocks / chunk ratio) */
+  uint32_t bitmap_span;        /* bytes of sector bitmap per block: block size / sector / 8 */
 } vhdup__vhdx_map;
 
 struct vhdup__disk {
@@ -91,8 +95,12 @@ int vhdup__vhdx_check_parent(const vhdup__disk *d, const vhdup__parent_expect *e
 int vhdup__vhdx_read_bat(vhdup__disk *d, vhdup__err *err);
 
 /* The log of a VHDX whose current header has a non-zero LogGuid (2.3):
- * not replayed here; refused with a message that says so. */
+ * finds the active sequence and makes d->x.meta_src read through its
+ * writes. vhdup__vhdx_log_check refuses, once the BAT is known, a log that
+ * writes payload data (the upload reads that straight from the file). */
 int vhdup__vhdx_log_replay(vhdup__disk *d, vhdup__err *err);
+int vhdup__vhdx_log_check(const vhdup__disk *d, vhdup__err *err);
+void vhdup__vhdx_log_free(struct vhdup__vhdx_log *lg);
 
 /* Frees what vhdup__vhdx_open_layer allocated in d->x. */
 void vhdup__vhdx_map_free(vhdup__vhdx_map *x);

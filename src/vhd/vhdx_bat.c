@@ -96,8 +96,8 @@ static int entry_at(vhdup__disk *d, uint8_t *win, uint64_t *win_first, uint64_t 
   if (*win_first == UINT64_MAX || j < *win_first || j >= *win_first + PIECE) {
     uint64_t first = j / PIECE * PIECE;
     uint64_t n = total - first < PIECE ? total - first : PIECE;
-    int rc = vhdup__disk_read(&d->src, d->info.vhdx.regions.bat_offset + 8 * first, win, n * 8,
-                              "VHDX BAT", err);
+    int rc = vhdup__disk_read(&d->x.meta_src, d->info.vhdx.regions.bat_offset + 8 * first, win,
+                              n * 8, "VHDX BAT", err);
     if (rc < 0)
       return rc;
     *win_first = first;
@@ -203,5 +203,7 @@ int vhdup__vhdx_read_bat(vhdup__disk *d, vhdup__err *err) {
 void vhdup__vhdx_map_free(vhdup__vhdx_map *m) {
   vhdup__free(m->payload);
   vhdup__free(m->bitmaps);
+  vhdup__vhdx_log_free(m->log);
   m->payload = m->bitmaps = NULL;
+  m->log = NULL;
 }

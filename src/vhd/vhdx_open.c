@@ -102,7 +102,7 @@ static int read_item(vhdup__disk *d, const vhdup__vhdx_meta_table *t, int k, con
                        " bytes, needs %" PRIu32,
                        nm(d), what, moff + t->offset[k], t->length[k], min);
   size_t n = t->length[k] < cap ? t->length[k] : cap;
-  return vhdup__disk_read(&d->src, moff + t->offset[k], buf, n, what, err);
+  return vhdup__disk_read(&d->x.meta_src, moff + t->offset[k], buf, n, what, err);
 }
 
 static int bad_item(vhdup__disk *d, const vhdup__vhdx_meta_table *t, int k, vhdup__err *err,
@@ -184,7 +184,7 @@ static int read_metadata(vhdup__disk *d, vhdup__err *err) {
   uint8_t *buf = vhdup__malloc(VHDUP__VHDX_META_TABLE_SIZE);
   if (buf == NULL)
     return vhdup__errf(err, VHDUP_ENOMEM, "%s: no memory for the metadata table", nm(d));
-  int rc = vhdup__disk_read(&d->src, r->meta_offset, buf, VHDUP__VHDX_META_TABLE_SIZE,
+  int rc = vhdup__disk_read(&d->x.meta_src, r->meta_offset, buf, VHDUP__VHDX_META_TABLE_SIZE,
                             "VHDX metadata table", err);
   if (rc == 0 && (rc = vhdup__vhdx_meta_table_decode(buf, r->meta_length, &t, &sub)) < 0)
     vhdup__errf(err, rc, "%s: metadata table at offset %" PRIu64 ": %s", nm(d), r->meta_offset,
@@ -230,6 +230,7 @@ static int is_zero_guid(const uint8_t g[16]) {
 int vhdup__vhdx_open_layer(vhdup__disk *d, vhdup__err *err) {
   int rc;
   d->info.format = VHDUP_FORMAT_VHDX;
+  d->x.meta_src = d->src;
   if (d->src.size < MIB)
     return vhdup__errf(err, VHDUP_ETRUNCATED,
                        "%s: file size %" PRIu64 " is too small for a VHDX (1 MiB header section)",
@@ -245,7 +246,8 @@ int vhdup__vhdx_open_layer(vhdup__disk *d, vhdup__err *err) {
     return rc;
   if (!is_zero_guid(d->info.vhdx.header.log_guid) && (rc = vhdup__vhdx_log_replay(d, err)) < 0)
     return rc;
-  if ((rc = read_metadata(d, err)) < 0 || (rc = vhdup__vhdx_read_bat(d, err)) < 0)
+  if ((rc = read_metadata(d, err)) < 0 || (rc = vhdup__vhdx_read_bat(d, err)) < 0 ||
+      (rc = vhdup__vhdx_log_check(d, err)) < 0)
     return rc;
   const vhdup__vhdx_info *x = &d->info.vhdx;
   d->info.type = x->has_parent        ? VHDUP__DISK_DIFFERENCING

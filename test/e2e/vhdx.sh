@@ -5,7 +5,8 @@
 # explicit zeros) expand byte for byte to qemu-img's raw conversion plus a
 # valid fixed footer; the hand-built cases of test/tools/mkvhdx.py
 # (differencing chains, every block state, 4096-byte sectors, header orders,
-# torn copies) expand to their .raw, and its malformed files are refused
+# torn copies, dirty logs replayed in memory and checked against qemu-img's
+# replay) expand to their .raw, and its malformed files are refused
 # with their exit code and message by expand and inspect alike; inspect
 # says "vhdx"; a VHDX and a differencing VHDX upload to Azurite as their
 # exact fixed VHDs.
@@ -106,6 +107,19 @@ while IFS=$'\t' read -r name kind file code regex extra; do
   pass "$name ($kind)"
 done <"$T/cases/cases.tsv"
 [ "$ngood" -ge 10 ] && [ "$nbad" -ge 20 ] || fail "only $ngood good and $nbad bad cases ran"
+
+# The dirty logs: qemu-img replays a copy (writing it) and converts it; the
+# result is what vhdup read without writing.
+for m in bat torn zero_then_bat; do
+  cp "$T/cases/log_$m.vhdx" "$T/q.vhdx"
+  qemu-img check -q -r all "$T/q.vhdx" >/dev/null 2>&1 || true
+  qemu-img convert -f vhdx -O raw "$T/q.vhdx" "$T/q.raw"
+  cmp "$T/q.raw" "$T/cases/log_$m.vhdx.raw" || fail "log_$m: qemu's replay differs from the generator's raw"
+  "$VHDUP" inspect "$T/cases/log_$m.vhdx" | grep -q 'log entries were replayed in memory' ||
+    fail "log_$m: inspect does not say the log was replayed"
+  pass "log_$m: replayed in memory as qemu-img replays it"
+done
+cmp -s "$T/cases/log_bat.vhdx" "$T/q.vhdx" && fail "the copy was not replayed by qemu" || true
 
 "$VHDUP" inspect --json "$T/cases/lss4k.vhdx" |
   python3 -c 'import json,sys; i=json.load(sys.stdin); assert i["vhdx"]["logical_sector_size"]==4096, i' ||

@@ -46,7 +46,7 @@ def main():
     pick = {'states', 'lss4k', 'header2_current', 'fixed', 'diff', 'diff_vhd_parent',
             'torn_header', 'torn_region', 'region_overlap', 'meta_duplicate',
             'bat_overlap', 'partial_without_parent', 'parent_mismatch', 'dirty_log',
-            'bat_too_small'}
+            'bat_too_small', 'log_bat', 'log_torn', 'log_zero_then_bat', 'log_payload'}
     mkvhdx.SMALL_DATA = True
     with tempfile.TemporaryDirectory() as d:
         rows = mkvhdx.write_cases(d)

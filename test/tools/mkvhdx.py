@@ -155,6 +155,41 @@ def pattern(seed, n):
     return head * (n // 64)
 
 
+LOG_GUID = '10610610-0000-4000-8000-00000000000A'
+
+
+def log_entry(seq, descs, tail=0, bad_crc=False):
+    """2.3.1: a log entry: header, descriptors, data sectors. descs:
+    ('data', file_offset, 4096 bytes) or ('zero', file_offset, length)."""
+    ndesc_sec = -(-(64 + 32 * len(descs)) // 4096)
+    datas = [x for x in descs if x[0] == 'data']
+    b = bytearray(4096 * (ndesc_sec + len(datas)))
+    b[0:4] = b'loge'
+    struct.pack_into('<IIQII', b, 8, len(b), tail, seq, len(descs), 0)
+    b[32:48] = guid(LOG_GUID)
+    struct.pack_into('<QQ', b, 48, 0, len(b))
+    k = 0
+    for i, dsc in enumerate(descs):
+        o = 64 + 32 * i
+        if dsc[0] == 'zero':
+            b[o:o + 4] = b'zero'
+            struct.pack_into('<QQQ', b, o + 8, dsc[2], dsc[1], seq)
+        else:
+            data = dsc[2]
+            b[o:o + 4] = b'desc'
+            b[o + 4:o + 8] = data[4092:4096]
+            b[o + 8:o + 16] = data[0:8]
+            struct.pack_into('<QQ', b, o + 16, dsc[1], seq)
+            so = 4096 * (ndesc_sec + k)
+            b[so:so + 4] = b'data'
+            struct.pack_into('<I', b, so + 4, seq >> 32)
+            b[so + 8:so + 4092] = data[8:4092]
+            struct.pack_into('<I', b, so + 4092, seq & 0xFFFFFFFF)
+            k += 1
+    struct.pack_into('<I', b, 4, crc32c_fast(b) ^ (0xBAD if bad_crc else 0))
+    return bytes(b)
+
+
 class Vhdx:
     """One VHDX. blocks: {index: (state, seed, ranges)}; ranges (for
     PARTIAL): [(first_sector, count)] of the block's logical sectors."""
@@ -181,6 +216,12 @@ class Vhdx:
         self.params_flags = None
         self.patches = []             # (offset, bytes) written last
         self.min_size = 4 * MiB        # the file is at least this long
+        # A log to replay (2.3), over a BAT left as it was before it:
+        # 'bat' (one entry rewriting the BAT's first sector), 'torn' (that,
+        # then an entry with a bad CRC), 'zero_then_bat' (a zero descriptor
+        # then the sector), 'data' (a write of payload data), 'empty' (the
+        # LogGuid set, no entries).
+        self.log_mode = None
 
     def chunk_ratio(self):
         return (1 << 23) * self.lss // self.bs
@@ -226,6 +267,10 @@ class Vhdx:
         for j, e in bat.items():
             if 0 <= j < bat_len // 8:
                 struct.pack_into('<Q', batbuf, 8 * j, e)
+        if self.log_mode:
+            pieces.append((MiB, self.log(bat_off, bytes(batbuf[:4096]), nxt)))
+            batbuf[:4096] = bytes(4096)  # as it was before the log's writes
+            self.header_kw = dict(self.header_kw, log_guid=guid(LOG_GUID))
         pieces.append((bat_off, bytes(batbuf)))
         pieces += self.metadata(meta_off, has_parent)
         regions = [(BAT, bat_off, bat_len, True), (METADATA, meta_off, MiB, True)]
@@ -247,6 +292,21 @@ class Vhdx:
             for off, data in pieces + self.patches:
                 f.seek(off)
                 f.write(data)
+
+    def log(self, bat_off, bat_sector, end):
+        m = self.log_mode
+        if m == 'empty':
+            return bytes(4096)
+        if m == 'data':
+            return log_entry(100, [('data', bat_off, bat_sector),
+                                   ('data', end - self.bs, bytes(4096))])
+        if m == 'zero_then_bat':
+            return log_entry(100, [('zero', bat_off, 4096)]) + \
+                log_entry(101, [('data', bat_off, bat_sector)])
+        first = log_entry(100, [('data', bat_off, bat_sector)])
+        if m == 'torn':
+            return first + log_entry(101, [('zero', bat_off, 4096)], bad_crc=True)
+        return first
 
     def metadata(self, meta_off, has_parent):
         flags = self.params_flags
@@ -370,6 +430,11 @@ def good_cases(d):
         locator_pairs=[('parent_linkage', guid_text(child.data_write)),
                        ('relative_path', 'child.vhdx')])
     out.append(('diff_chain3', child4, []))
+    for mode in ('bat', 'torn', 'zero_then_bat'):
+        v = Vhdx(p('log_%s.vhdx' % mode), 6 * MiB, blocks={0: (FULL, 90), 2: (FULL, 91),
+                                                           5: (ZERO,)})
+        v.log_mode = mode
+        out.append(('log_' + mode, v, []))
     return out
 
 
@@ -459,7 +524,11 @@ def bad_cases(d):
          blocks={0: (PARTIAL, 72, [(0, 1)])}).params_flags = 0
     case('has_parent_no_locator', r'HasParent but there is no parent locator item'
          ).params_flags = 2
-    case('dirty_log', r'LogGuid .* is set: the file was not closed cleanly').header_kw = \
+    case('dirty_log', r'log at offset 1048576: no valid sequence of entries for LogGuid'
+         ).log_mode = 'empty'
+    case('log_payload', r'the log .* writes 4096 bytes of payload data at offset 4194304'
+         ).log_mode = 'data'
+    case('log_elsewhere', r'no valid sequence').header_kw = \
         {'log_guid': guid('10610610-0000-4000-8000-000000000002')}
     case('log_overlaps_bat', r'log .* overlaps the BAT region').header_kw = \
         {'log_off': 3 * MiB}
