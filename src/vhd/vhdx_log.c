@@ -81,8 +81,11 @@ static entry check_entry(const uint8_t *log, uint32_t loglen, uint32_t s, const 
 /* 2.3.3: the active sequence is, of the runs of entries that follow one
  * another with sequence numbers rising by one and whose last entry's Tail
  * lies within the run, the one whose last entry has the highest sequence
- * number. Sets *tail and *head (sectors) and returns 1, or 0 if none. */
-static int active_sequence(const entry *es, uint32_t n, uint32_t *tail, uint32_t *head) {
+ * number. stamp[] (n entries) marks the run being walked, so membership is
+ * one lookup and the search stays quadratic at worst. Sets *tail and *head
+ * (sectors) and returns 1, or 0 if there is none. */
+static int active_sequence(const entry *es, uint32_t *stamp, uint32_t n, uint32_t *tail,
+                           uint32_t *head) {
   int found = 0;
   uint64_t best = 0;
   for (uint32_t s = 0; s < n; s++) {
@@ -90,16 +93,13 @@ static int active_sequence(const entry *es, uint32_t n, uint32_t *tail, uint32_t
       continue;
     uint32_t cur = s, steps = 0;
     for (;;) {
-      /* Is the Tail of cur inside [s, cur]? */
+      stamp[cur] = s + 1;
       uint32_t t = es[cur].tail / SECTOR;
-      for (uint32_t k = s, m = 0; m <= steps; m++) {
-        if (k == t && (!found || es[cur].seq > best)) {
-          found = 1;
-          best = es[cur].seq;
-          *tail = t;
-          *head = cur;
-        }
-        k = (k + es[k].len / SECTOR) % n;
+      if (stamp[t] == s + 1 && (!found || es[cur].seq > best)) {
+        found = 1;
+        best = es[cur].seq;
+        *tail = t;
+        *head = cur;
       }
       uint32_t next = (cur + es[cur].len / SECTOR) % n;
       if (next == s || !es[next].valid || es[next].seq != es[cur].seq + 1 || ++steps >= n)
@@ -165,15 +165,20 @@ static int load(vhdup__disk *d, struct vhdup__vhdx_log *lg, entry **es, uint32_t
                        nm(d), d->info.vhdx.header_index, g, h->log_length, MAX_LOG);
   lg->log = vhdup__malloc(h->log_length);
   *es = vhdup__calloc(n, sizeof(entry));
-  if (lg->log == NULL || *es == NULL)
+  uint32_t *stamp = vhdup__calloc(n, sizeof(uint32_t));
+  if (lg->log == NULL || *es == NULL || stamp == NULL) {
+    vhdup__free(stamp);
     return vhdup__errf(err, VHDUP_ENOMEM, "%s: no memory for a %" PRIu32 "-byte log", nm(d),
                        h->log_length);
+  }
   int rc = vhdup__disk_read(&d->src, h->log_offset, lg->log, h->log_length, "VHDX log", err);
+  for (uint32_t s = 0; rc == 0 && s < n; s++)
+    (*es)[s] = check_entry(lg->log, h->log_length, s, h->log_guid);
+  int found = rc == 0 && active_sequence(*es, stamp, n, tail, head);
+  vhdup__free(stamp);
   if (rc < 0)
     return rc;
-  for (uint32_t s = 0; s < n; s++)
-    (*es)[s] = check_entry(lg->log, h->log_length, s, h->log_guid);
-  if (!active_sequence(*es, n, tail, head))
+  if (!found)
     return vhdup__errf(err, VHDUP_EFORMAT,
                        "%s: log at offset %" PRIu64 ": no valid sequence of entries for LogGuid "
                        "%s (the header says the log must be replayed)",

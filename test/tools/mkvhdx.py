@@ -417,7 +417,14 @@ def good_cases(d):
                        ('volume_path', '\\\\?\\Volume{0}\\x\\base.vhdx'),
                        ('absolute_win32_path', 'D:\\x\\base.vhdx')])
     out.append(('diff_override', child2, ['--parent', base.path]))
-    # Differencing on a fixed VHD parent; 4 KiB... no: VHD parents are 512.
+    # Found through absolute_win32_path alone (the full path, with
+    # backslashes, resolves here too).
+    child5 = Vhdx(p('child5.vhdx'), 8 * MiB, parent=base, blocks={
+        3: (PARTIAL, 35, [(0, 4)])},
+        locator_pairs=[('parent_linkage', guid_text(base.data_write)),
+                       ('absolute_win32_path', base.path.replace('/', '\\'))])
+    out.append(('diff_absolute', child5, []))
+    # Differencing on a fixed VHD parent (512-byte sectors, as VHDs have).
     vp = VhdParent(p('vparent.vhd'), 6 * MiB, 40)
     child3 = Vhdx(p('child3.vhdx'), 6 * MiB, parent=vp, blocks={
         1: (PARTIAL, 41, [(1, 1), (1000, 48)]), 4: (FULL, 42)},
