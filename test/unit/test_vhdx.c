@@ -467,6 +467,81 @@ static void test_locator_decode(void **state) {
   assert_int_equal(vhdup__vhdx_locator_decode(b, n, &l, &err), VHDUP_EUNSUPPORTED);
 }
 
+/* Sets both headers' LogGuid (all bytes g) and log at 5 MiB, 1 MiB long. */
+static void dirty(uint8_t *img, uint8_t g) {
+  for (uint64_t off = 64 * KIB; off <= 128 * KIB; off += 64 * KIB) {
+    uint8_t *h = img + off;
+    memset(h + 48, g, 16);
+    vhdup__put_le32(h + 68, MIB);
+    vhdup__put_le64(h + 72, 5 * MIB);
+    vhdup__put_le32(h + 4, vhdup__crc32c_skip(h, 4 * KIB, 4));
+  }
+}
+
+/* A log entry at log sector s writing one 4 KiB sector at file offset
+ * target ([MS-VHDX] 2.3.1): header, one data descriptor, one data sector. */
+static void log_entry(uint8_t *img, uint32_t s, uint64_t seq, uint8_t g, uint64_t target,
+                      const uint8_t *sector) {
+  uint8_t *e = img + 5 * MIB + (size_t)s * 4096;
+  memset(e, 0, 8192);
+  memcpy(e, "loge", 4);
+  vhdup__put_le32(e + 8, 8192);
+  vhdup__put_le32(e + 12, 0); /* tail: the first entry */
+  vhdup__put_le64(e + 16, seq);
+  vhdup__put_le32(e + 24, 1);
+  memset(e + 32, g, 16);
+  memcpy(e + 64, "desc", 4);
+  memcpy(e + 68, sector + 4092, 4);
+  memcpy(e + 72, sector, 8);
+  vhdup__put_le64(e + 80, target);
+  vhdup__put_le64(e + 88, seq);
+  uint8_t *d = e + 4096;
+  memcpy(d, "data", 4);
+  vhdup__put_le32(d + 4, (uint32_t)(seq >> 32));
+  memcpy(d + 8, sector + 8, 4084);
+  vhdup__put_le32(d + 4092, (uint32_t)seq);
+  vhdup__put_le32(e + 4, vhdup__crc32c_skip(e, 8192, 4));
+}
+
+/* A dirty log: its BAT write is read, in memory; a torn entry after it is
+ * not part of the active sequence; a payload write is refused. */
+static void test_log_replay(void **state) {
+  (void)state;
+  uint8_t sector[4096];
+  build(img_a, &dyn);
+  payload(img_a, &dyn, 1, 6, 3);
+  memcpy(sector, img_a + 2 * MIB, 4096); /* the BAT's first sector, as it should be */
+  memset(img_a + 2 * MIB, 0, 4096);      /* and as the file holds it */
+  dirty(img_a, 0x10);
+  log_entry(img_a, 0, 40, 0x10, 2 * MIB, sector);
+  vhdup__disk *d;
+  vhdup__err err;
+  assert_int_equal(open_img(img_a, 6 * MIB, "l.vhdx", NULL, &d, &err), 0);
+  vhdup__disk_info info;
+  vhdup__disk_get_info(d, &info);
+  assert_int_equal(info.blocks_allocated, 1);
+  assert_int_equal(info.vhdx.log_entries_replayed, 1);
+  assert_non_null(strstr(vhdup__disk_warning(d, 0), "replayed in memory"));
+  assert_int_equal(img_a[2 * MIB + 8], 0); /* the buffer is untouched */
+  vhdup__disk_free(d);
+
+  memset(sector, 0, sizeof(sector)); /* a later entry, torn, clears the BAT */
+  log_entry(img_a, 2, 41, 0x10, 2 * MIB, sector);
+  img_a[5 * MIB + 2 * 4096 + 5000] ^= 1;
+  assert_int_equal(open_img(img_a, 6 * MIB, "l.vhdx", NULL, &d, &err), 0);
+  vhdup__disk_get_info(d, &info);
+  assert_int_equal(info.blocks_allocated, 1);
+  vhdup__disk_free(d);
+
+  log_entry(img_a, 2, 41, 0x10, 3 * MIB, sector); /* intact, but over payload */
+  assert_int_equal(open_img(img_a, 6 * MIB, "l.vhdx", NULL, &d, &err), VHDUP_EUNSUPPORTED);
+  assert_non_null(strstr(err.msg, "payload data at offset 3145728"));
+
+  dirty(img_a, 0x11); /* no entry carries this LogGuid */
+  assert_int_equal(open_img(img_a, 6 * MIB, "l.vhdx", NULL, &d, &err), VHDUP_EFORMAT);
+  assert_non_null(strstr(err.msg, "log at offset 5242880: no valid sequence"));
+}
+
 /* The format is chosen by content; VHD is not taken for VHDX. */
 static void test_format_choice(void **state) {
   (void)state;
@@ -498,6 +573,7 @@ int main(void) {
       cmocka_unit_test(test_lss4k_partial),
       cmocka_unit_test(test_locator_decode),
       cmocka_unit_test(test_format_choice),
+      cmocka_unit_test(test_log_replay),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
