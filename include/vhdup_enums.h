@@ -10,9 +10,11 @@ extern "C" {
 #endif
 
 typedef enum vhdup_format {
-  VHDUP_FORMAT_AUTO = 0, /* a VHD if it has a footer; raw only for .raw/.img/.bin */
+  VHDUP_FORMAT_AUTO = 0, /* VHDX by its identifier, VHD by its footer; raw only for
+                            .raw/.img/.bin */
   VHDUP_FORMAT_VHD,
   VHDUP_FORMAT_RAW,
+  VHDUP_FORMAT_VHDX, /* Hyper-V's VHDX ([MS-VHDX]) */
 } vhdup_format;
 
 typedef enum vhdup_verify {

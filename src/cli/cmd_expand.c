@@ -10,7 +10,7 @@
 #include <string.h>
 
 const char vhdup__cmd_expand_help[] =
-    "Usage: vhdup expand FILE OUT [--no-resize] [--format auto|vhd|raw]\n"
+    "Usage: vhdup expand FILE OUT [--no-resize] [--format auto|vhd|vhdx|raw]\n"
     "                    [--parent PATH] [--force] [--quiet]\n"
     "\n"
     "Writes OUT, the fixed VHD that uploading FILE would create in a page blob:\n"
@@ -25,7 +25,7 @@ const char vhdup__cmd_expand_help[] =
     "\n"
     "Options:\n"
     "  --no-resize        keep the virtual size exactly as FILE states it\n"
-    "  --format FMT       auto (default), vhd or raw; see 'vhdup help inspect'\n"
+    "  --format FMT       auto (default), vhd, vhdx or raw; see 'vhdup help inspect'\n"
     "  --parent PATH      the first parent of a differencing disk\n"
     "  --force            replace OUT if it exists (otherwise exit 5)\n"
     "  -q, --quiet        no summary line and no notes\n"
@@ -99,7 +99,7 @@ int vhdup__cmd_expand(int argc, char **argv) {
       break;
     case 'f':
       if (vhdup__cli_parse_format(optarg, &fmt) != 0)
-        return vhdup__cli_usage_error("expand", "--format must be auto, vhd or raw, not '%s'",
+        return vhdup__cli_usage_error("expand", "--format must be auto, vhd, vhdx or raw, not '%s'",
                                       optarg);
       break;
     case 'p':
@@ -123,9 +123,7 @@ int vhdup__cmd_expand(int argc, char **argv) {
   jo.source = r.file;
   jo.target.url = r.out; /* to_file: the output path */
   jo.to_file = 1;
-  jo.format = fmt == VHDUP__FMT_VHD   ? VHDUP_FORMAT_VHD
-              : fmt == VHDUP__FMT_RAW ? VHDUP_FORMAT_RAW
-                                      : VHDUP_FORMAT_AUTO;
+  jo.format = fmt;
   jo.notice_cb = on_notice;
   jo.data = &r;
   /* Local writes gain nothing from many at once beyond keeping the disk

@@ -1,5 +1,6 @@
 /* vhdup inspect: everything the footer, dynamic header, BAT and parent chain
- * say about a disk, and what Azure will make of its size. */
+ * (a VHDX's headers, regions, metadata and BAT) say about a disk, and what
+ * Azure will make of its size. */
 #include "cli/cli.h"
 
 #include <getopt.h>
@@ -8,10 +9,11 @@
 #include <time.h>
 
 const char vhdup__cmd_inspect_help[] =
-    "Usage: vhdup inspect FILE [--json] [--format auto|vhd|raw] [--parent PATH]\n"
+    "Usage: vhdup inspect FILE [--json] [--format auto|vhd|vhdx|raw] [--parent PATH]\n"
     "\n"
     "Validates FILE the way an upload would (footer and its copy, dynamic header,\n"
-    "BAT bounds and overlaps, block size, parent chain) and shows what it holds:\n"
+    "BAT bounds and overlaps, block size, parent chain; for a VHDX its headers,\n"
+    "region tables, metadata and BAT) and shows what it holds:\n"
     "type, virtual size, file size, CHS geometry, creator, UUID, timestamp, block\n"
     "size, allocated blocks, the parent chain, and the Azure check (is the\n"
     "virtual size a whole number of MiB, the page blob size an upload creates,\n"
@@ -20,9 +22,10 @@ const char vhdup__cmd_inspect_help[] =
     "\n"
     "Options:\n"
     "  --json             one JSON object on stdout instead of text\n"
-    "  --format FMT       auto (default): a VHD footer decides; a file without\n"
-    "                     one is raw only if named *.raw, *.img or *.bin;\n"
-    "                     vhd or raw: take the file as that\n"
+    "  --format FMT       auto (default): a VHDX identifier or a VHD footer\n"
+    "                     decides; a file with neither is raw only if named\n"
+    "                     *.raw, *.img or *.bin; vhd, vhdx or raw: take the\n"
+    "                     file as that\n"
     "  --parent PATH      the first parent of a differencing disk, instead of\n"
     "                     the paths its locators name\n"
     "  -h, --help         this help\n"
@@ -126,6 +129,36 @@ static void azure_check(uint64_t vsize, azure_fit *a) {
   a->blob_size = a->rounded + VHDUP__FOOTER_SIZE;
 }
 
+static const char *format_name(vhdup_format f) {
+  return f == VHDUP_FORMAT_VHDX ? "vhdx" : f == VHDUP_FORMAT_RAW ? "raw" : "vhd";
+}
+
+/* What a VHDX's headers and metadata say ([MS-VHDX] 2.2.2, 2.6.2). */
+static void print_vhdx_human(const vhdup__disk_info *info) {
+  const vhdup__vhdx_info *x = &info->vhdx;
+  char g[39];
+  vhdup__vhdx_guid_text(x->page83, g);
+  printf("  disk id (page 83)  %s\n", g);
+  printf("  sector size        %" PRIu32 " logical, %" PRIu32 " physical\n",
+         info->logical_sector_size, x->physical_sector_size);
+  vhdup__vhdx_guid_text(x->header.data_write_guid, g);
+  printf("  header             %u (sequence %" PRIu64 "), data write guid %s\n", x->header_index,
+         x->sequence_number, g);
+  printf("  region table       %u (BAT at %" PRIu64 ", metadata at %" PRIu64 ")\n",
+         x->region_table_index, x->regions.bat_offset, x->regions.meta_offset);
+  printf("  log                %" PRIu32 " bytes at offset %" PRIu64 "\n", x->header.log_length,
+         x->header.log_offset);
+  if (x->has_parent) {
+    printf("  parent linkage     %s\n", x->locator.parent_linkage);
+    if (x->locator.relative_path[0])
+      printf("  parent (relative)  %s\n", x->locator.relative_path);
+    if (x->locator.volume_path[0])
+      printf("  parent (volume)    %s\n", x->locator.volume_path);
+    if (x->locator.absolute_win32_path[0])
+      printf("  parent (absolute)  %s\n", x->locator.absolute_win32_path);
+  }
+}
+
 static void print_human(const char *path, const vhdup__disk *d) {
   vhdup__disk_info info;
   const vhdup__footer *f;
@@ -139,13 +172,18 @@ static void print_human(const char *path, const vhdup__disk *d) {
   f = &info.footer;
   azure_check(info.virtual_size, &az);
   printf("%s\n", path);
-  printf("  type               %s%s\n", info.is_raw ? "raw image (no VHD footer)" : "VHD ",
+  printf("  type               %s%s\n",
+         info.is_raw                        ? "raw image (no VHD footer)"
+         : info.format == VHDUP_FORMAT_VHDX ? "VHDX "
+                                            : "VHD ",
          info.is_raw ? "" : type_name(info.type, 0));
   printf("  virtual size       %" PRIu64 " bytes (%s)\n", info.virtual_size,
          vhdup__cli_human_size(info.virtual_size, h, sizeof(h)));
   printf("  file size          %" PRIu64 " bytes (%s)\n", info.file_size,
          vhdup__cli_human_size(info.file_size, h, sizeof(h)));
-  if (!info.is_raw) {
+  if (info.format == VHDUP_FORMAT_VHDX)
+    print_vhdx_human(&info);
+  if (info.format == VHDUP_FORMAT_VHD) {
     chs = (uint64_t)f->cylinders * f->heads * f->sectors_per_track;
     printf("  geometry (CHS)     %u/%u/%u = %" PRIu64 " sectors = %" PRIu64 " bytes\n",
            f->cylinders, f->heads, f->sectors_per_track, chs, chs * VHDUP__SECTOR);
@@ -169,7 +207,7 @@ static void print_human(const char *path, const vhdup__disk *d) {
     if (info.footer_recovered)
       printf("  footer             recovered from the copy at offset 0\n");
   }
-  if (!info.is_raw && info.type != VHDUP__DISK_FIXED) {
+  if (info.format == VHDUP_FORMAT_VHDX || (!info.is_raw && info.type != VHDUP__DISK_FIXED)) {
     printf("  block size         %" PRIu32 " bytes (%s)\n", info.block_size,
            vhdup__cli_human_size(info.block_size, h, sizeof(h)));
     printf("  max table entries  %" PRIu32 "\n", info.max_table_entries);
@@ -177,7 +215,7 @@ static void print_human(const char *path, const vhdup__disk *d) {
            info.blocks_allocated, info.bytes_allocated,
            vhdup__cli_human_size(info.bytes_allocated, h, sizeof(h)));
   }
-  if (info.type == VHDUP__DISK_DIFFERENCING) {
+  if (info.format == VHDUP_FORMAT_VHD && info.type == VHDUP__DISK_DIFFERENCING) {
     uuid_text(info.header.parent_uuid, text);
     printf("  parent uuid        %s\n", text);
     parent_name_utf8(info.header.parent_name, 256, text, sizeof(text));
@@ -209,6 +247,32 @@ static void print_human(const char *path, const vhdup__disk *d) {
   }
 }
 
+static void print_vhdx_json(const vhdup__disk_info *info) {
+  const vhdup__vhdx_info *x = &info->vhdx;
+  char g[39], w[39];
+  vhdup__vhdx_guid_text(x->page83, g);
+  vhdup__vhdx_guid_text(x->header.data_write_guid, w);
+  printf("  \"vhdx\": {\"disk_id\": \"%s\", \"logical_sector_size\": %" PRIu32
+         ", \"physical_sector_size\": %" PRIu32 ", \"header\": %u, \"sequence_number\": %" PRIu64
+         ", \"data_write_guid\": \"%s\", \"region_table\": %u, \"chunk_ratio\": %" PRIu32
+         ", \"log_length\": %" PRIu32 ", \"leave_block_allocated\": %s, \"parent_linkage\": ",
+         g, info->logical_sector_size, x->physical_sector_size, x->header_index, x->sequence_number,
+         w, x->region_table_index, x->chunk_ratio, x->header.log_length,
+         x->leave_allocated ? "true" : "false");
+  if (x->has_parent) {
+    vhdup__cli_json_str(stdout, x->locator.parent_linkage);
+    printf(", \"relative_path\": ");
+    vhdup__cli_json_str(stdout, x->locator.relative_path);
+    printf(", \"volume_path\": ");
+    vhdup__cli_json_str(stdout, x->locator.volume_path);
+    printf(", \"absolute_win32_path\": ");
+    vhdup__cli_json_str(stdout, x->locator.absolute_win32_path);
+    printf("},\n");
+  } else {
+    printf("null},\n");
+  }
+}
+
 static void print_json(const char *path, const vhdup__disk *d) {
   vhdup__disk_info info;
   const vhdup__footer *f;
@@ -220,15 +284,17 @@ static void print_json(const char *path, const vhdup__disk *d) {
 
   vhdup__disk_get_info(d, &info);
   f = &info.footer;
-  sparse = !info.is_raw && info.type != VHDUP__DISK_FIXED;
+  sparse = info.format == VHDUP_FORMAT_VHDX || (!info.is_raw && info.type != VHDUP__DISK_FIXED);
   azure_check(info.virtual_size, &az);
   printf("{\n  \"file\": ");
   vhdup__cli_json_str(stdout, path);
-  printf(",\n  \"format\": \"%s\",\n  \"type\": \"%s\",\n", info.is_raw ? "raw" : "vhd",
+  printf(",\n  \"format\": \"%s\",\n  \"type\": \"%s\",\n", format_name(info.format),
          type_name(info.type, info.is_raw));
   printf("  \"virtual_size\": %" PRIu64 ",\n  \"file_size\": %" PRIu64 ",\n", info.virtual_size,
          info.file_size);
-  if (info.is_raw) {
+  if (info.format == VHDUP_FORMAT_VHDX)
+    print_vhdx_json(&info);
+  if (info.format != VHDUP_FORMAT_VHD) {
     printf("  \"geometry\": null,\n  \"qemu_virtual_size\": null,\n  \"creator\": null,\n  "
            "\"original_size\": null,\n"
            "  \"uuid\": null,\n  \"timestamp\": null,\n  \"footer_recovered\": false,\n");
@@ -258,7 +324,7 @@ static void print_json(const char *path, const vhdup__disk *d) {
     printf("  \"block_size\": null,\n  \"max_table_entries\": null,\n"
            "  \"blocks_allocated\": null,\n  \"bytes_allocated\": null,\n");
   }
-  if (info.type == VHDUP__DISK_DIFFERENCING) {
+  if (info.format == VHDUP_FORMAT_VHD && info.type == VHDUP__DISK_DIFFERENCING) {
     uuid_text(info.header.parent_uuid, text);
     printf("  \"parent_uuid\": \"%s\",\n  \"parent_name\": ", text);
     parent_name_utf8(info.header.parent_name, 256, text, sizeof(text));
@@ -313,8 +379,8 @@ int vhdup__cmd_inspect(int argc, char **argv) {
       break;
     case 'f':
       if (vhdup__cli_parse_format(optarg, &fmt) != 0)
-        return vhdup__cli_usage_error("inspect", "--format must be auto, vhd or raw, not '%s'",
-                                      optarg);
+        return vhdup__cli_usage_error("inspect",
+                                      "--format must be auto, vhd, vhdx or raw, not '%s'", optarg);
       break;
     case 'p':
       parent = optarg;

@@ -68,7 +68,7 @@ const char vhdup__cmd_upload_help[] =
     "                          else ~/.local/state/vhdup; removed when complete)\n"
     "      --verify[=WHAT]     after the upload, check the blob: ranges (default:\n"
     "                          page ranges match what was sent) or content\n"
-    "      --format FMT        auto (default), vhd or raw\n"
+    "      --format FMT        auto (default), vhd, vhdx or raw\n"
     "      --parent PATH       the first parent of a differencing disk\n"
     /* clang-format off */
     VHDUP__CLI_CONN_HELP
@@ -233,8 +233,10 @@ int vhdup__cmd_upload(int argc, char **argv) {
         jo.format = VHDUP_FORMAT_VHD;
       else if (strcmp(optarg, "raw") == 0)
         jo.format = VHDUP_FORMAT_RAW;
+      else if (strcmp(optarg, "vhdx") == 0)
+        jo.format = VHDUP_FORMAT_VHDX;
       else
-        return vhdup__cli_usage_error("upload", "--format takes auto, vhd or raw, not '%s'",
+        return vhdup__cli_usage_error("upload", "--format takes auto, vhd, vhdx or raw, not '%s'",
                                       optarg);
       break;
     case OPT_PARENT:

@@ -72,6 +72,8 @@ int vhdup__cli_parse_format(const char *s, vhdup__fmt *out) {
     *out = VHDUP__FMT_VHD;
   else if (strcmp(s, "raw") == 0)
     *out = VHDUP__FMT_RAW;
+  else if (strcmp(s, "vhdx") == 0)
+    *out = VHDUP__FMT_VHDX;
   else
     return -1;
   return 0;

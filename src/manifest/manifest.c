@@ -78,7 +78,8 @@ enum { R_ENV, R_FILE, R_COUNT };
 static const char *const secret_keys[R_COUNT] = {"env", "file"};
 
 static const char *const verify_names[] = {"none", "ranges", "content"};
-static const char *const format_names[] = {"auto", "vhd", "raw"};
+/* In vhdup_format order. */
+static const char *const format_names[] = {"auto", "vhd", "raw", "vhdx"};
 
 /* ---- Small helpers ---- */
 

@@ -296,9 +296,7 @@ int vhdup_job_start(vhdup_job *j, vhdup_job_cb done_cb) {
   j->start_ns = uv_hrtime();
   vhdup__err err;
   vhdup__err_clear(&err);
-  vhdup__fmt fmt = j->o.format == VHDUP_FORMAT_VHD   ? VHDUP__FMT_VHD
-                   : j->o.format == VHDUP_FORMAT_RAW ? VHDUP__FMT_RAW
-                                                     : VHDUP__FMT_AUTO;
+  vhdup__fmt fmt = j->o.format;
   int rc = vhdup__disk_open_path(j->o.source, fmt, j->o.parent, &j->file, &j->disk, &err);
   if (rc != 0)
     return set_error(j, rc, err.msg);

@@ -1,6 +1,7 @@
-/* The VHD format core: footers, dynamic headers, BATs, sector bitmaps,
- * differencing chains and raw images; an extent iterator over the virtual
- * disk; fixed-footer synthesis. Pure: all input arrives through vhdup__src
+/* The disk format core: VHD (footers, dynamic headers, BATs, sector
+ * bitmaps, differencing chains), VHDX (vhdx.h) and raw images behind one
+ * opened-disk type; an extent iterator over the virtual disk; fixed-footer
+ * synthesis. Pure: all input arrives through vhdup__src
  * read callbacks (memory buffers in tests and fuzzing, pread in the tools),
  * no libuv, no curl. Spec: Microsoft "Virtual Hard Disk Image Format
  * Specification" 1.0 (footer, dynamic header, BAT, block bitmaps, CHS
@@ -9,6 +10,8 @@
 #define VHDUP_VHD_H
 
 #include "util/err.h"
+#include "vhd/vhdx.h"
+#include "vhdup_enums.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -28,14 +31,18 @@ enum {
   VHDUP__DISK_DIFFERENCING = 4,
 };
 
-/* How the source is to be taken. AUTO: a file with a valid (or recoverable)
- * VHD footer is a VHD; a file without one is raw only when its name ends in
- * .raw/.img/.bin (case-insensitive); anything else is an error. */
-typedef enum {
-  VHDUP__FMT_AUTO = 0,
-  VHDUP__FMT_VHD,
-  VHDUP__FMT_RAW,
-} vhdup__fmt;
+/* How the source is to be taken: the public vhdup_format. AUTO: a file that
+ * starts with the VHDX file identifier "vhdxfile" is a VHDX; else a file
+ * with a valid (or recoverable) VHD footer is a VHD; a file with neither is
+ * raw only when its name ends in .raw/.img/.bin (case-insensitive);
+ * anything else is an error. VHD, VHDX, RAW: take the file as that.
+ * vhdup__fmt and VHDUP__FMT_* are the older internal spellings, kept as
+ * aliases so callers outside this module can move at their own pace. */
+typedef vhdup_format vhdup__fmt;
+#define VHDUP__FMT_AUTO VHDUP_FORMAT_AUTO
+#define VHDUP__FMT_VHD VHDUP_FORMAT_VHD
+#define VHDUP__FMT_RAW VHDUP_FORMAT_RAW
+#define VHDUP__FMT_VHDX VHDUP_FORMAT_VHDX
 
 /* A random-access byte source. read() fills exactly len bytes at off and
  * returns 0, or a negative error (a read past src->size is
@@ -141,7 +148,7 @@ typedef struct vhdup__parent_io {
 } vhdup__parent_io;
 
 typedef struct vhdup__open_opts {
-  vhdup__fmt format;
+  vhdup_format format;
   const vhdup__parent_io *parent_io; /* NULL: differencing disks fail with EPARENT */
   const char *parent_override;       /* --parent PATH for the first parent */
   /* Folder of the file (for W2ru relative locators); NULL means ".". */
@@ -162,19 +169,26 @@ int vhdup__disk_open(const vhdup__src *src, const vhdup__open_opts *opts, vhdup_
 void vhdup__disk_free(vhdup__disk *d);
 
 typedef struct vhdup__disk_info {
+  vhdup_format format;   /* VHD, VHDX or RAW: what the file was taken as */
   int type;              /* VHDUP__DISK_FIXED/DYNAMIC/DIFFERENCING; raw reports FIXED */
-  int is_raw;            /* no VHD footer at all */
-  uint64_t virtual_size; /* the footer's current size, always */
+  int is_raw;            /* no VHD footer at all (format RAW) */
+  uint64_t virtual_size; /* VHD: the footer's current size, always; VHDX: VirtualDiskSize */
   uint64_t file_size;
-  uint32_t block_size; /* dynamic/differencing */
-  uint32_t max_table_entries;
-  uint32_t blocks_allocated; /* BAT entries in use (this layer) */
-  uint64_t bytes_allocated;  /* blocks_allocated * block_size, clipped to virtual size;
-                                fixed and raw: the virtual size */
-  unsigned chain_depth;      /* 1 for no parent */
-  int footer_recovered;      /* the footer at the end was bad; the copy at 0 was used */
+  uint32_t block_size;          /* dynamic/differencing */
+  uint32_t max_table_entries;   /* VHDX: BAT entries, payload and sector bitmap */
+  uint32_t blocks_allocated;    /* BAT entries in use (this layer; VHDX: payload blocks
+                                   fully or partially present) */
+  uint64_t bytes_allocated;     /* blocks_allocated * block_size, clipped to virtual size;
+                                   fixed and raw: the virtual size */
+  unsigned chain_depth;         /* 1 for no parent */
+  int footer_recovered;         /* the footer at the end was bad; the copy at 0 was used */
+  uint32_t logical_sector_size; /* 512 but for a VHDX that says 4096 */
+  /* VHD: the footer. VHDX: a footer made up for it (current size, the
+   * page 83 identifier as the UUID), so what takes a disk's identity from
+   * the footer works for both. */
   vhdup__footer footer;
-  vhdup__dynhdr header; /* valid for dynamic/differencing */
+  vhdup__dynhdr header;  /* valid for VHD dynamic/differencing */
+  vhdup__vhdx_info vhdx; /* valid for VHDX */
 } vhdup__disk_info;
 
 void vhdup__disk_get_info(const vhdup__disk *d, vhdup__disk_info *info);

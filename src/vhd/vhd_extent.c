@@ -1,8 +1,12 @@
 /* The extent iterator: the virtual disk as runs of "read these file bytes"
  * and "zeros", resolved through the differencing chain child first. A
- * sector belongs to the first layer whose BAT entry is allocated and whose
- * sector bitmap bit is set (spec "Block Bitmap": MSB first, bit 7 of byte 0
- * is the block's first sector); below the last layer it is zero. */
+ * sector belongs to the first layer that has it: a VHD layer whose BAT
+ * entry is allocated and whose sector bitmap bit is set (VHD spec "Block
+ * Bitmap": MSB first, bit 7 of byte 0 is the block's first sector); a VHDX
+ * layer whose block is fully present, or partially present with the
+ * sector's bit set ([MS-VHDX] 2.4: LSB first, bit 0 of byte 0 is the first
+ * sector), or that says the block is zero. Below the last layer it is
+ * zero. */
 #include "vhd/vhd_int.h"
 
 #include "util/alloc.h"
@@ -14,7 +18,7 @@
 
 typedef struct layer {
   const vhdup__disk *d;
-  uint8_t *bitmap;       /* bitmap_size bytes, for block cached_block */
+  uint8_t *bitmap;       /* VHD: bitmap_size bytes; VHDX: bitmap_span, for block cached_block */
   uint64_t cached_block; /* UINT64_MAX: none */
 } layer;
 
@@ -39,8 +43,9 @@ int vhdup__extent_iter_new(const vhdup__disk *d, uint64_t max_len, vhdup__extent
     layer *y = &it->layers[it->nlayers++];
     y->d = l;
     y->cached_block = UINT64_MAX;
-    if (l->bat != NULL) {
-      y->bitmap = vhdup__malloc(l->bitmap_size);
+    size_t bm = l->bat != NULL ? l->bitmap_size : l->x.bitmaps != NULL ? l->x.bitmap_span : 0;
+    if (bm > 0) {
+      y->bitmap = vhdup__malloc(bm);
       if (y->bitmap == NULL) {
         vhdup__extent_iter_free(it);
         return VHDUP_ENOMEM;
@@ -59,13 +64,14 @@ void vhdup__extent_iter_free(vhdup__extent_iter *it) {
   vhdup__free(it);
 }
 
-static int bit(const uint8_t *bm, uint64_t s) {
-  return (bm[s / 8] >> (7 - s % 8)) & 1;
+/* Sector s's bit: MSB first (VHD) or LSB first (VHDX). */
+static int bit(const uint8_t *bm, uint64_t s, int lsb) {
+  return (bm[s / 8] >> (lsb ? s % 8 : 7 - s % 8)) & 1;
 }
 
 /* How many sectors from s (below n) share s's bit value. Whole bytes of
  * 0x00 or 0xff are skipped at once. */
-static uint64_t run_of(const uint8_t *bm, uint64_t s, uint64_t n, int v) {
+static uint64_t run_of(const uint8_t *bm, uint64_t s, uint64_t n, int v, int lsb) {
   uint64_t i = s;
   uint8_t full = v ? 0xff : 0x00;
   while (i < n) {
@@ -73,11 +79,64 @@ static uint64_t run_of(const uint8_t *bm, uint64_t s, uint64_t n, int v) {
       i += 8;
       continue;
     }
-    if (bit(bm, i) != v)
+    if (bit(bm, i, lsb) != v)
       break;
     i++;
   }
   return i - s;
+}
+
+enum { LOOK_BELOW = 0, LOOK_DATA, LOOK_ZERO };
+
+static int bitmap_failed(const vhdup__disk *d, uint64_t b, uint64_t off, size_t len, int rc,
+                         vhdup__err *err) {
+  return vhdup__errf(err, rc,
+                     "%s: sector bitmap of block %" PRIu64 " at offset %" PRIu64
+                     ": read of %zu bytes failed (error %d)",
+                     d->src.name != NULL ? d->src.name : "(unnamed)", b, off, len, rc);
+}
+
+/* What VHDX layer y says about pos ([MS-VHDX] 2.5.1.1): LOOK_DATA with
+ * *file_off, LOOK_ZERO, or LOOK_BELOW (the parent's, or zeros without one:
+ * NOT_PRESENT and UNDEFINED hold nothing of this file's); *limit is cut
+ * to where that answer holds, or a negative error. */
+static int look_vhdx(layer *y, uint64_t pos, uint64_t *limit, uint64_t *file_off, vhdup__err *err) {
+  const vhdup__disk *d = y->d;
+  uint64_t bs = d->info.block_size, lss = d->info.logical_sector_size;
+  uint64_t b = pos / bs, in = pos - b * bs;
+  if (bs - in < *limit)
+    *limit = bs - in;
+  uint64_t e = d->x.payload[b];
+  uint64_t boff = (e >> 20) * VHDUP__VHDX_MIB;
+  switch ((unsigned)(e & 7)) {
+  case VHDUP__VHDX_FULLY_PRESENT:
+    *file_off = boff + in;
+    return LOOK_DATA;
+  case VHDUP__VHDX_ZERO:
+  case VHDUP__VHDX_UNMAPPED:
+    return LOOK_ZERO;
+  case VHDUP__VHDX_PARTIALLY_PRESENT:
+    break;
+  default:
+    return LOOK_BELOW;
+  }
+  uint64_t cr = d->info.vhdx.chunk_ratio;
+  if (y->cached_block != b) {
+    uint64_t moff = (d->x.bitmaps[b / cr] >> 20) * VHDUP__VHDX_MIB + (b % cr) * d->x.bitmap_span;
+    int rc = d->x.meta_src.read(&d->x.meta_src, moff, y->bitmap, d->x.bitmap_span);
+    if (rc < 0) {
+      y->cached_block = UINT64_MAX;
+      return bitmap_failed(d, b, moff, d->x.bitmap_span, rc, err);
+    }
+    y->cached_block = b;
+  }
+  uint64_t s = in / lss, end_s = (in + *limit + lss - 1) / lss;
+  int v = bit(y->bitmap, s, 1);
+  uint64_t run = (s + run_of(y->bitmap, s, end_s, v, 1)) * lss - in;
+  if (run < *limit)
+    *limit = run;
+  *file_off = boff + in;
+  return v ? LOOK_DATA : LOOK_BELOW;
 }
 
 /* Where the bytes at pos come from: *src NULL for zeros. Returns the length
@@ -90,6 +149,18 @@ static int64_t resolve(vhdup__extent_iter *it, uint64_t pos, uint64_t want, cons
   for (unsigned k = 0; k < it->nlayers; k++) {
     layer *y = &it->layers[k];
     const vhdup__disk *d = y->d;
+    if (d->info.format == VHDUP_FORMAT_VHDX) {
+      int look = look_vhdx(y, pos, &limit, file_off, err);
+      if (look < 0)
+        return look;
+      if (look == LOOK_DATA) {
+        *src = &d->src;
+        return (int64_t)limit;
+      }
+      if (look == LOOK_ZERO)
+        break;
+      continue;
+    }
     if (d->bat == NULL) {
       *src = &d->src;
       *file_off = pos;
@@ -108,18 +179,14 @@ static int64_t resolve(vhdup__extent_iter *it, uint64_t pos, uint64_t want, cons
       int rc = d->src.read(&d->src, boff, y->bitmap, d->bitmap_size);
       if (rc < 0) {
         y->cached_block = UINT64_MAX;
-        return vhdup__errf(err, rc,
-                           "%s: sector bitmap of block %" PRIu64 " at offset %" PRIu64
-                           ": read of %" PRIu32 " bytes failed (error %d)",
-                           d->src.name != NULL ? d->src.name : "(unnamed)", b, boff, d->bitmap_size,
-                           rc);
+        return bitmap_failed(d, b, boff, d->bitmap_size, rc, err);
       }
       y->cached_block = b;
     }
     uint64_t s = in / VHDUP__SECTOR;
     uint64_t end_s = (in + limit + VHDUP__SECTOR - 1) / VHDUP__SECTOR;
-    int v = bit(y->bitmap, s);
-    uint64_t run = run_of(y->bitmap, s, end_s, v) * VHDUP__SECTOR;
+    int v = bit(y->bitmap, s, 0);
+    uint64_t run = run_of(y->bitmap, s, end_s, v, 0) * VHDUP__SECTOR;
     if (run < limit)
       limit = run;
     if (v) {

@@ -22,8 +22,8 @@ static const char *src_name(const vhdup__src *src) {
   return src->name != NULL ? src->name : "(unnamed)";
 }
 
-static int read_at(const vhdup__src *src, uint64_t off, void *buf, size_t len, const char *what,
-                   vhdup__err *err) {
+int vhdup__disk_read(const vhdup__src *src, uint64_t off, void *buf, size_t len, const char *what,
+                     vhdup__err *err) {
   int rc = src->read(src, off, buf, len);
   if (rc == VHDUP_ETRUNCATED)
     return vhdup__errf(err, rc,
@@ -36,8 +36,7 @@ static int read_at(const vhdup__src *src, uint64_t off, void *buf, size_t len, c
   return 0;
 }
 
-static void warn(vhdup__disk *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void warn(vhdup__disk *d, const char *fmt, ...) {
+void vhdup__disk_warn(vhdup__disk *d, const char *fmt, ...) {
   if (d->nwarnings >= VHDUP__VHD_MAX_WARNINGS)
     return;
   va_list ap;
@@ -152,19 +151,21 @@ static void size_warnings(vhdup__disk *d, const vhdup__footer *f, uint64_t foote
   app[4] = '\0';
   /* Only worth saying when qemu would read a different size than Azure. */
   if (chs != f->current_size && chs_creator && !max_chs)
-    warn(d,
-         "%s: footer at offset %" PRIu64 ": CHS geometry %u/%u/%u gives %" PRIu64
-         " bytes, not the current size %" PRIu64 "; vhdup (like Azure) uses the current size, "
-         "qemu would take %" PRIu64 " bytes (creator '%s')",
-         name, footer_off, f->cylinders, f->heads, f->sectors_per_track, chs, f->current_size, chs,
-         app);
+    vhdup__disk_warn(d,
+                     "%s: footer at offset %" PRIu64 ": CHS geometry %u/%u/%u gives %" PRIu64
+                     " bytes, not the current size %" PRIu64
+                     "; vhdup (like Azure) uses the current size, "
+                     "qemu would take %" PRIu64 " bytes (creator '%s')",
+                     name, footer_off, f->cylinders, f->heads, f->sectors_per_track, chs,
+                     f->current_size, chs, app);
   if (f->original_size != f->current_size)
-    warn(d,
-         "%s: footer at offset %" PRIu64 ": original size %" PRIu64 " differs from the current "
-         "size %" PRIu64
-         " (the disk was resized); vhdup uses the current size, qemu would take %" PRIu64 " bytes",
-         name, footer_off, f->original_size, f->current_size,
-         chs_creator && !max_chs ? chs : f->current_size);
+    vhdup__disk_warn(
+        d,
+        "%s: footer at offset %" PRIu64 ": original size %" PRIu64 " differs from the current "
+        "size %" PRIu64
+        " (the disk was resized); vhdup uses the current size, qemu would take %" PRIu64 " bytes",
+        name, footer_off, f->original_size, f->current_size,
+        chs_creator && !max_chs ? chs : f->current_size);
 }
 
 /* Finds and checks the footer. Sets *raw when the file is to be taken as a
@@ -196,7 +197,7 @@ static int find_footer(vhdup__disk *d, vhdup__fmt fmt, vhdup__footer *f, uint64_
     size_t flen = size % VHDUP__SECTOR == 511 ? 511 : VHDUP__FOOTER_SIZE;
     end_off = size - flen;
     memset(end, 0, sizeof(end));
-    if ((rc = read_at(src, end_off, end, flen, "footer", err)) < 0)
+    if ((rc = vhdup__disk_read(src, end_off, end, flen, "footer", err)) < 0)
       return rc;
     end_cookie = memcmp(end, "conectix", 8) == 0;
     end_rc = vhdup__footer_decode(end, f, &end_err);
@@ -205,14 +206,14 @@ static int find_footer(vhdup__disk *d, vhdup__fmt fmt, vhdup__footer *f, uint64_
                            "a 511-byte footer is only valid on a fixed disk, this one has type %u",
                            f->disk_type);
     }
-    if ((rc = read_at(src, 0, head, sizeof(head), "footer copy", err)) < 0)
+    if ((rc = vhdup__disk_read(src, 0, head, sizeof(head), "footer copy", err)) < 0)
       return rc;
     head_cookie = memcmp(head, "conectix", 8) == 0;
     if (end_off != 0)
       head_rc = vhdup__footer_decode(head, &head_f, &head_err);
   } else if (size >= 8) {
     uint8_t c[8];
-    if ((rc = read_at(src, 0, c, 8, "footer copy", err)) < 0)
+    if ((rc = vhdup__disk_read(src, 0, c, 8, "footer copy", err)) < 0)
       return rc;
     head_cookie = memcmp(c, "conectix", 8) == 0;
   }
@@ -222,15 +223,15 @@ static int find_footer(vhdup__disk *d, vhdup__fmt fmt, vhdup__footer *f, uint64_
     *data_limit = end_off;
     if (is_dynamic(f->disk_type) && end_off != 0) {
       if (head_rc != 0)
-        warn(d,
-             "%s: footer copy at offset 0 is damaged (%s); the footer at offset %" PRIu64
-             " is used",
-             name, head_err.msg, end_off);
+        vhdup__disk_warn(
+            d,
+            "%s: footer copy at offset 0 is damaged (%s); the footer at offset %" PRIu64 " is used",
+            name, head_err.msg, end_off);
       else if (memcmp(head, end, VHDUP__FOOTER_SIZE) != 0)
-        warn(d,
-             "%s: footer copy at offset 0 differs from the footer at offset %" PRIu64
-             "; the latter is used",
-             name, end_off);
+        vhdup__disk_warn(d,
+                         "%s: footer copy at offset 0 differs from the footer at offset %" PRIu64
+                         "; the latter is used",
+                         name, end_off);
     }
     return 0;
   }
@@ -241,8 +242,9 @@ static int find_footer(vhdup__disk *d, vhdup__fmt fmt, vhdup__footer *f, uint64_
     *footer_off = 0;
     *data_limit = size;
     d->info.footer_recovered = 1;
-    warn(d, "%s: footer at offset %" PRIu64 " is damaged (%s); recovered from the copy at offset 0",
-         name, end_off, end_err.msg);
+    vhdup__disk_warn(
+        d, "%s: footer at offset %" PRIu64 " is damaged (%s); recovered from the copy at offset 0",
+        name, end_off, end_err.msg);
     return 0;
   }
   if (end_cookie || head_cookie || fmt == VHDUP__FMT_VHD || !has_raw_name(src->name)) {
@@ -327,7 +329,7 @@ static int open_dynamic(vhdup__disk *d, const vhdup__footer *f, uint64_t data_li
                        "%s: footer: data offset %" PRIu64 " leaves no room for the 1024-byte "
                        "dynamic header before offset %" PRIu64,
                        name, hoff, data_limit);
-  if ((rc = read_at(src, hoff, buf, sizeof(buf), "dynamic header", err)) < 0)
+  if ((rc = vhdup__disk_read(src, hoff, buf, sizeof(buf), "dynamic header", err)) < 0)
     return rc;
   if ((rc = vhdup__dynhdr_decode(buf, h, &sub)) < 0)
     return vhdup__errf(err, rc, "%s: dynamic header at offset %" PRIu64 ": %s", name, hoff,
@@ -366,7 +368,7 @@ static int open_dynamic(vhdup__disk *d, const vhdup__footer *f, uint64_t data_li
   if (d->bat == NULL)
     return vhdup__errf(err, VHDUP_ENOMEM, "%s: no memory for a BAT of %" PRIu64 " entries", name,
                        needed);
-  if ((rc = read_at(src, toff, d->bat, (size_t)needed * 4, "BAT", err)) < 0)
+  if ((rc = vhdup__disk_read(src, toff, d->bat, (size_t)needed * 4, "BAT", err)) < 0)
     return rc;
   size_t nalloc = 0;
   for (size_t i = 0; i < needed; i++) {
@@ -430,11 +432,6 @@ static int open_dynamic(vhdup__disk *d, const vhdup__footer *f, uint64_t data_li
   return rc;
 }
 
-static int open_layer(const vhdup__src *src, const vhdup__open_opts *opts, const char *dir,
-                      const char *override, unsigned depth, const uint8_t *expect_uuid,
-                      uint64_t expect_size, const char *child_name, vhdup__disk **out,
-                      vhdup__err *err);
-
 /* Turns a locator's bytes into a path (spec "Parent Locator Entry":
  * W2ru/W2ku are UTF-16LE Windows paths, MacX a UTF-8 file URL). */
 static char *locator_path(const uint8_t *data, size_t len, const char *code, const char *dir) {
@@ -493,11 +490,62 @@ static char *locator_path(const uint8_t *data, size_t len, const char *code, con
   return joined;
 }
 
-static char *dir_of(const char *path) {
+char *vhdup__dir_of(const char *path) {
   const char *slash = strrchr(path, '/');
   if (slash == NULL)
     return NULL;
   return vhdup__strndup(path, slash == path ? 1 : (size_t)(slash - path));
+}
+
+/* Tries path (owned: freed or kept as d->parent_path) as d's parent.
+ * Returns 1 when it opened (d->parent set), 0 when it could not be opened
+ * (noted in tried, so the next candidate is tried), or a negative error:
+ * a file that opens but is not the parent is an error, not a reason to
+ * guess further. */
+int vhdup__try_parent(vhdup__disk *d, const vhdup__open_opts *opts, char *path, unsigned depth,
+                      const vhdup__parent_expect *ex, char *tried, size_t tried_cap, size_t *tw,
+                      vhdup__err *err) {
+  const char *name = src_name(&d->src);
+  vhdup__src psrc;
+  memset(&psrc, 0, sizeof(psrc));
+  int rc = opts->parent_io->open_parent(opts->parent_io->ctx, path, &psrc);
+  if (rc == VHDUP_ENOMEM) { /* not a reason to try the next locator */
+    vhdup__errf(err, rc, "%s: opening parent '%s': out of memory", name, path);
+    vhdup__free(path);
+    return rc;
+  }
+  if (rc < 0) {
+    if (*tw < tried_cap - 1)
+      *tw += (size_t)snprintf(tried + *tw, tried_cap - *tw, "%s'%s' (error %d)", *tw ? ", " : "",
+                              path, rc);
+    if (*tw >= tried_cap)
+      *tw = tried_cap - 1;
+    vhdup__free(path);
+    return 0;
+  }
+  char *pdir = vhdup__dir_of(path);
+  vhdup__disk *p = NULL;
+  vhdup__err sub;
+  vhdup__err_clear(&sub);
+  rc = vhdup__open_layer(&psrc, opts, pdir, NULL, depth + 1, ex, &p, &sub);
+  vhdup__free(pdir);
+  if (rc < 0) {
+    if (opts->parent_io->close_parent != NULL)
+      opts->parent_io->close_parent(opts->parent_io->ctx, &psrc);
+    /* The failing file names itself; only the top says which parent it
+     * was opening, so a deep chain does not repeat every layer. */
+    if (depth > 0)
+      vhdup__errf(err, rc, "%s", sub.msg);
+    else
+      vhdup__errf(err, rc, "%s: opening parent '%s': %s", name, path, sub.msg);
+    vhdup__free(path);
+    return rc;
+  }
+  p->owns_src = 1;
+  p->pio = *opts->parent_io;
+  d->parent = p;
+  d->parent_path = path;
+  return 1;
 }
 
 /* Opens the parent of differencing layer d from override or the locators,
@@ -550,8 +598,8 @@ static int open_parent(vhdup__disk *d, const vhdup__open_opts *opts, const char 
       uint8_t *data = vhdup__malloc(l->data_length);
       if (data == NULL)
         return vhdup__errf(err, VHDUP_ENOMEM, "%s: no memory for a parent locator", name);
-      if ((rc = read_at(&d->src, l->data_offset, data, l->data_length, "parent locator data",
-                        err)) < 0) {
+      if ((rc = vhdup__disk_read(&d->src, l->data_offset, data, l->data_length,
+                                 "parent locator data", err)) < 0) {
         vhdup__free(data);
         return rc;
       }
@@ -564,47 +612,10 @@ static int open_parent(vhdup__disk *d, const vhdup__open_opts *opts, const char 
       vhdup__free(path);
       continue;
     }
-    vhdup__src psrc;
-    memset(&psrc, 0, sizeof(psrc));
-    rc = opts->parent_io->open_parent(opts->parent_io->ctx, path, &psrc);
-    if (rc == VHDUP_ENOMEM) { /* not a reason to try the next locator */
-      vhdup__errf(err, rc, "%s: opening parent '%s': out of memory", name, path);
-      vhdup__free(path);
-      return rc;
-    }
-    if (rc < 0) {
-      if (tw < sizeof(tried) - 1)
-        tw += (size_t)snprintf(tried + tw, sizeof(tried) - tw, "%s'%s' (error %d)", tw ? ", " : "",
-                               path, rc);
-      if (tw >= sizeof(tried))
-        tw = sizeof(tried) - 1;
-      vhdup__free(path);
-      continue;
-    }
-    char *pdir = dir_of(path);
-    vhdup__disk *p = NULL;
-    vhdup__err sub;
-    vhdup__err_clear(&sub);
-    rc = open_layer(&psrc, opts, pdir, NULL, depth + 1, h->parent_uuid, d->info.footer.current_size,
-                    name, &p, &sub);
-    vhdup__free(pdir);
-    if (rc < 0) {
-      if (opts->parent_io->close_parent != NULL)
-        opts->parent_io->close_parent(opts->parent_io->ctx, &psrc);
-      /* The failing file names itself; only the top says which parent it
-       * was opening, so a deep chain does not repeat every layer. */
-      if (depth > 0)
-        vhdup__errf(err, rc, "%s", sub.msg);
-      else
-        vhdup__errf(err, rc, "%s: opening parent '%s': %s", name, path, sub.msg);
-      vhdup__free(path);
-      return rc;
-    }
-    p->owns_src = 1;
-    p->pio = *opts->parent_io;
-    d->parent = p;
-    d->parent_path = path;
-    return 0;
+    vhdup__parent_expect ex = {name, d->info.footer.current_size, h->parent_uuid, NULL, NULL, 0};
+    rc = vhdup__try_parent(d, opts, path, depth, &ex, tried, sizeof(tried), &tw, err);
+    if (rc != 0)
+      return rc < 0 ? rc : 0;
   }
   if (tw == 0)
     return vhdup__errf(err, VHDUP_EPARENT,
@@ -614,32 +625,27 @@ static int open_parent(vhdup__disk *d, const vhdup__open_opts *opts, const char 
   return vhdup__errf(err, VHDUP_EPARENT, "%s: parent '%s' not found: tried %s", name, pname, tried);
 }
 
-static int open_layer(const vhdup__src *src, const vhdup__open_opts *opts, const char *dir,
-                      const char *override, unsigned depth, const uint8_t *expect_uuid,
-                      uint64_t expect_size, const char *child_name, vhdup__disk **out,
-                      vhdup__err *err) {
-  vhdup__disk *d = vhdup__calloc(1, sizeof(*d));
+/* Opens d as a VHD (or, by fmt and name, a raw image) and its parents. */
+static int open_vhd_layer(vhdup__disk *d, const vhdup__open_opts *opts, vhdup_format fmt,
+                          const char *dir, const char *override, unsigned depth,
+                          const vhdup__parent_expect *ex, vhdup__err *err) {
+  const vhdup__src *src = &d->src;
+  const uint8_t *expect_uuid = ex != NULL ? ex->vhd_uuid : NULL;
   vhdup__footer f;
   uint64_t footer_off = 0, data_limit = 0;
   int raw = 0, rc;
-  *out = NULL;
-  if (d == NULL)
-    return vhdup__errf(err, VHDUP_ENOMEM, "%s: out of memory", src_name(src));
-  d->src = *src;
-  d->info.file_size = src->size;
-  d->info.chain_depth = 1;
   const char *name = src_name(&d->src);
 
-  rc = find_footer(d, expect_uuid != NULL ? VHDUP__FMT_VHD : opts->format, &f, &footer_off,
-                   &data_limit, &raw, err);
+  d->info.format = VHDUP_FORMAT_VHD;
+  rc = find_footer(d, fmt, &f, &footer_off, &data_limit, &raw, err);
   if (rc < 0)
-    goto fail;
+    return rc;
   if (raw) {
+    d->info.format = VHDUP_FORMAT_RAW;
     d->info.type = VHDUP__DISK_FIXED;
     d->info.is_raw = 1;
     d->info.virtual_size = src->size;
     d->info.bytes_allocated = src->size;
-    *out = d;
     return 0;
   }
   d->info.footer = f;
@@ -679,14 +685,14 @@ static int open_layer(const vhdup__src *src, const vhdup__open_opts *opts, const
       rc = vhdup__errf(err, VHDUP_EPARENT,
                        "%s: footer at offset %" PRIu64 ": UUID %s does not match the parent "
                        "UUID %s in %s's dynamic header",
-                       name, footer_off, b, a, child_name);
+                       name, footer_off, b, a, ex->child_name);
       goto fail;
     }
-    if (f.current_size != expect_size) {
+    if (f.current_size != ex->size) {
       rc = vhdup__errf(err, VHDUP_EPARENT,
                        "%s: footer at offset %" PRIu64 ": current size %" PRIu64
                        " differs from the child %s's current size %" PRIu64,
-                       name, footer_off, f.current_size, child_name, expect_size);
+                       name, footer_off, f.current_size, ex->child_name, ex->size);
       goto fail;
     }
   }
@@ -700,10 +706,10 @@ static int open_layer(const vhdup__src *src, const vhdup__open_opts *opts, const
       goto fail;
     }
     if (footer_off > f.current_size)
-      warn(d,
-           "%s: fixed disk: %" PRIu64 " bytes between the current size %" PRIu64
-           " and the footer at offset %" PRIu64 " are ignored",
-           name, footer_off - f.current_size, f.current_size, footer_off);
+      vhdup__disk_warn(d,
+                       "%s: fixed disk: %" PRIu64 " bytes between the current size %" PRIu64
+                       " and the footer at offset %" PRIu64 " are ignored",
+                       name, footer_off - f.current_size, f.current_size, footer_off);
     d->info.bytes_allocated = f.current_size;
   } else {
     if ((rc = open_dynamic(d, &f, data_limit, err)) < 0)
@@ -715,11 +721,44 @@ static int open_layer(const vhdup__src *src, const vhdup__open_opts *opts, const
       goto fail;
     d->info.chain_depth = d->parent->info.chain_depth + 1;
   }
-  *out = d;
   return 0;
 fail:
-  vhdup__disk_free(d);
   return rc;
+}
+
+int vhdup__open_layer(const vhdup__src *src, const vhdup__open_opts *opts, const char *dir,
+                      const char *override, unsigned depth, const vhdup__parent_expect *ex,
+                      vhdup__disk **out, vhdup__err *err) {
+  vhdup__disk *d = vhdup__calloc(1, sizeof(*d));
+  *out = NULL;
+  if (d == NULL)
+    return vhdup__errf(err, VHDUP_ENOMEM, "%s: out of memory", src_name(src));
+  d->src = *src;
+  d->info.file_size = src->size;
+  d->info.chain_depth = 1;
+  d->info.logical_sector_size = VHDUP__SECTOR;
+  /* A VHD child's parent is a VHD; a VHDX child's a VHDX or a VHD. */
+  vhdup_format fmt = ex == NULL             ? opts->format
+                     : ex->vhd_uuid != NULL ? VHDUP_FORMAT_VHD
+                                            : VHDUP_FORMAT_AUTO;
+  int rc = 0, is_vhdx = fmt == VHDUP_FORMAT_VHDX;
+  if (fmt == VHDUP_FORMAT_AUTO && (rc = vhdup__vhdx_sniff(src)) < 0)
+    rc = vhdup__errf(err, rc, "%s: reading the file identifier at offset 0 failed (error %d)",
+                     src_name(src), rc);
+  else if (fmt == VHDUP_FORMAT_AUTO)
+    is_vhdx = rc, rc = 0;
+  if (rc == 0 && is_vhdx)
+    rc = vhdup__vhdx_open_chain(d, opts, dir, override, depth, err);
+  else if (rc == 0)
+    rc = open_vhd_layer(d, opts, fmt, dir, override, depth, ex, err);
+  if (rc == 0 && ex != NULL && ex->linkage != NULL)
+    rc = vhdup__vhdx_check_parent(d, ex, err);
+  if (rc < 0) {
+    vhdup__disk_free(d);
+    return rc;
+  }
+  *out = d;
+  return 0;
 }
 
 int vhdup__disk_open(const vhdup__src *src, const vhdup__open_opts *opts, vhdup__disk **out,
@@ -731,7 +770,7 @@ int vhdup__disk_open(const vhdup__src *src, const vhdup__open_opts *opts, vhdup_
   *out = NULL;
   if (src == NULL || src->read == NULL)
     return vhdup__errf(err, VHDUP_EINVAL, "no source to open");
-  return open_layer(src, opts, opts->dir, opts->parent_override, 0, NULL, 0, NULL, out, err);
+  return vhdup__open_layer(src, opts, opts->dir, opts->parent_override, 0, NULL, out, err);
 }
 
 void vhdup__disk_free(vhdup__disk *d) {
@@ -740,6 +779,7 @@ void vhdup__disk_free(vhdup__disk *d) {
     if (d->owns_src && d->pio.close_parent != NULL)
       d->pio.close_parent(d->pio.ctx, &d->src);
     vhdup__free(d->bat);
+    vhdup__vhdx_map_free(&d->x);
     vhdup__free(d->parent_path);
     vhdup__free(d);
     d = p;

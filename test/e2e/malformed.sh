@@ -43,7 +43,7 @@ expect_fail 3 "nope.vhd" -- "$VHDUP" expand "$T/nope.vhd" "$T/x.vhd"
 expect_fail 2 "FILE is missing" -- "$VHDUP" inspect
 expect_fail 2 "needs FILE and OUT" -- "$VHDUP" expand "$T/cases/bs4k.vhd"
 expect_fail 2 "unknown option '--bogus'" -- "$VHDUP" expand --bogus a b
-expect_fail 2 "--format must be auto, vhd or raw" -- "$VHDUP" inspect --format qcow2 "$T/cases/bs4k.vhd"
+expect_fail 2 "--format must be auto, vhd, vhdx or raw" -- "$VHDUP" inspect --format qcow2 "$T/cases/bs4k.vhd"
 expect_fail 2 "needs an argument" -- "$VHDUP" inspect "$T/cases/bs4k.vhd" --parent
 expect_fail 2 "unknown command 'frobnicate'" -- "$VHDUP" frobnicate
 echo existing >"$T/exists.vhd"

@@ -392,7 +392,7 @@ static const bad_case bad_cases[] = {
     {HEAD "defaults:\n  verify: maybe\n" CRED UP(TO_C), 3, 11,
      "'verify' takes none, ranges or content, not 'maybe'"},
     {HEAD "defaults:\n  verify: contnt\n" CRED UP(TO_C), 3, 11, "(did you mean 'content'?)"},
-    {HEAD "defaults:\n  format: vhdx\n" CRED UP(TO_C), 3, 11, "'format' takes auto, vhd or raw"},
+    {HEAD "defaults:\n  format: qcow2\n" CRED UP(TO_C), 3, 11, "'format' takes auto, vhd or raw"},
     {HEAD "defaults:\n  md5: yes\n" CRED UP(TO_C), 3, 8, "'md5' takes true or false, not 'yes'"},
     {HEAD "defaults:\n  md5: \"true\"\n" CRED UP(TO_C), 3, 8, "leave out the quotes"},
     {HEAD "defaults:\n  md5: true\n  crc64: true\n" CRED UP(TO_C), 4, 10,
