@@ -3,7 +3,7 @@
 # FUZZ_SECONDS (default 60) starting from its committed corpus (copied, so
 # the repository is not changed). A crash, leak or timeout fails; the input
 # is kept in the artifact folder it prints, to become a regression input.
-#   scripts/fuzz.sh [TARGET...]     (targets: vhd connstr azure_xml manifest)
+#   scripts/fuzz.sh [TARGET...]     (targets: vhd vhdx connstr azure_xml manifest)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${VHDUP_FUZZ_BUILD_DIR:-$root/build-fuzz}
@@ -11,7 +11,7 @@ secs=${FUZZ_SECONDS:-60}
 cmake -S "$root" -B "$build" -DCMAKE_C_COMPILER=clang -DVHDUP_FUZZ=ON -DVHDUP_SANITIZE=ON \
   -DCMAKE_BUILD_TYPE=Debug >/dev/null
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(vhd connstr azure_xml manifest)
+[ ${#targets[@]} -gt 0 ] || targets=(vhd vhdx connstr azure_xml manifest)
 for t in "${targets[@]}"; do
   cmake --build "$build" -j "$(nproc)" --target "fuzz_$t" >/dev/null
 done
