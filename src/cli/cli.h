@@ -176,4 +176,14 @@ void vhdup__cli_session_run(vhdup__cli_session *s);
  * cancelled it. */
 int vhdup__cli_session_exit_code(const vhdup__cli_session *s, int status);
 
+/* A command's one job in its session (upload, expand). vhdup__cli_job_new
+ * creates it: on failure it prints "vhdup: CMD: WHY", finishes and runs
+ * the session to its end, and returns the exit code (0 on success).
+ * vhdup__cli_job_start starts it: on failure it prints the job's message
+ * and finishes the session with the job, and returns the status (the
+ * command still runs the loop). */
+int vhdup__cli_job_new(vhdup__cli_session *s, const char *cmd, const vhdup_job_options *jo,
+                       vhdup_job **job);
+int vhdup__cli_job_start(vhdup__cli_session *s, vhdup_job *job, vhdup_job_cb on_done);
+
 #endif

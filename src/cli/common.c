@@ -275,3 +275,23 @@ void vhdup__cli_json_str_n(FILE *out, const char *s, size_t n) {
 void vhdup__cli_json_str(FILE *out, const char *s) {
   vhdup__cli_json_str_n(out, s, strlen(s));
 }
+
+int vhdup__cli_job_new(vhdup__cli_session *s, const char *cmd, const vhdup_job_options *jo,
+                       vhdup_job **job) {
+  int rc = vhdup_job_new(s->engine, jo, job);
+  if (rc == 0)
+    return 0;
+  fprintf(stderr, "vhdup: %s: %s\n", cmd, vhdup_strerror(rc));
+  vhdup__cli_session_finish(s, NULL);
+  vhdup__cli_session_run(s);
+  return vhdup__exit_code(rc);
+}
+
+int vhdup__cli_job_start(vhdup__cli_session *s, vhdup_job *job, vhdup_job_cb on_done) {
+  int rc = vhdup_job_start(job, on_done);
+  if (rc == 0)
+    return 0;
+  fprintf(stderr, "vhdup: %s\n", vhdup_job_message(job));
+  vhdup__cli_session_finish(s, job);
+  return rc;
+}
