@@ -49,7 +49,7 @@ int vhdup__cli_usage_error(const char *cmd, const char *fmt, ...)
 int vhdup__cli_bad_option(const char *cmd, int opt, char **argv);
 
 /* Parses --format's argument. Returns 0 or -1. */
-int vhdup__cli_parse_format(const char *s, vhdup__fmt *out);
+int vhdup__cli_parse_format(const char *s, vhdup_format *out);
 
 /* The source disk as the user named it: its file, opened and validated
  * with its parents. */
@@ -60,7 +60,7 @@ typedef struct vhdup__cli_disk {
 
 /* Opens and validates path. On failure prints "vhdup: PATH: what" on
  * stderr and returns the exit code; returns 0 on success. */
-int vhdup__cli_open_disk(const char *path, vhdup__fmt fmt, const char *parent_override,
+int vhdup__cli_open_disk(const char *path, vhdup_format fmt, const char *parent_override,
                          vhdup__cli_disk *cd);
 void vhdup__cli_close_disk(vhdup__cli_disk *cd);
 
@@ -175,5 +175,15 @@ void vhdup__cli_session_run(vhdup__cli_session *s);
 /* The exit code of the work's status: VHDUP_EXIT_INTERRUPTED when a signal
  * cancelled it. */
 int vhdup__cli_session_exit_code(const vhdup__cli_session *s, int status);
+
+/* A command's one job in its session (upload, expand). vhdup__cli_job_new
+ * creates it: on failure it prints "vhdup: CMD: WHY", finishes and runs
+ * the session to its end, and returns the exit code (0 on success).
+ * vhdup__cli_job_start starts it: on failure it prints the job's message
+ * and finishes the session with the job, and returns the status (the
+ * command still runs the loop). */
+int vhdup__cli_job_new(vhdup__cli_session *s, const char *cmd, const vhdup_job_options *jo,
+                       vhdup_job **job);
+int vhdup__cli_job_start(vhdup__cli_session *s, vhdup_job *job, vhdup_job_cb on_done);
 
 #endif

@@ -288,7 +288,48 @@ enum {
   OPT_MAX_RESULTS,
 };
 
-int vhdup__cmd_blob(int argc, char **argv) {
+/* --offset, --length, --segment: multiples of 512 (a segment from 512). */
+static int parse_ranges_size(blob_run *r, int opt, const char *arg) {
+  uint64_t size;
+  if (vhdup__cli_parse_size(arg, &size) != 0 || size % 512 != 0 ||
+      (opt == OPT_SEGMENT && size == 0))
+    return vhdup__cli_usage_error("blob", "--%s takes a multiple of 512%s, not '%s'",
+                                  opt == OPT_OFFSET   ? "offset"
+                                  : opt == OPT_LENGTH ? "length"
+                                                      : "segment",
+                                  opt == OPT_SEGMENT ? " from 512" : "", arg);
+  if (opt == OPT_OFFSET)
+    r->ro.offset = size;
+  else if (opt == OPT_LENGTH)
+    r->ro.length = size;
+  else
+    r->ro.segment_size = size;
+  return 0;
+}
+
+/* info or ranges, and its URL. Returns 0 or the exit code. */
+static int parse_subcommand(int argc, char **argv, blob_run *r, int ranges_opts) {
+  if (argc - optind < 1)
+    return vhdup__cli_usage_error("blob", "needs a subcommand: info or ranges");
+  const char *sub = argv[optind];
+  if (strcmp(sub, "info") == 0)
+    r->cmd = CMD_INFO;
+  else if (strcmp(sub, "ranges") == 0)
+    r->cmd = CMD_RANGES;
+  else
+    return vhdup__cli_usage_error("blob", "unknown subcommand '%s' (info or ranges)", sub);
+  if (argc - optind != 2)
+    return vhdup__cli_usage_error("blob", "%s needs one URL", sub);
+  if (r->cmd == CMD_INFO && ranges_opts)
+    return vhdup__cli_usage_error("blob",
+                                  "--offset, --length, --segment and --max-results are for ranges");
+  r->target.url = argv[optind + 1];
+  return 0;
+}
+
+/* The options, then the subcommand and URL. Returns 0 or the exit code. */
+static int parse_args(int argc, char **argv, blob_run *r, vhdup_engine_options *eo,
+                      vhdup__cli_conn *conn) {
   static const struct option longopts[] = {
       {"json", no_argument, NULL, OPT_JSON},
       {"offset", required_argument, NULL, OPT_OFFSET},
@@ -299,6 +340,42 @@ int vhdup__cmd_blob(int argc, char **argv) {
       {"verbose", no_argument, NULL, 'v'},
       {NULL, 0, NULL, 0},
   };
+  int ranges_opts = 0;
+  int opt, rc;
+
+  /* main() left optind at 0, so getopt starts afresh and permutes: options
+   * may follow the subcommand and the URL. */
+  opterr = 0;
+  while ((opt = getopt_long(argc, argv, ":v", longopts, NULL)) != -1) {
+    switch (opt) {
+    case OPT_JSON:
+      r->json = 1;
+      break;
+    case OPT_OFFSET:
+    case OPT_LENGTH:
+    case OPT_SEGMENT:
+      if ((rc = parse_ranges_size(r, opt, optarg)) != 0)
+        return rc;
+      ranges_opts = 1;
+      break;
+    case OPT_MAX_RESULTS:
+      if (vhdup__cli_parse_uint(optarg, 1, 100000, &r->ro.max_results) != 0)
+        return vhdup__cli_usage_error("blob", "--max-results takes 1 to 100000, not '%s'", optarg);
+      ranges_opts = 1;
+      break;
+    case 'v':
+      eo->verbose = 1;
+      break;
+    default:
+      if ((rc = vhdup__cli_conn_option(conn, opt, argv)) != 0)
+        return rc;
+      break;
+    }
+  }
+  return parse_subcommand(argc, argv, r, ranges_opts);
+}
+
+int vhdup__cmd_blob(int argc, char **argv) {
   blob_run r;
   memset(&r, 0, sizeof(r));
   vhdup_engine_options eo;
@@ -308,66 +385,9 @@ int vhdup__cmd_blob(int argc, char **argv) {
   vhdup_blob_ranges_options_init(&r.ro);
   vhdup__cli_conn conn;
   vhdup__cli_conn_init(&conn, "blob");
-  int ranges_opts = 0;
-  uint64_t size;
-  int opt, rc;
-
-  /* main() left optind at 0, so getopt starts afresh and permutes: options
-   * may follow the subcommand and the URL. */
-  opterr = 0;
-  while ((opt = getopt_long(argc, argv, ":v", longopts, NULL)) != -1) {
-    switch (opt) {
-    case OPT_JSON:
-      r.json = 1;
-      break;
-    case OPT_OFFSET:
-    case OPT_LENGTH:
-    case OPT_SEGMENT:
-      if (vhdup__cli_parse_size(optarg, &size) != 0 || size % 512 != 0 ||
-          (opt == OPT_SEGMENT && size == 0))
-        return vhdup__cli_usage_error("blob", "--%s takes a multiple of 512%s, not '%s'",
-                                      opt == OPT_OFFSET   ? "offset"
-                                      : opt == OPT_LENGTH ? "length"
-                                                          : "segment",
-                                      opt == OPT_SEGMENT ? " from 512" : "", optarg);
-      if (opt == OPT_OFFSET)
-        r.ro.offset = size;
-      else if (opt == OPT_LENGTH)
-        r.ro.length = size;
-      else
-        r.ro.segment_size = size;
-      ranges_opts = 1;
-      break;
-    case OPT_MAX_RESULTS:
-      if (vhdup__cli_parse_uint(optarg, 1, 100000, &r.ro.max_results) != 0)
-        return vhdup__cli_usage_error("blob", "--max-results takes 1 to 100000, not '%s'", optarg);
-      ranges_opts = 1;
-      break;
-    case 'v':
-      eo.verbose = 1;
-      break;
-    default:
-      if ((rc = vhdup__cli_conn_option(&conn, opt, argv)) != 0)
-        return rc;
-      break;
-    }
-  }
-  if (argc - optind < 1)
-    return vhdup__cli_usage_error("blob", "needs a subcommand: info or ranges");
-  const char *sub = argv[optind];
-  if (strcmp(sub, "info") == 0)
-    r.cmd = CMD_INFO;
-  else if (strcmp(sub, "ranges") == 0)
-    r.cmd = CMD_RANGES;
-  else
-    return vhdup__cli_usage_error("blob", "unknown subcommand '%s' (info or ranges)", sub);
-  if (argc - optind != 2)
-    return vhdup__cli_usage_error("blob", "%s needs one URL", sub);
-  if (r.cmd == CMD_INFO && ranges_opts)
-    return vhdup__cli_usage_error("blob",
-                                  "--offset, --length, --segment and --max-results are for ranges");
-  r.target.url = argv[optind + 1];
-
+  int rc = parse_args(argc, argv, &r, &eo, &conn);
+  if (rc != 0)
+    return rc;
   if ((rc = vhdup__cli_conn_read_secrets(&conn)) != 0)
     return rc;
   vhdup__cli_conn_to_target(&conn, &eo, &r.target);

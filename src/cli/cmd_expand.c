@@ -77,25 +77,21 @@ static void on_done(vhdup_job *job, int status, void *data) {
   vhdup__cli_session_finish(&r->s, job);
 }
 
-int vhdup__cmd_expand(int argc, char **argv) {
+/* The options, then FILE and OUT, into the job's options. Returns 0 or the
+ * exit code. */
+static int parse_args(int argc, char **argv, expand_run *r, vhdup_job_options *jo) {
   static const struct option longopts[] = {
       {"no-resize", no_argument, NULL, 'n'},    {"format", required_argument, NULL, 'f'},
       {"parent", required_argument, NULL, 'p'}, {"force", no_argument, NULL, 'F'},
       {"quiet", no_argument, NULL, 'q'},        {NULL, 0, NULL, 0},
   };
-  vhdup_engine_options eo;
-  vhdup_job_options jo;
-  vhdup__fmt fmt = VHDUP__FMT_AUTO;
-  expand_run r;
-  int opt, rc;
+  vhdup_format fmt = VHDUP_FORMAT_AUTO;
+  int opt;
 
-  vhdup_engine_options_init(&eo);
-  vhdup_job_options_init(&jo);
-  memset(&r, 0, sizeof(r));
   while ((opt = getopt_long(argc, argv, ":q", longopts, NULL)) != -1) {
     switch (opt) {
     case 'n':
-      jo.resize = 0;
+      jo->resize = 0;
       break;
     case 'f':
       if (vhdup__cli_parse_format(optarg, &fmt) != 0)
@@ -103,13 +99,13 @@ int vhdup__cmd_expand(int argc, char **argv) {
                                       optarg);
       break;
     case 'p':
-      jo.parent = optarg;
+      jo->parent = optarg;
       break;
     case 'F':
-      jo.overwrite = 1;
+      jo->overwrite = 1;
       break;
     case 'q':
-      r.quiet = 1;
+      r->quiet = 1;
       break;
     default:
       return vhdup__cli_bad_option("expand", opt, argv);
@@ -118,12 +114,26 @@ int vhdup__cmd_expand(int argc, char **argv) {
   if (argc - optind != 2)
     return vhdup__cli_usage_error("expand", argc - optind < 2 ? "needs FILE and OUT"
                                                               : "expects exactly FILE and OUT");
-  r.file = argv[optind];
-  r.out = argv[optind + 1];
+  r->file = argv[optind];
+  r->out = argv[optind + 1];
+  jo->format = fmt;
+  return 0;
+}
+
+int vhdup__cmd_expand(int argc, char **argv) {
+  vhdup_engine_options eo;
+  vhdup_job_options jo;
+  expand_run r;
+  int rc;
+
+  vhdup_engine_options_init(&eo);
+  vhdup_job_options_init(&jo);
+  memset(&r, 0, sizeof(r));
+  if ((rc = parse_args(argc, argv, &r, &jo)) != 0)
+    return rc;
   jo.source = r.file;
   jo.target.url = r.out; /* to_file: the output path */
   jo.to_file = 1;
-  jo.format = fmt;
   jo.notice_cb = on_notice;
   jo.data = &r;
   /* Local writes gain nothing from many at once beyond keeping the disk
@@ -133,19 +143,10 @@ int vhdup__cmd_expand(int argc, char **argv) {
 
   if ((rc = vhdup__cli_session_open(&r.s, "expand", &eo, on_interrupt, &r)) != 0)
     return rc;
-  rc = vhdup_job_new(r.s.engine, &jo, &r.job);
-  if (rc != 0) {
-    fprintf(stderr, "vhdup: expand: %s\n", vhdup_strerror(rc));
-    vhdup__cli_session_finish(&r.s, NULL);
-    vhdup__cli_session_run(&r.s);
-    return vhdup__exit_code(rc);
-  }
-  rc = vhdup_job_start(r.job, on_done);
-  if (rc != 0) {
+  if ((rc = vhdup__cli_job_new(&r.s, "expand", &jo, &r.job)) != 0)
+    return rc;
+  if ((rc = vhdup__cli_job_start(&r.s, r.job, on_done)) != 0)
     r.status = rc;
-    fprintf(stderr, "vhdup: %s\n", vhdup_job_message(r.job));
-    vhdup__cli_session_finish(&r.s, r.job);
-  }
   vhdup__cli_session_run(&r.s);
   return vhdup__cli_session_exit_code(&r.s, r.status);
 }

@@ -366,7 +366,7 @@ int vhdup__cmd_inspect(int argc, char **argv) {
       {"parent", required_argument, NULL, 'p'},
       {NULL, 0, NULL, 0},
   };
-  vhdup__fmt fmt = VHDUP__FMT_AUTO;
+  vhdup_format fmt = VHDUP_FORMAT_AUTO;
   const char *parent = NULL;
   vhdup__cli_disk cd;
   int json = 0;

@@ -2,6 +2,7 @@
  * (one connection budget, one memory pool), each failing alone, with a
  * summary table and an optional JSON report. */
 #include "cli/cli.h"
+#include "cli/progress.h"
 
 #include "manifest/manifest.h"
 #include "util/alloc.h"
@@ -355,35 +356,43 @@ static int load(const char *path, char **text, size_t *len) {
   return 0;
 }
 
-int vhdup__cmd_run(int argc, char **argv) {
+/* What the command line asked for. */
+typedef struct run_options {
+  const char *path; /* the manifest */
+  const char *report;
+  int dry_run;
+  int resume;
+  int quiet;
+  int mode; /* --progress */
+} run_options;
+
+/* The options, then MANIFEST. Returns 0 or the exit code. */
+static int parse_args(int argc, char **argv, run_options *o) {
   static const struct option longopts[] = {
       {"dry-run", no_argument, NULL, 'n'},      {"resume", no_argument, NULL, 'r'},
       {"report", required_argument, NULL, 'R'}, {"progress", required_argument, NULL, 'p'},
       {"quiet", no_argument, NULL, 'q'},        {NULL, 0, NULL, 0},
   };
-  run_state r;
-  memset(&r, 0, sizeof(r));
-  int dry_run = 0, opt;
-  const char *report = NULL, *progress = "auto";
+  int opt;
+  memset(o, 0, sizeof(*o));
+  o->mode = VHDUP__PROGRESS_AUTO;
   while ((opt = getopt_long(argc, argv, ":q", longopts, NULL)) != -1) {
     switch (opt) {
     case 'n':
-      dry_run = 1;
+      o->dry_run = 1;
       break;
     case 'r':
-      r.resume = 1;
+      o->resume = 1;
       break;
     case 'R':
-      report = optarg;
+      o->report = optarg;
       break;
     case 'p':
-      progress = optarg;
-      if (strcmp(progress, "auto") && strcmp(progress, "bar") && strcmp(progress, "json") &&
-          strcmp(progress, "none"))
+      if (vhdup__progress_parse_mode(optarg, &o->mode) != 0)
         return vhdup__cli_usage_error("run", "--progress takes auto, bar, json or none");
       break;
     case 'q':
-      r.quiet = 1;
+      o->quiet = 1;
       break;
     default:
       return vhdup__cli_bad_option("run", opt, argv);
@@ -391,11 +400,13 @@ int vhdup__cmd_run(int argc, char **argv) {
   }
   if (argc - optind != 1)
     return vhdup__cli_usage_error("run", "needs one MANIFEST.yaml");
-  const char *path = argv[optind];
-  r.json = strcmp(progress, "json") == 0;
-  r.bar = !r.quiet && (strcmp(progress, "bar") == 0 ||
-                       (strcmp(progress, "auto") == 0 && isatty(STDERR_FILENO)));
+  o->path = argv[optind];
+  return 0;
+}
 
+/* Reads and checks the manifest, printing its diagnostics (warnings unless
+ * quiet). Returns 0 with *m, or the exit code. */
+static int read_manifest(const char *path, int quiet, vhdup__manifest **m) {
   char *text = NULL;
   size_t len = 0;
   int rc = load(path, &text, &len);
@@ -406,106 +417,147 @@ int vhdup__cmd_run(int argc, char **argv) {
     vhdup__free(text);
     return VHDUP_EXIT_RUNTIME;
   }
-  /* Missing sources are reported up front below, as warnings: such an
-   * upload fails alone and the others still run. */
+  /* Missing sources are reported afterwards, as warnings: such an upload
+   * fails alone and the others still run. */
   vhdup__manifest_env env = {.file_exists = NULL, .home = getenv("HOME")};
   vhdup__manifest_diag *diags = NULL;
-  rc = vhdup__manifest_parse(text, len, path, dirname(dircopy), &env, &r.m, &diags);
+  rc = vhdup__manifest_parse(text, len, path, dirname(dircopy), &env, m, &diags);
   vhdup__free(text);
   vhdup__free(dircopy);
   for (vhdup__manifest_diag *d = diags; d != NULL; d = d->next)
-    if (d->severity == VHDUP__MANIFEST_ERROR || !r.quiet)
+    if (d->severity == VHDUP__MANIFEST_ERROR || !quiet)
       fprintf(stderr, "%s\n", d->text);
   vhdup__manifest_diags_free(diags);
-  if (rc != 0) {
-    if (rc == VHDUP_EMANIFEST)
-      fprintf(stderr, "vhdup: %s: not started: fix the problems above\n", path);
-    else
-      fprintf(stderr, "vhdup: %s: %s\n", path, vhdup_strerror(rc));
-    return vhdup__exit_code(rc);
-  }
+  if (rc == 0)
+    return 0;
+  if (rc == VHDUP_EMANIFEST)
+    fprintf(stderr, "vhdup: %s: not started: fix the problems above\n", path);
+  else
+    fprintf(stderr, "vhdup: %s: %s\n", path, vhdup_strerror(rc));
+  return vhdup__exit_code(rc);
+}
 
-  for (size_t i = 0; i < r.m->upload_count; i++) {
-    const vhdup__manifest_upload *u = &r.m->uploads[i];
+static void warn_missing_sources(const char *path, const vhdup__manifest *m) {
+  for (size_t i = 0; i < m->upload_count; i++) {
+    const vhdup__manifest_upload *u = &m->uploads[i];
     if (!file_exists(NULL, u->source))
       fprintf(stderr,
               "%s:%u:%u: warning: source '%s' not found or not readable; this upload will "
               "fail, the others go on\n",
               path, u->line, u->col, u->source);
   }
+}
 
+/* The items and the session, with the manifest's engine settings, and the
+ * progress ticks. Returns 0 or the exit code. */
+static int open_run(run_state *r) {
   vhdup_engine_options eo;
   vhdup_engine_options_init(&eo);
-  eo.connections = r.m->connections;
-  eo.memory = (size_t)r.m->memory;
-  eo.ca_file = r.m->ca_file;
-  r.n = r.m->upload_count;
-  r.items = vhdup__calloc(r.n ? r.n : 1, sizeof(run_item));
-  if (r.items == NULL) {
+  eo.connections = r->m->connections;
+  eo.memory = (size_t)r->m->memory;
+  eo.ca_file = r->m->ca_file;
+  r->n = r->m->upload_count;
+  r->items = vhdup__calloc(r->n ? r->n : 1, sizeof(run_item));
+  if (r->items == NULL) {
     fprintf(stderr, "vhdup: run: %s\n", vhdup_strerror(VHDUP_ENOMEM));
-    rc = vhdup__exit_code(VHDUP_ENOMEM);
-  } else {
-    rc = vhdup__cli_session_open(&r.s, "run", &eo, on_interrupt, &r);
+    return vhdup__exit_code(VHDUP_ENOMEM);
   }
+  int rc = vhdup__cli_session_open(&r->s, "run", &eo, on_interrupt, r);
   if (rc != 0) {
-    vhdup__free(r.items);
+    vhdup__free(r->items);
+    return rc;
+  }
+  r->t0 = uv_hrtime();
+  uv_timer_init(&r->s.loop, &r->tick);
+  r->tick.data = r;
+  if (r->json || r->bar)
+    uv_timer_start(&r->tick, tick, r->json ? 1000 : 250, r->json ? 1000 : 250);
+  return 0;
+}
+
+/* An upload that could not start: it fails alone. */
+static void not_started(run_state *r, run_item *it, int rc) {
+  it->status = rc;
+  if (it->job != NULL) {
+    snprintf(it->message, sizeof(it->message), "%s", vhdup_job_message(it->job));
+    vhdup_job_get_stats(it->job, &it->st);
+    vhdup_job_close(it->job, job_closed);
+    it->job = NULL;
+  }
+  if (!r->quiet)
+    fprintf(stderr, "vhdup: %s: %s\n", name_of(it), it->message);
+  item_done(r, it);
+}
+
+/* Every job starts now; the engine's budget decides who sends when. */
+static void start_all(run_state *r, int dry_run) {
+  r->remaining = r->n + 1;
+  for (size_t i = 0; i < r->n; i++) {
+    run_item *it = &r->items[i];
+    it->r = r;
+    it->u = &r->m->uploads[i];
+    int rc = make_job(r, it, dry_run);
+    if (rc == 0)
+      rc = vhdup_job_start(it->job, on_done);
+    if (rc != 0)
+      not_started(r, it, rc);
+  }
+  /* The +1 above: every job has started, so finishing can now close. */
+  if (--r->remaining == 0)
+    finish_all(r);
+}
+
+/* The first failure's exit code; interrupted when a signal cut it short. */
+static int run_exit_code(const run_state *r) {
+  int exit_code = VHDUP_EXIT_OK;
+  for (size_t i = 0; i < r->n; i++) {
+    if (r->items[i].status != 0 && exit_code == VHDUP_EXIT_OK)
+      exit_code = vhdup__exit_code(r->items[i].status);
+  }
+  if (r->s.interrupted && exit_code != VHDUP_EXIT_OK)
+    exit_code = VHDUP_EXIT_INTERRUPTED;
+  return exit_code;
+}
+
+static void print_summary(run_state *r, int dry_run) {
+  print_table(r, stdout);
+  if (!dry_run)
+    return;
+  uint64_t total = 0;
+  for (size_t i = 0; i < r->n; i++)
+    total += r->items[i].st.bytes_sent;
+  char h[32];
+  printf("dry run: %s would be sent in all; nothing was sent\n",
+         vhdup__cli_human_size(total, h, sizeof(h)));
+}
+
+int vhdup__cmd_run(int argc, char **argv) {
+  run_options o;
+  run_state r;
+  memset(&r, 0, sizeof(r));
+  int rc = parse_args(argc, argv, &o);
+  if (rc != 0)
+    return rc;
+  r.resume = o.resume;
+  r.quiet = o.quiet;
+  r.json = o.mode == VHDUP__PROGRESS_JSON;
+  r.bar = !r.quiet && (o.mode == VHDUP__PROGRESS_BAR ||
+                       (o.mode == VHDUP__PROGRESS_AUTO && isatty(STDERR_FILENO)));
+  if ((rc = read_manifest(o.path, r.quiet, &r.m)) != 0)
+    return rc;
+  warn_missing_sources(o.path, r.m);
+  if ((rc = open_run(&r)) != 0) {
     vhdup__manifest_free(r.m);
     return rc;
   }
-  r.t0 = uv_hrtime();
-  uv_timer_init(&r.s.loop, &r.tick);
-  r.tick.data = &r;
-  if (r.json || r.bar)
-    uv_timer_start(&r.tick, tick, r.json ? 1000 : 250, r.json ? 1000 : 250);
-
-  /* Every job starts now; the engine's budget decides who sends when. */
-  r.remaining = r.n + 1;
-  for (size_t i = 0; i < r.n; i++) {
-    run_item *it = &r.items[i];
-    it->r = &r;
-    it->u = &r.m->uploads[i];
-    int jrc = make_job(&r, it, dry_run);
-    if (jrc == 0)
-      jrc = vhdup_job_start(it->job, on_done);
-    if (jrc != 0) {
-      it->status = jrc;
-      if (it->job != NULL) {
-        snprintf(it->message, sizeof(it->message), "%s", vhdup_job_message(it->job));
-        vhdup_job_get_stats(it->job, &it->st);
-        vhdup_job_close(it->job, job_closed);
-        it->job = NULL;
-      }
-      if (!r.quiet)
-        fprintf(stderr, "vhdup: %s: %s\n", name_of(it), it->message);
-      item_done(&r, it);
-    }
-  }
-  /* The +1 above: every job has started, so finishing can now close. */
-  if (--r.remaining == 0)
-    finish_all(&r);
+  start_all(&r, o.dry_run);
   vhdup__cli_session_run(&r.s);
   if (r.bar)
     fputs("\r\033[K", stderr);
-
-  int exit_code = VHDUP_EXIT_OK;
-  for (size_t i = 0; i < r.n; i++) {
-    if (r.items[i].status != 0 && exit_code == VHDUP_EXIT_OK)
-      exit_code = vhdup__exit_code(r.items[i].status);
-  }
-  if (r.s.interrupted && exit_code != VHDUP_EXIT_OK)
-    exit_code = VHDUP_EXIT_INTERRUPTED;
-  if (!r.quiet && !r.json) {
-    print_table(&r, stdout);
-    if (dry_run) {
-      uint64_t total = 0;
-      for (size_t i = 0; i < r.n; i++)
-        total += r.items[i].st.bytes_sent;
-      char h[32];
-      printf("dry run: %s would be sent in all; nothing was sent\n",
-             vhdup__cli_human_size(total, h, sizeof(h)));
-    }
-  }
-  if (report != NULL && write_report(&r, report, dry_run) != 0 && exit_code == VHDUP_EXIT_OK)
+  int exit_code = run_exit_code(&r);
+  if (!r.quiet && !r.json)
+    print_summary(&r, o.dry_run);
+  if (o.report != NULL && write_report(&r, o.report, o.dry_run) != 0 && exit_code == VHDUP_EXIT_OK)
     exit_code = VHDUP_EXIT_RUNTIME;
   vhdup__free(r.items);
   vhdup__manifest_free(r.m);

@@ -133,7 +133,130 @@ enum {
   OPT_JOURNAL,
 };
 
-int vhdup__cmd_upload(int argc, char **argv) {
+/* What the command line asked for. */
+typedef struct upload_options {
+  vhdup_engine_options eo;
+  vhdup_job_options jo;
+  vhdup__cli_conn conn;
+  int mode; /* --progress */
+  int quiet;
+} upload_options;
+
+static int parse_connections(vhdup_engine_options *eo, const char *arg) {
+  if (strcmp(arg, "auto") == 0) {
+    eo->connections_auto = 1;
+    eo->connections = VHDUP__MAX_CONNECTIONS;
+  } else if (vhdup__cli_parse_uint(arg, 1, VHDUP__MAX_CONNECTIONS, &eo->connections) != 0)
+    return vhdup__cli_usage_error("upload", "--connections takes 1 to %u or auto, not '%s'",
+                                  VHDUP__MAX_CONNECTIONS, arg);
+  return 0;
+}
+
+static int parse_memory(vhdup_engine_options *eo, const char *arg) {
+  uint64_t size;
+  if (vhdup__cli_parse_size(arg, &size) != 0 || size < VHDUP__MIN_MEMORY || size > (1ull << 40))
+    return vhdup__cli_usage_error("upload", "--memory takes a size from %lluM, not '%s'",
+                                  (unsigned long long)VHDUP__MIN_MEMORY / VHDUP__MIB, arg);
+  eo->memory = (size_t)size;
+  return 0;
+}
+
+static int parse_verify(vhdup_job_options *jo, const char *arg) {
+  if (arg == NULL || strcmp(arg, "ranges") == 0)
+    jo->verify = VHDUP_VERIFY_RANGES;
+  else if (strcmp(arg, "content") == 0)
+    jo->verify = VHDUP_VERIFY_CONTENT;
+  else
+    return vhdup__cli_usage_error("upload", "--verify takes ranges or content, not '%s'", arg);
+  return 0;
+}
+
+static int parse_merge_gap(vhdup_job_options *jo, const char *arg) {
+  uint64_t size;
+  if (vhdup__cli_parse_size(arg, &size) != 0 || size % 512 != 0 || size > 4u * 1024 * 1024)
+    return vhdup__cli_usage_error("upload",
+                                  "--merge-gap takes a multiple of 512 up to 4M, not '%s'", arg);
+  jo->merge_gap = (size_t)size;
+  return 0;
+}
+
+/* The switches that only set a job option. Returns 1 when opt was one. */
+static int job_switch(vhdup_job_options *jo, int opt) {
+  switch (opt) {
+  case OPT_NO_MD5:
+    jo->md5 = 0;
+    return 1;
+  case OPT_CRC64:
+    jo->crc64 = 1;
+    jo->md5 = 0;
+    return 1;
+  case OPT_DISK_MD5:
+    jo->disk_md5 = 1;
+    return 1;
+  case OPT_NO_RESIZE:
+    jo->resize = 0;
+    return 1;
+  case OPT_OVERWRITE:
+    jo->overwrite = 1;
+    return 1;
+  case OPT_MKCONTAINER:
+    jo->create_container = 1;
+    return 1;
+  case OPT_RESUME:
+    jo->resume = 1;
+    return 1;
+  default:
+    return 0;
+  }
+}
+
+/* One getopt_long answer. Returns 0, or the exit code after a usage error. */
+static int parse_option(upload_options *o, int opt, char **argv) {
+  vhdup_job_options *jo = &o->jo;
+  if (job_switch(jo, opt))
+    return 0;
+  switch (opt) {
+  case 'c':
+    return parse_connections(&o->eo, optarg);
+  case 'm':
+    return parse_memory(&o->eo, optarg);
+  case OPT_STALL:
+    if (vhdup__cli_parse_uint(optarg, 1, 3600, &o->eo.stall_timeout_s) != 0)
+      return vhdup__cli_usage_error("upload", "--stall-timeout takes 1 to 3600 seconds, not '%s'",
+                                    optarg);
+    return 0;
+  case OPT_JOURNAL:
+    jo->journal = optarg;
+    return 0;
+  case OPT_VERIFY:
+    return parse_verify(jo, optarg);
+  case OPT_FORMAT:
+    if (vhdup__cli_parse_format(optarg, &jo->format) != 0)
+      return vhdup__cli_usage_error("upload", "--format takes auto, vhd, vhdx or raw, not '%s'",
+                                    optarg);
+    return 0;
+  case OPT_PARENT:
+    jo->parent = optarg;
+    return 0;
+  case OPT_MERGE_GAP:
+    return parse_merge_gap(jo, optarg);
+  case OPT_PROGRESS:
+    if (vhdup__progress_parse_mode(optarg, &o->mode) != 0)
+      return vhdup__cli_usage_error("upload", "--progress takes auto, bar, json or none");
+    return 0;
+  case 'q':
+    o->quiet = 1;
+    return 0;
+  case 'v':
+    o->eo.verbose = 1;
+    return 0;
+  default:
+    return vhdup__cli_conn_option(&o->conn, opt, argv);
+  }
+}
+
+/* The options, then SOURCE and DEST. Returns 0 or the exit code. */
+static int parse_args(int argc, char **argv, upload_options *o) {
   static const struct option longopts[] = {
       {"connections", required_argument, NULL, 'c'},
       {"memory", required_argument, NULL, 'm'},
@@ -156,147 +279,59 @@ int vhdup__cmd_upload(int argc, char **argv) {
       {"verbose", no_argument, NULL, 'v'},
       {NULL, 0, NULL, 0},
   };
-  vhdup_engine_options eo;
-  vhdup_job_options jo;
-  vhdup_engine_options_init(&eo);
-  vhdup_job_options_init(&jo);
-  upload_run r;
-  memset(&r, 0, sizeof(r));
-  int mode = VHDUP__PROGRESS_AUTO;
-  int quiet = 0;
-  vhdup__cli_conn conn;
-  vhdup__cli_conn_init(&conn, "upload");
-  uint64_t size;
   int opt, rc;
-
+  vhdup_engine_options_init(&o->eo);
+  vhdup_job_options_init(&o->jo);
+  vhdup__cli_conn_init(&o->conn, "upload");
+  o->mode = VHDUP__PROGRESS_AUTO;
+  o->quiet = 0;
   opterr = 0;
-  while ((opt = getopt_long(argc, argv, ":c:m:qv", longopts, NULL)) != -1) {
-    switch (opt) {
-    case 'c':
-      if (strcmp(optarg, "auto") == 0) {
-        eo.connections_auto = 1;
-        eo.connections = VHDUP__MAX_CONNECTIONS;
-      } else if (vhdup__cli_parse_uint(optarg, 1, VHDUP__MAX_CONNECTIONS, &eo.connections) != 0)
-        return vhdup__cli_usage_error("upload", "--connections takes 1 to %u or auto, not '%s'",
-                                      VHDUP__MAX_CONNECTIONS, optarg);
-      break;
-    case 'm':
-      if (vhdup__cli_parse_size(optarg, &size) != 0 || size < VHDUP__MIN_MEMORY ||
-          size > (1ull << 40))
-        return vhdup__cli_usage_error("upload", "--memory takes a size from %lluM, not '%s'",
-                                      (unsigned long long)VHDUP__MIN_MEMORY / VHDUP__MIB, optarg);
-      eo.memory = (size_t)size;
-      break;
-    case OPT_NO_MD5:
-      jo.md5 = 0;
-      break;
-    case OPT_CRC64:
-      jo.crc64 = 1;
-      jo.md5 = 0;
-      break;
-    case OPT_DISK_MD5:
-      jo.disk_md5 = 1;
-      break;
-    case OPT_NO_RESIZE:
-      jo.resize = 0;
-      break;
-    case OPT_OVERWRITE:
-      jo.overwrite = 1;
-      break;
-    case OPT_MKCONTAINER:
-      jo.create_container = 1;
-      break;
-    case OPT_RESUME:
-      jo.resume = 1;
-      break;
-    case OPT_STALL:
-      if (vhdup__cli_parse_uint(optarg, 1, 3600, &eo.stall_timeout_s) != 0)
-        return vhdup__cli_usage_error("upload", "--stall-timeout takes 1 to 3600 seconds, not '%s'",
-                                      optarg);
-      break;
-    case OPT_JOURNAL:
-      jo.journal = optarg;
-      break;
-    case OPT_VERIFY:
-      if (optarg == NULL || strcmp(optarg, "ranges") == 0)
-        jo.verify = VHDUP_VERIFY_RANGES;
-      else if (strcmp(optarg, "content") == 0)
-        jo.verify = VHDUP_VERIFY_CONTENT;
-      else
-        return vhdup__cli_usage_error("upload", "--verify takes ranges or content, not '%s'",
-                                      optarg);
-      break;
-    case OPT_FORMAT:
-      if (strcmp(optarg, "auto") == 0)
-        jo.format = VHDUP_FORMAT_AUTO;
-      else if (strcmp(optarg, "vhd") == 0)
-        jo.format = VHDUP_FORMAT_VHD;
-      else if (strcmp(optarg, "raw") == 0)
-        jo.format = VHDUP_FORMAT_RAW;
-      else if (strcmp(optarg, "vhdx") == 0)
-        jo.format = VHDUP_FORMAT_VHDX;
-      else
-        return vhdup__cli_usage_error("upload", "--format takes auto, vhd, vhdx or raw, not '%s'",
-                                      optarg);
-      break;
-    case OPT_PARENT:
-      jo.parent = optarg;
-      break;
-    case OPT_MERGE_GAP:
-      if (vhdup__cli_parse_size(optarg, &size) != 0 || size % 512 != 0 || size > 4u * 1024 * 1024)
-        return vhdup__cli_usage_error(
-            "upload", "--merge-gap takes a multiple of 512 up to 4M, not '%s'", optarg);
-      jo.merge_gap = (size_t)size;
-      break;
-    case OPT_PROGRESS:
-      if (vhdup__progress_parse_mode(optarg, &mode) != 0)
-        return vhdup__cli_usage_error("upload", "--progress takes auto, bar, json or none");
-      break;
-    case 'q':
-      quiet = 1;
-      break;
-    case 'v':
-      eo.verbose = 1;
-      break;
-    default:
-      if ((rc = vhdup__cli_conn_option(&conn, opt, argv)) != 0)
-        return rc;
-      break;
-    }
-  }
+  while ((opt = getopt_long(argc, argv, ":c:m:qv", longopts, NULL)) != -1)
+    if ((rc = parse_option(o, opt, argv)) != 0)
+      return rc;
   if (argc - optind != 2)
     return vhdup__cli_usage_error("upload", "needs SOURCE and DEST");
-  jo.source = argv[optind];
-  jo.target.url = argv[optind + 1];
-  if ((rc = vhdup__cli_conn_read_secrets(&conn)) != 0)
-    return rc;
-  vhdup__cli_conn_to_target(&conn, &eo, &jo.target);
-  jo.notice_cb = on_notice;
-  jo.data = &r;
-  r.source = jo.source;
+  o->jo.source = argv[optind];
+  o->jo.target.url = argv[optind + 1];
+  return 0;
+}
 
-  if ((rc = vhdup__cli_session_open(&r.s, "upload", &eo, on_interrupt, &r)) != 0) {
-    vhdup__cli_conn_free(&conn);
+/* The upload on its own loop, with progress; returns the exit code. */
+static int run_upload(upload_options *o) {
+  upload_run r;
+  memset(&r, 0, sizeof(r));
+  o->jo.notice_cb = on_notice;
+  o->jo.data = &r;
+  r.source = o->jo.source;
+  int rc = vhdup__cli_session_open(&r.s, "upload", &o->eo, on_interrupt, &r);
+  if (rc != 0) {
+    vhdup__cli_conn_free(&o->conn);
     return rc;
   }
-  rc = vhdup_job_new(r.s.engine, &jo, &r.job);
-  vhdup__cli_conn_free(&conn); /* the job keeps copies */
-  if (rc != 0) {
-    fprintf(stderr, "vhdup: upload: %s\n", vhdup_strerror(rc));
-    vhdup__cli_session_finish(&r.s, NULL);
-    vhdup__cli_session_run(&r.s);
-    return vhdup__exit_code(rc);
-  }
-  vhdup__progress_init(&r.progress, &r.s.loop, r.job, quiet ? VHDUP__PROGRESS_NONE : mode, quiet);
-  rc = vhdup_job_start(r.job, on_done);
+  rc = vhdup__cli_job_new(&r.s, "upload", &o->jo, &r.job);
+  vhdup__cli_conn_free(&o->conn); /* the job keeps copies */
+  if (rc != 0)
+    return rc;
+  vhdup__progress_init(&r.progress, &r.s.loop, r.job, o->quiet ? VHDUP__PROGRESS_NONE : o->mode,
+                       o->quiet);
+  rc = vhdup__cli_job_start(&r.s, r.job, on_done);
   if (rc != 0) {
     r.status = rc;
-    fprintf(stderr, "vhdup: %s\n", vhdup_job_message(r.job));
     vhdup__progress_close(&r.progress);
-    vhdup__cli_session_finish(&r.s, r.job);
   } else {
     vhdup__progress_start(&r.progress);
   }
   vhdup__cli_session_run(&r.s);
   return vhdup__cli_session_exit_code(&r.s, r.status);
+}
+
+int vhdup__cmd_upload(int argc, char **argv) {
+  upload_options o;
+  int rc = parse_args(argc, argv, &o);
+  if (rc != 0)
+    return rc;
+  if ((rc = vhdup__cli_conn_read_secrets(&o.conn)) != 0)
+    return rc;
+  vhdup__cli_conn_to_target(&o.conn, &o.eo, &o.jo.target);
+  return run_upload(&o);
 }

@@ -65,15 +65,15 @@ int vhdup__cli_bad_option(const char *cmd, int opt, char **argv) {
   return vhdup__cli_usage_error(cmd, "unknown option '%s'", arg);
 }
 
-int vhdup__cli_parse_format(const char *s, vhdup__fmt *out) {
+int vhdup__cli_parse_format(const char *s, vhdup_format *out) {
   if (strcmp(s, "auto") == 0)
-    *out = VHDUP__FMT_AUTO;
+    *out = VHDUP_FORMAT_AUTO;
   else if (strcmp(s, "vhd") == 0)
-    *out = VHDUP__FMT_VHD;
+    *out = VHDUP_FORMAT_VHD;
   else if (strcmp(s, "raw") == 0)
-    *out = VHDUP__FMT_RAW;
+    *out = VHDUP_FORMAT_RAW;
   else if (strcmp(s, "vhdx") == 0)
-    *out = VHDUP__FMT_VHDX;
+    *out = VHDUP_FORMAT_VHDX;
   else
     return -1;
   return 0;
@@ -96,7 +96,7 @@ static int report(const char *file, int code, const vhdup__err *err) {
 
 /* The same file source and parent lookup as an upload's, so inspect and
  * upload cannot disagree about what a disk is. */
-int vhdup__cli_open_disk(const char *path, vhdup__fmt fmt, const char *parent_override,
+int vhdup__cli_open_disk(const char *path, vhdup_format fmt, const char *parent_override,
                          vhdup__cli_disk *cd) {
   vhdup__err err;
   memset(cd, 0, sizeof(*cd));
@@ -276,4 +276,24 @@ void vhdup__cli_json_str_n(FILE *out, const char *s, size_t n) {
 
 void vhdup__cli_json_str(FILE *out, const char *s) {
   vhdup__cli_json_str_n(out, s, strlen(s));
+}
+
+int vhdup__cli_job_new(vhdup__cli_session *s, const char *cmd, const vhdup_job_options *jo,
+                       vhdup_job **job) {
+  int rc = vhdup_job_new(s->engine, jo, job);
+  if (rc == 0)
+    return 0;
+  fprintf(stderr, "vhdup: %s: %s\n", cmd, vhdup_strerror(rc));
+  vhdup__cli_session_finish(s, NULL);
+  vhdup__cli_session_run(s);
+  return vhdup__exit_code(rc);
+}
+
+int vhdup__cli_job_start(vhdup__cli_session *s, vhdup_job *job, vhdup_job_cb on_done) {
+  int rc = vhdup_job_start(job, on_done);
+  if (rc == 0)
+    return 0;
+  fprintf(stderr, "vhdup: %s\n", vhdup_job_message(job));
+  vhdup__cli_session_finish(s, job);
+  return rc;
 }

@@ -423,89 +423,102 @@ static int valid_version_date(const char *s) {
   return 1;
 }
 
-static void read_settings(vhdup__mctx *c, const mnode *const *values, layer *l) {
-  char buf[80];
-  int e = 0;
-  uint64_t size = 0;
-  memset(l, 0, sizeof(*l));
-  for (unsigned i = 0; i < S_COUNT; i++) {
-    const mnode *n = values[i];
-    const char *key = defaults_keys[i];
-    int ok = -1;
-    if (n == NULL)
-      continue;
-    switch (i) {
-    case S_PER_BLOB:
-      ok = get_uint(c, n, key, 1, VHDUP__MAX_CONNECTIONS, &l->v.per_blob_connections);
-      l->per_blob_at = n;
-      break;
-    case S_MD5:
-      ok = get_bool(c, n, key, &l->v.md5);
-      break;
-    case S_CRC64:
-      ok = get_bool(c, n, key, &l->v.crc64);
-      break;
-    case S_DISK_MD5:
-      ok = get_bool(c, n, key, &l->v.disk_md5);
-      break;
-    case S_RESIZE:
-      ok = get_bool(c, n, key, &l->v.resize);
-      break;
-    case S_OVERWRITE:
-      ok = get_bool(c, n, key, &l->v.overwrite);
-      break;
-    case S_CREATE_CONTAINER:
-      ok = get_bool(c, n, key, &l->v.create_container);
-      break;
-    case S_RESUME:
-      ok = get_bool(c, n, key, &l->v.resume);
-      break;
-    case S_ALLOW_HTTP:
-      ok = get_bool(c, n, key, &l->v.allow_http);
-      break;
-    case S_VERIFY:
-      ok = get_enum(c, n, key, verify_names, COUNT_OF(verify_names), &e);
-      if (ok == 0)
-        l->v.verify = (vhdup_verify)e;
-      break;
-    case S_FORMAT:
-      ok = get_enum(c, n, key, format_names, COUNT_OF(format_names), &e);
-      if (ok == 0)
-        l->v.format = (vhdup_format)e;
-      break;
-    case S_RETRIES:
-      ok = get_uint(c, n, key, 1, 100, &l->v.retries);
-      break;
-    case S_MERGE_GAP:
-      ok = want_scalar(c, n, key);
-      if (ok == 0 && (vhdup__manifest_parse_size(n->value, &size) != 0 || size % 512 != 0 ||
-                      size > 4u * 1024 * 1024)) {
-        vhdup__mdiag(c, ERR, n->line, n->col,
-                     "'merge_gap' takes a multiple of 512 up to 4M (e.g. 64K), not '%s'",
-                     shown(n->value, buf, sizeof(buf)));
-        ok = -1;
-      }
-      if (ok == 0)
-        l->v.merge_gap = (size_t)size;
-      break;
-    case S_SERVICE_VERSION:
-      ok = get_string(c, n, key, &l->v.service_version);
-      if (ok == 0 && !valid_version_date(l->v.service_version)) {
-        vhdup__mdiag(c, ERR, n->line, n->col,
-                     "'service_version' takes an x-ms-version date like 2021-08-06, not '%s'",
-                     shown(n->value, buf, sizeof(buf)));
-        ok = -1;
-      }
-      if (ok == 0 && nomem(c, l->v.service_version = vhdup__marena_strndup(
-                                  c->out, l->v.service_version, strlen(l->v.service_version))))
-        ok = -1;
-      break;
-    default:
-      break;
-    }
-    if (ok == 0)
-      l->set |= 1u << i;
+/* The field of a true/false setting, NULL for the others. */
+static int *bool_setting(vhdup__manifest_settings *v, unsigned i) {
+  switch (i) {
+  case S_MD5:
+    return &v->md5;
+  case S_CRC64:
+    return &v->crc64;
+  case S_DISK_MD5:
+    return &v->disk_md5;
+  case S_RESIZE:
+    return &v->resize;
+  case S_OVERWRITE:
+    return &v->overwrite;
+  case S_CREATE_CONTAINER:
+    return &v->create_container;
+  case S_RESUME:
+    return &v->resume;
+  case S_ALLOW_HTTP:
+    return &v->allow_http;
+  default:
+    return NULL;
   }
+}
+
+static int get_merge_gap(vhdup__mctx *c, const mnode *n, const char *key, size_t *out) {
+  char buf[80];
+  uint64_t size = 0;
+  int ok = want_scalar(c, n, key);
+  if (ok == 0 && (vhdup__manifest_parse_size(n->value, &size) != 0 || size % 512 != 0 ||
+                  size > 4u * 1024 * 1024)) {
+    vhdup__mdiag(c, ERR, n->line, n->col,
+                 "'merge_gap' takes a multiple of 512 up to 4M (e.g. 64K), not '%s'",
+                 shown(n->value, buf, sizeof(buf)));
+    ok = -1;
+  }
+  if (ok == 0)
+    *out = (size_t)size;
+  return ok;
+}
+
+static int get_service_version(vhdup__mctx *c, const mnode *n, const char *key, const char **out) {
+  char buf[80];
+  int ok = get_string(c, n, key, out);
+  if (ok == 0 && !valid_version_date(*out)) {
+    vhdup__mdiag(c, ERR, n->line, n->col,
+                 "'service_version' takes an x-ms-version date like 2021-08-06, not '%s'",
+                 shown(n->value, buf, sizeof(buf)));
+    ok = -1;
+  }
+  if (ok == 0 && nomem(c, *out = vhdup__marena_strndup(c->out, *out, strlen(*out))))
+    ok = -1;
+  return ok;
+}
+
+/* Setting i, written as n, into l->v. Returns 0, or -1 after reporting. */
+static int read_setting(vhdup__mctx *c, unsigned i, const mnode *n, layer *l) {
+  const char *key = defaults_keys[i];
+  int *flag = bool_setting(&l->v, i);
+  int ok = -1, e = 0;
+  if (flag != NULL)
+    return get_bool(c, n, key, flag);
+  switch (i) {
+  case S_PER_BLOB:
+    ok = get_uint(c, n, key, 1, VHDUP__MAX_CONNECTIONS, &l->v.per_blob_connections);
+    l->per_blob_at = n;
+    break;
+  case S_VERIFY:
+    ok = get_enum(c, n, key, verify_names, COUNT_OF(verify_names), &e);
+    if (ok == 0)
+      l->v.verify = (vhdup_verify)e;
+    break;
+  case S_FORMAT:
+    ok = get_enum(c, n, key, format_names, COUNT_OF(format_names), &e);
+    if (ok == 0)
+      l->v.format = (vhdup_format)e;
+    break;
+  case S_RETRIES:
+    ok = get_uint(c, n, key, 1, 100, &l->v.retries);
+    break;
+  case S_MERGE_GAP:
+    ok = get_merge_gap(c, n, key, &l->v.merge_gap);
+    break;
+  case S_SERVICE_VERSION:
+    ok = get_service_version(c, n, key, &l->v.service_version);
+    break;
+  default:
+    break;
+  }
+  return ok;
+}
+
+static void read_settings(vhdup__mctx *c, const mnode *const *values, layer *l) {
+  memset(l, 0, sizeof(*l));
+  for (unsigned i = 0; i < S_COUNT; i++)
+    if (values[i] != NULL && read_setting(c, i, values[i], l) == 0)
+      l->set |= 1u << i;
   if ((l->set & (1u << S_MD5)) && (l->set & (1u << S_CRC64)) && l->v.md5 && l->v.crc64)
     vhdup__mdiag(c, ERR, values[S_CRC64]->line, values[S_CRC64]->col,
                  "'md5' and 'crc64' are both true: each request carries one checksum, pick one");
@@ -980,13 +993,188 @@ static void read_destination_url(vhdup__mctx *c, vhdup__manifest_upload *up, con
     nomem(c, dest->text);
 }
 
+/* One upload's mapping as read_keys found it. */
+typedef struct upload_map {
+  const mnode *map;
+  size_t index;
+  const mnode *keys[U_COUNT], *values[U_COUNT];
+  unsigned unknown; /* unknown keys: a missing key is likely one of them */
+} upload_map;
+
+/* source, parent, journal. A missing source after an unknown key is most
+ * likely the same typo: reported once. */
+static void read_upload_paths(vhdup__mctx *c, vhdup__manifest_upload *up, const upload_map *um) {
+  const mnode *const *values = um->values;
+  if (values[U_SOURCE] == NULL && um->unknown == 0)
+    vhdup__mdiag(c, ERR, um->map->line, um->map->col,
+                 "upload %zu has no 'source' (the disk to upload)", um->index + 1);
+  else if (values[U_SOURCE] != NULL)
+    up->source = get_path(c, values[U_SOURCE], "source", "source", 1);
+  if (values[U_PARENT] != NULL)
+    up->parent = get_path(c, values[U_PARENT], "parent", "parent", 1);
+  if (values[U_JOURNAL] != NULL)
+    up->journal = get_path(c, values[U_JOURNAL], "journal", "journal", 0);
+}
+
+/* The credential the upload names (marked used), NULL when none is named,
+ * none has that name, or the one named was reported broken. */
+static const vhdup__manifest_credential *read_upload_credential(vhdup__mctx *c,
+                                                                const vhdup__manifest *m,
+                                                                const mnode *n,
+                                                                unsigned char *used) {
+  const vhdup__manifest_credential *cr = NULL;
+  const char *s;
+  size_t ci;
+  if (n == NULL || get_string(c, n, "credential", &s) != 0)
+    return NULL;
+  cr = find_credential(m, s, &ci);
+  if (cr == NULL)
+    unknown_credential(c, m, n, s);
+  else
+    used[ci] = 1;
+  if (cr != NULL && cr->kind == 0)
+    cr = NULL;
+  return cr;
+}
+
+/* 'container' and 'blob' as Azure names them. Returns 0 with both, or -1
+ * (after reporting what was wrong). */
+static int get_container_blob(vhdup__mctx *c, const mnode *cn, const mnode *bn,
+                              const char **container, const char **blob) {
+  char buf[80];
+  int bad = 0;
+  if (get_string(c, cn, "container", container) == 0 && !valid_container(*container)) {
+    vhdup__mdiag(c, ERR, cn->line, cn->col,
+                 "'%s' is not a container name (3 to 63 lowercase letters, digits and single "
+                 "hyphens)",
+                 shown(*container, buf, sizeof(buf)));
+    bad = 1;
+  }
+  if (get_string(c, bn, "blob", blob) == 0) {
+    const char *b = *blob;
+    if (strlen(b) > 1024 || strpbrk(b, "?#\\") != NULL || b[0] == '/' || b[strlen(b) - 1] == '/') {
+      vhdup__mdiag(c, ERR, bn->line, bn->col,
+                   "'blob' must be 1 to 1024 characters without '?', '#' or '\\', not starting or "
+                   "ending with '/'");
+      bad = 1;
+    } else {
+      for (const char *p = b; *p != '\0'; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+          vhdup__mdiag(c, ERR, bn->line, bn->col, "'blob' contains a control character");
+          bad = 1;
+          break;
+        }
+    }
+  }
+  return bad || *container == NULL || *blob == NULL ? -1 : 0;
+}
+
+/* CONTAINER/BLOB under a connection string: the library joins them onto
+ * the string's endpoint (vhdup_job_options.target.url). */
+static void place_under_connstr(vhdup__mctx *c, vhdup__manifest_upload *up, const mnode *cn,
+                                const char *container, const char *blob, dest_id *dest) {
+  const vhdup__manifest_credential *cr = up->credential;
+  up->destination = vhdup__marena_printf(c->out, "%s/%s", container, blob);
+  dest->text = vhdup__marena_printf(c->tree, "%s/%s (credential '%s')", container, blob, cr->name);
+  if (nomem(c, up->destination) || nomem(c, dest->text))
+    return;
+  dest->id = connstr_identity(c, cn, cr, container, blob, up->settings.allow_http);
+}
+
+/* CONTAINER/BLOB under the credential's endpoint: Azure's public one
+ * unless the credential names another. */
+static void place_under_endpoint(vhdup__mctx *c, vhdup__manifest_upload *up, const mnode *cn,
+                                 const mnode *cred_value, const char *container, const char *blob,
+                                 dest_id *dest) {
+  const vhdup__manifest_credential *cr = up->credential;
+  const char *endpoint = cr->endpoint;
+  if (endpoint == NULL && cr->account != NULL &&
+      nomem(c, endpoint =
+                   vhdup__marena_printf(c->tree, "https://%s.blob.core.windows.net", cr->account)))
+    return;
+  if (endpoint == NULL) {
+    vhdup__mdiag(c, ERR, cred_value->line, cred_value->col,
+                 "credential '%s' names no account or endpoint, so 'container' and 'blob' cannot "
+                 "be placed: add 'account' to it, or give 'destination' as a URL",
+                 cr->name);
+    return;
+  }
+  vhdup__az_url u;
+  if (join_url(c, cn, "the destination", endpoint, container, blob, up->settings.allow_http, &u) !=
+      0)
+    return;
+  up->destination = vhdup__marena_printf(c->out, "%s/%s/%s", endpoint, container, blob);
+  dest->text = up->destination;
+  dest->id = url_identity(c, &u);
+  vhdup__az_url_free(&u);
+  nomem(c, up->destination);
+}
+
+/* A destination given as 'container' and 'blob'. */
+static void read_container_blob(vhdup__mctx *c, vhdup__manifest_upload *up, const upload_map *um,
+                                dest_id *dest) {
+  const mnode *cn = um->values[U_CONTAINER], *bn = um->values[U_BLOB];
+  const char *container = NULL, *blob = NULL;
+  if (cn == NULL || bn == NULL) {
+    const mnode *k = um->keys[cn != NULL ? U_CONTAINER : U_BLOB];
+    vhdup__mdiag(c, ERR, k->line, k->col, "'%s' needs '%s' too", cn != NULL ? "container" : "blob",
+                 cn != NULL ? "blob" : "container");
+    return;
+  }
+  if (get_container_blob(c, cn, bn, &container, &blob) != 0)
+    return;
+  up->container = vhdup__marena_strndup(c->out, container, strlen(container));
+  up->blob = vhdup__marena_strndup(c->out, blob, strlen(blob));
+  if (nomem(c, up->container) || nomem(c, up->blob))
+    return;
+  if (up->credential == NULL) {
+    if (um->values[U_CREDENTIAL] == NULL)
+      vhdup__mdiag(c, ERR, cn->line, cn->col,
+                   "'container' and 'blob' need a 'credential' (which names the account)");
+    return;
+  }
+  dest->line = cn->line;
+  dest->col = cn->col;
+  if (up->credential->kind == VHDUP__MANIFEST_CRED_CONNECTION_STRING)
+    place_under_connstr(c, up, cn, container, blob, dest);
+  else
+    place_under_endpoint(c, up, cn, um->values[U_CREDENTIAL], container, blob, dest);
+}
+
+/* 'destination', or 'container' and 'blob': one of the two. */
+static void read_upload_destination(vhdup__mctx *c, vhdup__manifest_upload *up,
+                                    const upload_map *um, dest_id *dest) {
+  const mnode *dn = um->values[U_DESTINATION], *cn = um->values[U_CONTAINER],
+              *bn = um->values[U_BLOB];
+  if (dn != NULL && (cn != NULL || bn != NULL)) {
+    const mnode *k = um->keys[cn != NULL ? U_CONTAINER : U_BLOB];
+    vhdup__mdiag(c, ERR, k->line, k->col,
+                 "give either 'destination' (a blob URL) or 'container' and 'blob', not both");
+    return;
+  }
+  if (dn == NULL && cn == NULL && bn == NULL) {
+    if (um->unknown > 0)
+      return;
+    vhdup__mdiag(c, ERR, um->map->line, um->map->col,
+                 "upload %zu has no 'destination' (a blob URL) and no 'container' and 'blob'",
+                 um->index + 1);
+    return;
+  }
+  if (dn != NULL) {
+    const char *url;
+    if (get_string(c, dn, "destination", &url) == 0)
+      read_destination_url(c, up, dn, um->keys[U_CREDENTIAL], url, dest);
+    return;
+  }
+  read_container_blob(c, up, um, dest);
+}
+
 static void read_upload(vhdup__mctx *c, vhdup__manifest *m, const mnode *map, size_t index,
                         const vhdup__manifest_settings *defaults, unsigned connections,
                         unsigned char *used, dest_id *dest) {
   vhdup__manifest_upload *up = &m->uploads[index];
-  char where[48], buf[80];
-  const mnode *keys[U_COUNT], *values[U_COUNT];
-  const char *s;
+  char where[48];
+  upload_map um = {.map = map, .index = index};
   layer own;
 
   up->line = map->line;
@@ -1008,136 +1196,13 @@ static void read_upload(vhdup__mctx *c, vhdup__manifest *m, const mnode *map, si
                "is shared by all uploads: set it under 'defaults' (per_blob_connections caps "
                "one upload)",
                0};
-  unsigned unknown = read_keys(c, map, &ks, keys, values);
-  read_settings(c, values, &own);
+  um.unknown = read_keys(c, map, &ks, um.keys, um.values);
+  read_settings(c, um.values, &own);
   apply_settings(&up->settings, &own);
   check_per_blob(c, &own, connections);
-
-  /* A missing key after an unknown one is most likely the same typo:
-   * report it once. */
-  if (values[U_SOURCE] == NULL && unknown == 0)
-    vhdup__mdiag(c, ERR, map->line, map->col, "upload %zu has no 'source' (the disk to upload)",
-                 index + 1);
-  else if (values[U_SOURCE] != NULL)
-    up->source = get_path(c, values[U_SOURCE], "source", "source", 1);
-  if (values[U_PARENT] != NULL)
-    up->parent = get_path(c, values[U_PARENT], "parent", "parent", 1);
-  if (values[U_JOURNAL] != NULL)
-    up->journal = get_path(c, values[U_JOURNAL], "journal", "journal", 0);
-
-  const vhdup__manifest_credential *cr = NULL;
-  if (values[U_CREDENTIAL] != NULL && get_string(c, values[U_CREDENTIAL], "credential", &s) == 0) {
-    size_t ci;
-    cr = find_credential(m, s, &ci);
-    if (cr == NULL)
-      unknown_credential(c, m, values[U_CREDENTIAL], s);
-    else
-      used[ci] = 1;
-    if (cr != NULL && cr->kind == 0)
-      cr = NULL;
-  }
-  up->credential = cr;
-
-  const mnode *dn = values[U_DESTINATION], *cn = values[U_CONTAINER], *bn = values[U_BLOB];
-  if (dn != NULL && (cn != NULL || bn != NULL)) {
-    const mnode *k = keys[cn != NULL ? U_CONTAINER : U_BLOB];
-    vhdup__mdiag(c, ERR, k->line, k->col,
-                 "give either 'destination' (a blob URL) or 'container' and 'blob', not both");
-    return;
-  }
-  if (dn == NULL && cn == NULL && bn == NULL) {
-    if (unknown > 0)
-      return;
-    vhdup__mdiag(c, ERR, map->line, map->col,
-                 "upload %zu has no 'destination' (a blob URL) and no 'container' and 'blob'",
-                 index + 1);
-    return;
-  }
-  if (dn != NULL) {
-    const char *url;
-    if (get_string(c, dn, "destination", &url) == 0)
-      read_destination_url(c, up, dn, keys[U_CREDENTIAL], url, dest);
-    return;
-  }
-
-  const char *container = NULL, *blob = NULL;
-  if (cn == NULL || bn == NULL) {
-    const mnode *k = keys[cn != NULL ? U_CONTAINER : U_BLOB];
-    vhdup__mdiag(c, ERR, k->line, k->col, "'%s' needs '%s' too", cn != NULL ? "container" : "blob",
-                 cn != NULL ? "blob" : "container");
-    return;
-  }
-  int bad = 0;
-  if (get_string(c, cn, "container", &container) == 0 && !valid_container(container)) {
-    vhdup__mdiag(c, ERR, cn->line, cn->col,
-                 "'%s' is not a container name (3 to 63 lowercase letters, digits and single "
-                 "hyphens)",
-                 shown(container, buf, sizeof(buf)));
-    bad = 1;
-  }
-  if (get_string(c, bn, "blob", &blob) == 0) {
-    if (strlen(blob) > 1024 || strpbrk(blob, "?#\\") != NULL || blob[0] == '/' ||
-        blob[strlen(blob) - 1] == '/') {
-      vhdup__mdiag(c, ERR, bn->line, bn->col,
-                   "'blob' must be 1 to 1024 characters without '?', '#' or '\\', not starting or "
-                   "ending with '/'");
-      bad = 1;
-    } else {
-      for (const char *p = blob; *p != '\0'; p++)
-        if ((unsigned char)*p < 0x20 || *p == 0x7f) {
-          vhdup__mdiag(c, ERR, bn->line, bn->col, "'blob' contains a control character");
-          bad = 1;
-          break;
-        }
-    }
-  }
-  if (bad || container == NULL || blob == NULL)
-    return;
-  up->container = vhdup__marena_strndup(c->out, container, strlen(container));
-  up->blob = vhdup__marena_strndup(c->out, blob, strlen(blob));
-  if (nomem(c, up->container) || nomem(c, up->blob))
-    return;
-  if (cr == NULL) {
-    if (values[U_CREDENTIAL] == NULL)
-      vhdup__mdiag(c, ERR, cn->line, cn->col,
-                   "'container' and 'blob' need a 'credential' (which names the account)");
-    return;
-  }
-  dest->line = cn->line;
-  dest->col = cn->col;
-  if (cr->kind == VHDUP__MANIFEST_CRED_CONNECTION_STRING) {
-    /* The library joins CONTAINER/BLOB onto the connection string's
-     * endpoint (vhdup_job_options.target.url). */
-    up->destination = vhdup__marena_printf(c->out, "%s/%s", container, blob);
-    dest->text =
-        vhdup__marena_printf(c->tree, "%s/%s (credential '%s')", container, blob, cr->name);
-    if (nomem(c, up->destination) || nomem(c, dest->text))
-      return;
-    dest->id = connstr_identity(c, cn, cr, container, blob, up->settings.allow_http);
-    return;
-  }
-  /* Azure's public endpoint unless the credential names another. */
-  const char *endpoint = cr->endpoint;
-  if (endpoint == NULL && cr->account != NULL &&
-      nomem(c, endpoint =
-                   vhdup__marena_printf(c->tree, "https://%s.blob.core.windows.net", cr->account)))
-    return;
-  if (endpoint == NULL) {
-    vhdup__mdiag(c, ERR, values[U_CREDENTIAL]->line, values[U_CREDENTIAL]->col,
-                 "credential '%s' names no account or endpoint, so 'container' and 'blob' cannot "
-                 "be placed: add 'account' to it, or give 'destination' as a URL",
-                 cr->name);
-    return;
-  }
-  vhdup__az_url u;
-  if (join_url(c, cn, "the destination", endpoint, container, blob, up->settings.allow_http, &u) !=
-      0)
-    return;
-  up->destination = vhdup__marena_printf(c->out, "%s/%s/%s", endpoint, container, blob);
-  dest->text = up->destination;
-  dest->id = url_identity(c, &u);
-  vhdup__az_url_free(&u);
-  nomem(c, up->destination);
+  read_upload_paths(c, up, &um);
+  up->credential = read_upload_credential(c, m, um.values[U_CREDENTIAL], used);
+  read_upload_destination(c, up, &um, dest);
 }
 
 static int compare_dest(const void *a, const void *b) {
@@ -1174,97 +1239,98 @@ static void check_duplicates(vhdup__mctx *c, dest_id *dests, size_t n) {
 
 /* ---- The whole file ---- */
 
-static void read_manifest(vhdup__mctx *c, const mnode *root, vhdup__manifest *m) {
-  const mnode *keys[T_COUNT], *values[T_COUNT];
-  const mnode *dk[D_COUNT], *dv[D_COUNT];
+/* 'version: 1'. A missing one after an unknown key is most likely the same
+ * typo: reported once. */
+static void read_version(vhdup__mctx *c, const mnode *root, const mnode *n, unsigned unknown,
+                         vhdup__manifest *m) {
   char buf[80];
-  layer defaults;
-
-  if (root->type != VHDUP__MNODE_MAPPING) {
-    if (root->type != VHDUP__MNODE_ALIAS)
-      vhdup__mdiag(c, ERR, root->line, root->col,
-                   "a manifest is a mapping with version, defaults, credentials and uploads, "
-                   "not %s",
-                   kind_of(root));
-    return;
-  }
-  keyset ks = {"the manifest", top_keys, T_COUNT, NULL, 0, NULL, 0};
-  unsigned unknown = read_keys(c, root, &ks, keys, values);
-
-  if (values[T_VERSION] == NULL && unknown == 0)
+  if (n == NULL && unknown == 0)
     vhdup__mdiag(c, ERR, root->line, root->col, "missing 'version: 1' (the manifest's format)");
-  else if (values[T_VERSION] != NULL && want_scalar(c, values[T_VERSION], "version") == 0) {
-    if (strcmp(values[T_VERSION]->value, "1") != 0)
-      vhdup__mdiag(c, ERR, values[T_VERSION]->line, values[T_VERSION]->col,
+  else if (n != NULL && want_scalar(c, n, "version") == 0) {
+    if (strcmp(n->value, "1") != 0)
+      vhdup__mdiag(c, ERR, n->line, n->col,
                    "'version' must be 1 (the format this vhdup reads), not '%s'",
-                   shown(values[T_VERSION]->value, buf, sizeof(buf)));
+                   shown(n->value, buf, sizeof(buf)));
     else
       m->version = 1;
   }
+}
 
+/* 'memory' under 'defaults': the default stays after a bad one. */
+static void read_memory(vhdup__mctx *c, const mnode *n, vhdup__manifest *m) {
+  char buf[80];
+  if (want_scalar(c, n, "memory") != 0)
+    return;
+  if (vhdup__manifest_parse_size(n->value, &m->memory) != 0 ||
+      m->memory < VHDUP__MANIFEST_MIN_MEMORY || m->memory > VHDUP__MANIFEST_MAX_MEMORY) {
+    vhdup__mdiag(c, ERR, n->line, n->col,
+                 "'memory' takes a size from 8M to 1T (K, M, G, T suffixes), not '%s'",
+                 shown(n->value, buf, sizeof(buf)));
+    m->memory = VHDUP__DEFAULT_MEMORY;
+  }
+}
+
+/* 'defaults': the settings every upload starts from, and the engine's. */
+static void read_defaults(vhdup__mctx *c, const mnode *n, vhdup__manifest *m) {
+  const mnode *dk[D_COUNT], *dv[D_COUNT];
+  layer defaults;
   m->connections = VHDUP__DEFAULT_CONNECTIONS;
   m->memory = VHDUP__DEFAULT_MEMORY;
   settings_init(&m->defaults);
-  memset(&defaults, 0, sizeof(defaults));
-  if (values[T_DEFAULTS] != NULL &&
-      want_mapping(c, values[T_DEFAULTS], "'defaults'", " of settings") == 0) {
-    ks = (keyset){"defaults",
-                  defaults_keys,
-                  D_COUNT,
-                  upload_only_keys,
-                  U_COUNT - S_COUNT,
-                  "belongs to an upload, not to 'defaults'",
-                  0};
-    read_keys(c, values[T_DEFAULTS], &ks, dk, dv);
-    read_settings(c, dv, &defaults);
-    apply_settings(&m->defaults, &defaults);
-    if (dv[D_CONNECTIONS] != NULL)
-      (void)get_uint(c, dv[D_CONNECTIONS], "connections", 1, VHDUP__MAX_CONNECTIONS,
-                     &m->connections);
-    if (dv[D_MEMORY] != NULL && want_scalar(c, dv[D_MEMORY], "memory") == 0) {
-      const mnode *n = dv[D_MEMORY];
-      if (vhdup__manifest_parse_size(n->value, &m->memory) != 0 ||
-          m->memory < VHDUP__MANIFEST_MIN_MEMORY || m->memory > VHDUP__MANIFEST_MAX_MEMORY) {
-        vhdup__mdiag(c, ERR, n->line, n->col,
-                     "'memory' takes a size from 8M to 1T (K, M, G, T suffixes), not '%s'",
-                     shown(n->value, buf, sizeof(buf)));
-        m->memory = VHDUP__DEFAULT_MEMORY;
-      }
-    }
-    if (dv[D_CA_FILE] != NULL)
-      m->ca_file = get_path(c, dv[D_CA_FILE], "ca_file", "CA file", 1);
-    check_per_blob(c, &defaults, m->connections);
-  }
-
-  if (values[T_CREDENTIALS] != NULL)
-    read_credentials(c, values[T_CREDENTIALS], m);
-  if (c->nomem)
+  if (n == NULL || want_mapping(c, n, "'defaults'", " of settings") != 0)
     return;
+  keyset ks = {"defaults",
+               defaults_keys,
+               D_COUNT,
+               upload_only_keys,
+               U_COUNT - S_COUNT,
+               "belongs to an upload, not to 'defaults'",
+               0};
+  read_keys(c, n, &ks, dk, dv);
+  read_settings(c, dv, &defaults);
+  apply_settings(&m->defaults, &defaults);
+  if (dv[D_CONNECTIONS] != NULL)
+    (void)get_uint(c, dv[D_CONNECTIONS], "connections", 1, VHDUP__MAX_CONNECTIONS, &m->connections);
+  if (dv[D_MEMORY] != NULL)
+    read_memory(c, dv[D_MEMORY], m);
+  if (dv[D_CA_FILE] != NULL)
+    m->ca_file = get_path(c, dv[D_CA_FILE], "ca_file", "CA file", 1);
+  check_per_blob(c, &defaults, m->connections);
+}
 
-  const mnode *list = values[T_UPLOADS];
+/* 'uploads' if it is a list of 1 to VHDUP__MANIFEST_MAX_UPLOADS entries,
+ * else NULL after reporting what it is instead. */
+static const mnode *uploads_list(vhdup__mctx *c, const mnode *root, const mnode *list,
+                                 unsigned unknown) {
   if (list == NULL) {
     if (unknown == 0)
       vhdup__mdiag(c, ERR, root->line, root->col,
                    "missing 'uploads' (the list of disks to upload)");
-    return;
+    return NULL;
   }
   if (list->type == VHDUP__MNODE_ALIAS)
-    return;
+    return NULL;
   if (is_null(list) || (list->type == VHDUP__MNODE_SEQUENCE && list->count == 0)) {
     vhdup__mdiag(c, ERR, list->line, list->col, "'uploads' is empty: nothing to upload");
-    return;
+    return NULL;
   }
   if (list->type != VHDUP__MNODE_SEQUENCE) {
     vhdup__mdiag(c, ERR, list->line, list->col,
                  "'uploads' must be a list (one '- source: ...' entry per disk), not %s",
                  kind_of(list));
-    return;
+    return NULL;
   }
   if (list->count > VHDUP__MANIFEST_MAX_UPLOADS) {
     vhdup__mdiag(c, ERR, list->line, list->col, "'uploads' lists %zu disks; the limit is %u",
                  list->count, VHDUP__MANIFEST_MAX_UPLOADS);
-    return;
+    return NULL;
   }
+  return list;
+}
+
+/* Every upload, then what needs them all: duplicate destinations, unused
+ * credentials. */
+static void read_uploads(vhdup__mctx *c, const mnode *list, vhdup__manifest *m) {
   m->uploads = vhdup__marena_alloc(c->out, list->count * sizeof(*m->uploads));
   dest_id *dests = vhdup__marena_alloc(c->tree, list->count * sizeof(*dests));
   unsigned char *used = vhdup__marena_alloc(c->tree, m->credential_count + 1);
@@ -1284,6 +1350,30 @@ static void read_manifest(vhdup__mctx *c, const mnode *root, vhdup__manifest *m)
     if (!used[k])
       vhdup__mdiag(c, WARN, m->credentials[k].line, m->credentials[k].col,
                    "credential '%s' is not used by any upload", m->credentials[k].name);
+}
+
+static void read_manifest(vhdup__mctx *c, const mnode *root, vhdup__manifest *m) {
+  const mnode *keys[T_COUNT], *values[T_COUNT];
+
+  if (root->type != VHDUP__MNODE_MAPPING) {
+    if (root->type != VHDUP__MNODE_ALIAS)
+      vhdup__mdiag(c, ERR, root->line, root->col,
+                   "a manifest is a mapping with version, defaults, credentials and uploads, "
+                   "not %s",
+                   kind_of(root));
+    return;
+  }
+  keyset ks = {"the manifest", top_keys, T_COUNT, NULL, 0, NULL, 0};
+  unsigned unknown = read_keys(c, root, &ks, keys, values);
+  read_version(c, root, values[T_VERSION], unknown, m);
+  read_defaults(c, values[T_DEFAULTS], m);
+  if (values[T_CREDENTIALS] != NULL)
+    read_credentials(c, values[T_CREDENTIALS], m);
+  if (c->nomem)
+    return;
+  const mnode *list = uploads_list(c, root, values[T_UPLOADS], unknown);
+  if (list != NULL)
+    read_uploads(c, list, m);
 }
 
 /* Sorts the diagnostics by position (stable: same place, found order). */

@@ -105,7 +105,7 @@ static void parent_close(void *ctx, vhdup__src *src) {
 /* Opens differencing parents from paths with file_open(). */
 static const vhdup__parent_io file_parent_io = {NULL, parent_open, parent_close};
 
-int vhdup__disk_open_path(const char *path, vhdup__fmt format, const char *parent_override,
+int vhdup__disk_open_path(const char *path, vhdup_format format, const char *parent_override,
                           vhdup__file **file, vhdup__disk **disk, vhdup__err *err) {
   *file = NULL;
   *disk = NULL;

@@ -25,7 +25,7 @@ int vhdup__file_fd(const vhdup__src *src);
 /* Opens a whole disk from a path: the file, its parents, validation.
  * dir for relative locators is the file's folder. On success *file and
  * *disk are set; free with vhdup__disk_free() then vhdup__file_close(). */
-int vhdup__disk_open_path(const char *path, vhdup__fmt format, const char *parent_override,
+int vhdup__disk_open_path(const char *path, vhdup_format format, const char *parent_override,
                           vhdup__file **file, vhdup__disk **disk, vhdup__err *err)
     __attribute__((warn_unused_result));
 

@@ -296,7 +296,7 @@ int vhdup_job_start(vhdup_job *j, vhdup_job_cb done_cb) {
   j->start_ns = uv_hrtime();
   vhdup__err err;
   vhdup__err_clear(&err);
-  vhdup__fmt fmt = j->o.format;
+  vhdup_format fmt = j->o.format;
   int rc = vhdup__disk_open_path(j->o.source, fmt, j->o.parent, &j->file, &j->disk, &err);
   if (rc != 0)
     return set_error(j, rc, err.msg);

@@ -703,6 +703,80 @@ static void defer_done(vhdup__pipeline *pl) {
   uv_timer_start(&pl->done_timer, done_timer_cb, 0, 0);
 }
 
+/* Stopping: waiting retries hold no request, so they are dropped; done once
+ * nothing is out any more. */
+static void pump_stopping(vhdup__pipeline *pl) {
+  vhdup__list *n;
+  while ((n = vhdup__list_pop_head(&pl->retries)) != NULL)
+    write_put(pl, write_of(n));
+  uv_timer_stop(&pl->retry_timer);
+  return_pieces(pl);
+  if (pl->user.requests == 0 && pl->works_pending == 0 && pl->reads_pending == 0)
+    defer_done(pl);
+}
+
+/* While the blob is created (a round trip, more with a container or a
+ * resume's page ranges), the first pieces are read, scanned and hashed
+ * within the pipeline's share of the pool, so requests leave as soon as it
+ * exists instead of after the first hash job's latency. Reads begin once the
+ * create has gone out (see start) and one piece at a time, so they do not
+ * crowd it off the two cores. Nothing is sent before the blob exists. */
+static void pump_prepare(vhdup__pipeline *pl) {
+  fill_pieces(pl);
+  advance_hashing(pl);
+  return_pieces(pl);
+}
+
+static void pump_data(vhdup__pipeline *pl) {
+  fill_pieces(pl);
+  advance_hashing(pl);
+  send_writes(pl);
+  return_pieces(pl);
+  if (data_phase_over(pl) && !pl->stopping) {
+    pl->phase = VHDUP_PHASE_FOOTER;
+    pl->pump_again = 1;
+  }
+}
+
+/* The disk's digest completes, then the footer goes out, then the sink
+ * finishes. */
+static void pump_footer(vhdup__pipeline *pl) {
+  if (!vhdup__hash_digest_complete(&pl->hash)) {
+    hash_queued(pl, vhdup__hash_digest_tail(&pl->hash));
+    return;
+  }
+  if (!pl->o.write_footer || (pl->footer_started && pl->writes_alive == 0)) {
+    pl->phase = VHDUP_PHASE_FINISH;
+    pl->works_pending++;
+    pl->sink->ops->finish(pl->sink, pl->st.has_disk_md5 ? pl->st.disk_md5 : NULL, finish_cb, pl);
+    return;
+  }
+  if (!pl->footer_started && vhdup__budget_take_request(pl->budget, &pl->user))
+    start_footer(pl);
+  send_writes(pl); /* the footer's retries */
+}
+
+static void pump_phase(vhdup__pipeline *pl) {
+  switch (pl->phase) {
+  case VHDUP_PHASE_PREPARE:
+    pump_prepare(pl);
+    break;
+  case VHDUP_PHASE_DATA:
+    pump_data(pl);
+    break;
+  case VHDUP_PHASE_FOOTER:
+    pump_footer(pl);
+    break;
+  case VHDUP_PHASE_DONE:
+    defer_done(pl);
+    break;
+  default:
+    break;
+  }
+}
+
+/* Moves the pipeline as far as it can go now. Re-entered calls (from the
+ * callbacks it makes) only ask for another turn of the loop below. */
 static void pump(vhdup__pipeline *pl) {
   if (pl->pumping) {
     pl->pump_again = 1;
@@ -711,62 +785,10 @@ static void pump(vhdup__pipeline *pl) {
   pl->pumping = 1;
   do {
     pl->pump_again = 0;
-    if (pl->stopping) {
-      /* Waiting retries hold no request: drop them now. */
-      vhdup__list *n;
-      while ((n = vhdup__list_pop_head(&pl->retries)) != NULL)
-        write_put(pl, write_of(n));
-      uv_timer_stop(&pl->retry_timer);
-      return_pieces(pl);
-      if (pl->user.requests == 0 && pl->works_pending == 0 && pl->reads_pending == 0)
-        defer_done(pl);
-      continue;
-    }
-    switch (pl->phase) {
-    case VHDUP_PHASE_PREPARE:
-      /* While the blob is created (a round trip, more with a container or a
-       * resume's page ranges), the first pieces are read, scanned and hashed
-       * within the pipeline's share of the pool, so requests leave as soon
-       * as it exists instead of after the first hash job's latency. Reads
-       * begin once the create has gone out (see start) and one piece at a
-       * time, so they do not crowd it off the two cores. Nothing is sent
-       * before the blob exists. */
-      fill_pieces(pl);
-      advance_hashing(pl);
-      return_pieces(pl);
-      break;
-    case VHDUP_PHASE_DATA:
-      fill_pieces(pl);
-      advance_hashing(pl);
-      send_writes(pl);
-      return_pieces(pl);
-      if (data_phase_over(pl) && !pl->stopping) {
-        pl->phase = VHDUP_PHASE_FOOTER;
-        pl->pump_again = 1;
-      }
-      break;
-    case VHDUP_PHASE_FOOTER:
-      if (!vhdup__hash_digest_complete(&pl->hash)) {
-        hash_queued(pl, vhdup__hash_digest_tail(&pl->hash));
-        break;
-      }
-      if (!pl->o.write_footer || (pl->footer_started && pl->writes_alive == 0)) {
-        pl->phase = VHDUP_PHASE_FINISH;
-        pl->works_pending++;
-        pl->sink->ops->finish(pl->sink, pl->st.has_disk_md5 ? pl->st.disk_md5 : NULL, finish_cb,
-                              pl);
-        break;
-      }
-      if (!pl->footer_started && vhdup__budget_take_request(pl->budget, &pl->user))
-        start_footer(pl);
-      send_writes(pl); /* the footer's retries */
-      break;
-    case VHDUP_PHASE_DONE:
-      defer_done(pl);
-      break;
-    default:
-      break;
-    }
+    if (pl->stopping)
+      pump_stopping(pl);
+    else
+      pump_phase(pl);
   } while (pl->pump_again);
   pl->pumping = 0;
   /* Pieces or requests returned above may be what another pipeline waits for. */

@@ -35,14 +35,7 @@ enum {
  * starts with the VHDX file identifier "vhdxfile" is a VHDX; else a file
  * with a valid (or recoverable) VHD footer is a VHD; a file with neither is
  * raw only when its name ends in .raw/.img/.bin (case-insensitive);
- * anything else is an error. VHD, VHDX, RAW: take the file as that.
- * vhdup__fmt and VHDUP__FMT_* are the older internal spellings, kept as
- * aliases so callers outside this module can move at their own pace. */
-typedef vhdup_format vhdup__fmt;
-#define VHDUP__FMT_AUTO VHDUP_FORMAT_AUTO
-#define VHDUP__FMT_VHD VHDUP_FORMAT_VHD
-#define VHDUP__FMT_RAW VHDUP_FORMAT_RAW
-#define VHDUP__FMT_VHDX VHDUP_FORMAT_VHDX
+ * anything else is an error. VHD, VHDX, RAW: take the file as that. */
 
 /* A random-access byte source. read() fills exactly len bytes at off and
  * returns 0, or a negative error (a read past src->size is

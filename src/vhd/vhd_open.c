@@ -171,7 +171,7 @@ static void size_warnings(vhdup__disk *d, const vhdup__footer *f, uint64_t foote
 /* Finds and checks the footer. Sets *raw when the file is to be taken as a
  * raw image, else fills f, *footer_off and *data_limit (where the data area
  * ends: the trailing footer's offset, or the file size after a recovery). */
-static int find_footer(vhdup__disk *d, vhdup__fmt fmt, vhdup__footer *f, uint64_t *footer_off,
+static int find_footer(vhdup__disk *d, vhdup_format fmt, vhdup__footer *f, uint64_t *footer_off,
                        uint64_t *data_limit, int *raw, vhdup__err *err) {
   const vhdup__src *src = &d->src;
   const char *name = src_name(src);
@@ -186,7 +186,7 @@ static int find_footer(vhdup__disk *d, vhdup__fmt fmt, vhdup__footer *f, uint64_
   *raw = 0;
   if (size == 0)
     return vhdup__errf(err, VHDUP_EFORMAT, "%s: file is empty", name);
-  if (fmt == VHDUP__FMT_RAW)
+  if (fmt == VHDUP_FORMAT_RAW)
     goto take_raw;
 
   vhdup__err_clear(&end_err);
@@ -247,7 +247,7 @@ static int find_footer(vhdup__disk *d, vhdup__fmt fmt, vhdup__footer *f, uint64_
         name, end_off, end_err.msg);
     return 0;
   }
-  if (end_cookie || head_cookie || fmt == VHDUP__FMT_VHD || !has_raw_name(src->name)) {
+  if (end_cookie || head_cookie || fmt == VHDUP_FORMAT_VHD || !has_raw_name(src->name)) {
     if (size < VHDUP__FOOTER_SIZE)
       return vhdup__errf(err, head_cookie ? VHDUP_ETRUNCATED : VHDUP_EFORMAT,
                          "%s: file size %" PRIu64 " is too small for a VHD (512-byte footer)%s",

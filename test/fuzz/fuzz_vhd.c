@@ -55,7 +55,8 @@ static void run(const uint8_t *data, size_t size, size_t clen, uint32_t flags) {
   uint64_t max_len = max_lens[(flags >> 27) & 3];
   parent_buf pb = {data + clen, size - clen};
   vhdup__parent_io pio = {&pb, open_parent, close_parent};
-  vhdup__open_opts opts = {VHDUP__FMT_AUTO, &pio, (flags & (1u << 29)) ? "over.vhd" : NULL, "dir"};
+  vhdup__open_opts opts = {VHDUP_FORMAT_AUTO, &pio, (flags & (1u << 29)) ? "over.vhd" : NULL,
+                           "dir"};
   vhdup__src src;
   vhdup__src_from_buffer(&src, (flags & (1u << 30)) ? "fuzz.img" : "fuzz.vhd", data, clen);
   vhdup__disk *d = NULL;

@@ -349,7 +349,7 @@ static void test_fixed_and_raw(void **state) {
   vhdup__disk_free(d);
 
   /* Raw: by name, or by format. */
-  vhdup__open_opts raw = {VHDUP__FMT_RAW, NULL, NULL, NULL};
+  vhdup__open_opts raw = {VHDUP_FORMAT_RAW, NULL, NULL, NULL};
   d = open_ok(img_a, vsize, "disk.IMG", NULL);
   vhdup__disk_get_info(d, &info);
   assert_true(info.is_raw && info.virtual_size == vsize);
@@ -509,7 +509,7 @@ static void test_differencing_chain(void **state) {
   layout lg, lp, lc;
   build_chain(&fs, &lg, &lp, &lc);
   vhdup__parent_io pio = {&fs, mem_open, mem_close};
-  vhdup__open_opts opts = {VHDUP__FMT_AUTO, &pio, NULL, "dir"};
+  vhdup__open_opts opts = {VHDUP_FORMAT_AUTO, &pio, NULL, "dir"};
   vhdup__disk *d = open_ok(img_c, fs.len[2], "c.vhd", &opts);
   vhdup__disk_info info;
   vhdup__disk_get_info(d, &info);
@@ -567,7 +567,7 @@ static void test_diff_over_fixed(void **state) {
   fs.buf[0] = img_a;
   fs.len[0] = 8192 + 512;
   vhdup__parent_io pio = {&fs, mem_open, mem_close};
-  vhdup__open_opts opts = {VHDUP__FMT_AUTO, &pio, NULL, NULL};
+  vhdup__open_opts opts = {VHDUP_FORMAT_AUTO, &pio, NULL, NULL};
   vhdup__disk *d = open_ok(img_c, len, "c.vhd", &opts);
   assert_string_equal(vhdup__disk_parent_path(d), "C:/vms/base.vhd");
   assert_int_equal(render(d, 0, vbuf, CAP), 2);
@@ -582,7 +582,7 @@ static void test_parent_errors(void **state) {
   layout lg, lp, lc;
   build_chain(&fs, &lg, &lp, &lc);
   vhdup__parent_io pio = {&fs, mem_open, mem_close};
-  vhdup__open_opts opts = {VHDUP__FMT_AUTO, &pio, NULL, "dir"};
+  vhdup__open_opts opts = {VHDUP_FORMAT_AUTO, &pio, NULL, "dir"};
   /* No parent_io at all. */
   open_fails(img_c, lc.len, "c.vhd", NULL, VHDUP_EPARENT, "parent 'parent.vhd'", NULL);
   /* Missing parent: every tried path is named. */
@@ -761,7 +761,7 @@ static int no_parent_open(void *ctx, const char *path, vhdup__src *out) {
 static void test_malformed(void **state) {
   (void)state;
   vhdup__parent_io pio = {NULL, no_parent_open, NULL};
-  vhdup__open_opts opts = {VHDUP__FMT_AUTO, &pio, NULL, NULL};
+  vhdup__open_opts opts = {VHDUP_FORMAT_AUTO, &pio, NULL, NULL};
   for (size_t i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
     layout l;
     int order[] = {0, 2, 3};
@@ -849,7 +849,7 @@ static void test_alloc_failures(void **state) {
   layout lg, lp, lc;
   build_chain(&fs, &lg, &lp, &lc);
   vhdup__parent_io pio = {&fs, mem_open, mem_close};
-  vhdup__open_opts opts = {VHDUP__FMT_AUTO, &pio, NULL, "dir"};
+  vhdup__open_opts opts = {VHDUP_FORMAT_AUTO, &pio, NULL, "dir"};
   assert_int_equal(vhdup_replace_allocator(count_malloc, count_realloc, count_calloc, guard_free),
                    0);
   int done = 0;
