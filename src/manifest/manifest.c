@@ -222,11 +222,18 @@ static int get_enum(vhdup__mctx *c, const mnode *n, const char *key, const char 
   for (size_t i = 0; i < count; i++)
     if (strcmp(n->value, names[i]) == 0)
       return *out = (int)i, 0;
+  char list[128];
+  size_t len = 0;
+  for (size_t i = 0; i < count && len < sizeof(list); i++)
+    len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s",
+                            i == 0           ? ""
+                            : i + 1 == count ? " or "
+                                             : ", ",
+                            names[i]);
   const char *near = vhdup__suggest(n->value, names, count, 0);
-  vhdup__mdiag(c, ERR, n->line, n->col, "'%s' takes %s, %s or %s, not '%s'%s%s%s", key, names[0],
-               names[1], names[2], shown(n->value, buf, sizeof(buf)),
-               near != NULL ? " (did you mean '" : "", near != NULL ? near : "",
-               near != NULL ? "'?)" : "");
+  vhdup__mdiag(c, ERR, n->line, n->col, "'%s' takes %s, not '%s'%s%s%s", key, list,
+               shown(n->value, buf, sizeof(buf)), near != NULL ? " (did you mean '" : "",
+               near != NULL ? near : "", near != NULL ? "'?)" : "");
   return -1;
 }
 
