@@ -40,7 +40,7 @@ const char vhdup__cmd_upload_help[] =
     "Options:\n"
     "  -c, --connections N     requests in flight at once (default {connections}); auto finds\n"
     "                          the count by itself from measured throughput (from\n"
-    "                          {auto_start}, between 1 and {max_conn}; it backs off on throttling\n"
+    "                          {auto_start}, between 1 and {auto_max}; it backs off on throttling\n"
     "                          and rising latency)\n"
     "  -m, --memory SIZE       read buffers, e.g. 64M (default {memory}; >= {min_memory}); memory\n"
     "                          use stays near this, whatever the disk size or\n"
@@ -145,7 +145,7 @@ typedef struct upload_options {
 static int parse_connections(vhdup_engine_options *eo, const char *arg) {
   if (strcmp(arg, "auto") == 0) {
     eo->connections_auto = 1;
-    eo->connections = VHDUP__MAX_CONNECTIONS;
+    eo->connections = VHDUP__AUTO_MAX_CONNECTIONS;
   } else if (vhdup__cli_parse_uint(arg, 1, VHDUP__MAX_CONNECTIONS, &eo->connections) != 0)
     return vhdup__cli_usage_error("upload", "--connections takes 1 to %u or auto, not '%s'",
                                   VHDUP__MAX_CONNECTIONS, arg);

@@ -16,6 +16,7 @@ typedef struct help_value {
 static const help_value values[] = {
     {"connections", VHDUP__DEFAULT_CONNECTIONS, 0},
     {"max_conn", VHDUP__MAX_CONNECTIONS, 0},
+    {"auto_max", VHDUP__AUTO_MAX_CONNECTIONS, 0},
     {"auto_start", VHDUP__AUTO_START_CONNECTIONS, 0},
     {"memory", VHDUP__DEFAULT_MEMORY, 1},
     {"min_memory", VHDUP__MIN_MEMORY, 1},

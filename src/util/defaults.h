@@ -25,6 +25,8 @@
 /* Seconds to open a connection, and without progress before a request fails. */
 #define VHDUP__DEFAULT_CONNECT_TIMEOUT_S 30u
 #define VHDUP__DEFAULT_STALL_TIMEOUT_S 60u
+/* The most --connections auto goes to (it starts lower, below). */
+#define VHDUP__AUTO_MAX_CONNECTIONS 256u
 /* Where --connections auto starts (it follows measured goodput from there). */
 #define VHDUP__AUTO_START_CONNECTIONS 64u
 /* Least time between two progress callbacks of a job; how often the CLI
