@@ -101,7 +101,7 @@ static const char *const key_names[K_COUNT] = {
 };
 
 static int is_alpha_num_us(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+  return vhdup__az_alnum(c) || c == '_';
 }
 
 /* A key worth quoting: short, letters/digits/underscore only. */
@@ -127,7 +127,7 @@ static int hostname_ok(const char *s, size_t n) {
   if (n == 0 || n > 253)
     return 0;
   for (size_t i = 0; i < n; i++)
-    if (!(is_alpha_num_us(s[i]) || s[i] == '-' || s[i] == '.') || s[i] == '_')
+    if (!vhdup__az_host_char(s[i]))
       return 0;
   return 1;
 }
@@ -140,181 +140,213 @@ static int sas_ok(const char *s) {
   return 0;
 }
 
-static int connstr_parse(const char *s, const char *who, vhdup__az_cred *out, vhdup__err *err) {
-  memset(out, 0, sizeof(*out));
-  const char *val[K_COUNT] = {0};
-  size_t vlen[K_COUNT] = {0};
-  size_t seg_no = 0;
-  const char *p = s;
+/* The values of a connection string by key (not copied: they point into
+ * the string), NULL for a key not given. */
+typedef struct connstr {
+  const char *who; /* names the string in messages */
+  const char *val[K_COUNT];
+  size_t len[K_COUNT];
+} connstr;
+
+static int is_value(const connstr *cs, int key, const char *v) {
+  size_t n = strlen(v);
+  return cs->len[key] == n && vhdup__az_strncaseeq(cs->val[key], v, n);
+}
+
+static int key_index(const char *k, size_t kl) {
+  for (int i = 0; i < K_COUNT; i++)
+    if (strlen(key_names[i]) == kl && vhdup__az_strncaseeq(k, key_names[i], kl))
+      return i;
+  return -1;
+}
+
+/* The error for a key not in key_names: quoted, with a suggestion, only
+ * when it looks like a key name. */
+static int unknown_key(const connstr *cs, size_t seg_no, const char *k, size_t kl,
+                       vhdup__err *err) {
+  if (!printable_key(k, kl))
+    return vhdup__errf(err, VHDUP_ECREDENTIAL,
+                       "%s: segment %zu does not start with a known key (text not shown)", cs->who,
+                       seg_no);
+  char name[KEY_SHOWN_MAX + 1];
+  memcpy(name, k, kl);
+  name[kl] = '\0';
+  const char *best = vhdup__suggest(name, key_names, K_COUNT, 1);
+  if (best != NULL)
+    return vhdup__errf(err, VHDUP_ECREDENTIAL, "%s: unknown key '%.*s' (did you mean '%s'?)",
+                       cs->who, (int)kl, k, best);
+  return vhdup__errf(err, VHDUP_ECREDENTIAL, "%s: unknown key '%.*s'", cs->who, (int)kl, k);
+}
+
+/* One non-blank segment "Key=Value" (both trimmed): a known key, given once,
+ * with a non-empty value. */
+static int add_pair(connstr *cs, size_t seg_no, const char *seg, size_t sl, vhdup__err *err) {
+  const char *eq = memchr(seg, '=', sl);
+  if (eq == NULL)
+    return vhdup__errf(err, VHDUP_ECREDENTIAL,
+                       "%s: segment %zu has no '=' (expected Key=Value; segments are "
+                       "separated by ';')",
+                       cs->who, seg_no);
+  const char *k = seg, *v = eq + 1;
+  size_t kl = (size_t)(eq - seg), vl = sl - kl - 1;
+  trim(&k, &kl);
+  trim(&v, &vl);
+  if (kl == 0)
+    return vhdup__errf(err, VHDUP_ECREDENTIAL, "%s: segment %zu has an empty key", cs->who, seg_no);
+  int idx = key_index(k, kl);
+  if (idx < 0)
+    return unknown_key(cs, seg_no, k, kl, err);
+  if (cs->val[idx] != NULL)
+    return vhdup__errf(err, VHDUP_ECREDENTIAL, "%s: duplicate key '%s'", cs->who, key_names[idx]);
+  if (vl == 0)
+    return vhdup__errf(err, VHDUP_ECREDENTIAL, "%s: %s is empty", cs->who, key_names[idx]);
+  cs->val[idx] = v;
+  cs->len[idx] = vl;
+  return 0;
+}
+
+/* Splits s at ';' (blank segments are skipped; segments are numbered from
+ * 1 for messages, blank ones included). */
+static int split_pairs(const char *s, connstr *cs, vhdup__err *err) {
   if (s == NULL || *s == '\0')
-    return vhdup__errf(err, VHDUP_ECREDENTIAL, "%s is empty", who);
-  for (;;) {
+    return vhdup__errf(err, VHDUP_ECREDENTIAL, "%s is empty", cs->who);
+  size_t seg_no = 0;
+  for (const char *p = s;; p++) {
     size_t n = strcspn(p, ";");
     const char *seg = p;
     size_t sl = n;
     seg_no++;
     if (trim(&seg, &sl)) {
-      const char *eq = memchr(seg, '=', sl);
-      if (eq == NULL)
-        return vhdup__errf(err, VHDUP_ECREDENTIAL,
-                           "%s: segment %zu has no '=' (expected Key=Value; segments are "
-                           "separated by ';')",
-                           who, seg_no);
-      const char *k = seg;
-      size_t kl = (size_t)(eq - seg);
-      const char *v = eq + 1;
-      size_t vl = sl - kl - 1;
-      trim(&k, &kl);
-      trim(&v, &vl);
-      if (kl == 0)
-        return vhdup__errf(err, VHDUP_ECREDENTIAL, "%s: segment %zu has an empty key", who, seg_no);
-      int idx = -1;
-      for (int i = 0; i < K_COUNT; i++)
-        if (strlen(key_names[i]) == kl && vhdup__az_strncaseeq(k, key_names[i], kl))
-          idx = i;
-      if (idx < 0) {
-        if (!printable_key(k, kl))
-          return vhdup__errf(err, VHDUP_ECREDENTIAL,
-                             "%s: segment %zu does not start with a known key (text not shown)",
-                             who, seg_no);
-        char name[KEY_SHOWN_MAX + 1];
-        memcpy(name, k, kl);
-        name[kl] = '\0';
-        const char *best = vhdup__suggest(name, key_names, K_COUNT, 1);
-        if (best != NULL)
-          return vhdup__errf(err, VHDUP_ECREDENTIAL, "%s: unknown key '%.*s' (did you mean '%s'?)",
-                             who, (int)kl, k, best);
-        return vhdup__errf(err, VHDUP_ECREDENTIAL, "%s: unknown key '%.*s'", who, (int)kl, k);
-      }
-      if (val[idx] != NULL)
-        return vhdup__errf(err, VHDUP_ECREDENTIAL, "%s: duplicate key '%s'", who, key_names[idx]);
-      if (vl == 0)
-        return vhdup__errf(err, VHDUP_ECREDENTIAL, "%s: %s is empty", who, key_names[idx]);
-      val[idx] = v;
-      vlen[idx] = vl;
+      int rc = add_pair(cs, seg_no, seg, sl, err);
+      if (rc != 0)
+        return rc;
     }
-    if (p[n] == '\0')
-      break;
-    p += n + 1;
+    p += n;
+    if (*p == '\0')
+      return 0;
   }
+}
 
-  char *endpoint = NULL, *account = NULL, *sas = NULL;
-  vhdup__az_sb sb = {0};
-  int rc = VHDUP_ECREDENTIAL;
-  if (val[K_DEV] != NULL) {
-    if (!(vlen[K_DEV] == 4 && vhdup__az_strncaseeq(val[K_DEV], "true", 4)))
-      return vhdup__errf(err, VHDUP_ECREDENTIAL, "%s: UseDevelopmentStorage must be 'true'", who);
-    for (int i = 0; i < K_COUNT; i++)
-      if (i != K_DEV && val[i] != NULL)
-        return vhdup__errf(err, VHDUP_ECREDENTIAL,
-                           "%s: UseDevelopmentStorage=true cannot be combined with %s", who,
-                           key_names[i]);
-    rc = vhdup__az_cred_shared_key(VHDUP__AZ_DEV_ACCOUNT, VHDUP__AZ_DEV_KEY, out, err);
-    if (rc != 0)
-      return rc;
-    out->blob_endpoint = vhdup__strdup(VHDUP__AZ_DEV_ENDPOINT);
-    if (out->blob_endpoint == NULL) {
-      vhdup__az_cred_free(out);
+/* UseDevelopmentStorage=true: the emulator's well-known account, alone. */
+static int use_dev_storage(const connstr *cs, vhdup__az_cred *out, vhdup__err *err) {
+  if (!is_value(cs, K_DEV, "true"))
+    return vhdup__errf(err, VHDUP_ECREDENTIAL, "%s: UseDevelopmentStorage must be 'true'", cs->who);
+  for (int i = 0; i < K_COUNT; i++)
+    if (i != K_DEV && cs->val[i] != NULL)
+      return vhdup__errf(err, VHDUP_ECREDENTIAL,
+                         "%s: UseDevelopmentStorage=true cannot be combined with %s", cs->who,
+                         key_names[i]);
+  int rc = vhdup__az_cred_shared_key(VHDUP__AZ_DEV_ACCOUNT, VHDUP__AZ_DEV_KEY, out, err);
+  if (rc != 0)
+    return rc;
+  out->blob_endpoint = vhdup__strdup(VHDUP__AZ_DEV_ENDPOINT);
+  if (out->blob_endpoint == NULL) {
+    vhdup__az_cred_free(out);
+    return vhdup__errf(err, VHDUP_ENOMEM, "out of memory");
+  }
+  return 0;
+}
+
+/* DefaultEndpointsProtocol, AccountName (into out) and EndpointSuffix,
+ * each checked when given. */
+static int set_account(const connstr *cs, vhdup__az_cred *out, vhdup__err *err) {
+  if (cs->val[K_PROTOCOL] != NULL && !is_value(cs, K_PROTOCOL, "https") &&
+      !is_value(cs, K_PROTOCOL, "http"))
+    return vhdup__errf(err, VHDUP_ECREDENTIAL,
+                       "%s: DefaultEndpointsProtocol must be 'https' or 'http'", cs->who);
+  if (cs->val[K_ACCOUNT] != NULL) {
+    out->account = vhdup__strndup(cs->val[K_ACCOUNT], cs->len[K_ACCOUNT]);
+    if (out->account == NULL)
       return vhdup__errf(err, VHDUP_ENOMEM, "out of memory");
-    }
+    if (!vhdup__az_account_name_valid(out->account))
+      return vhdup__errf(err, VHDUP_ECREDENTIAL,
+                         "%s: AccountName '%s' is not a valid storage account name (3-24 "
+                         "lowercase letters and digits)",
+                         cs->who, shown_name(out->account));
+  }
+  if (cs->val[K_SUFFIX] != NULL && !hostname_ok(cs->val[K_SUFFIX], cs->len[K_SUFFIX]))
+    return vhdup__errf(err, VHDUP_ECREDENTIAL, "%s: EndpointSuffix is not a host name suffix",
+                       cs->who);
+  return 0;
+}
+
+/* Exactly one of AccountKey (which needs AccountName) and
+ * SharedAccessSignature (with or without its leading '?'). */
+static int set_secret(const connstr *cs, vhdup__az_cred *out, vhdup__err *err) {
+  if (cs->val[K_KEY] != NULL && cs->val[K_SAS] != NULL)
+    return vhdup__errf(err, VHDUP_ECREDENTIAL,
+                       "%s: both AccountKey and SharedAccessSignature are set; give one", cs->who);
+  if (cs->val[K_KEY] == NULL && cs->val[K_SAS] == NULL)
+    return vhdup__errf(err, VHDUP_ECREDENTIAL,
+                       "%s: has neither AccountKey nor SharedAccessSignature", cs->who);
+  if (cs->val[K_KEY] != NULL) {
+    if (out->account == NULL)
+      return vhdup__errf(err, VHDUP_ECREDENTIAL, "%s: AccountKey needs AccountName", cs->who);
+    if (decode_key(cs->val[K_KEY], cs->len[K_KEY], out) != 0)
+      return vhdup__errf(err, VHDUP_ECREDENTIAL, "%s: AccountKey is not valid base64", cs->who);
+    out->kind = VHDUP__AZ_AUTH_SHARED_KEY;
     return 0;
   }
-  if (val[K_PROTOCOL] != NULL &&
-      !(vlen[K_PROTOCOL] == 5 && vhdup__az_strncaseeq(val[K_PROTOCOL], "https", 5)) &&
-      !(vlen[K_PROTOCOL] == 4 && vhdup__az_strncaseeq(val[K_PROTOCOL], "http", 4)))
+  const char *v = cs->val[K_SAS];
+  size_t l = cs->len[K_SAS];
+  if (*v == '?')
+    v++, l--;
+  out->sas = vhdup__strndup(v, l);
+  if (out->sas == NULL)
+    return vhdup__errf(err, VHDUP_ENOMEM, "out of memory");
+  if (!sas_ok(out->sas))
     return vhdup__errf(err, VHDUP_ECREDENTIAL,
-                       "%s: DefaultEndpointsProtocol must be 'https' or 'http'", who);
-  if (val[K_ACCOUNT] != NULL) {
-    account = vhdup__strndup(val[K_ACCOUNT], vlen[K_ACCOUNT]);
-    if (account == NULL)
-      goto oom;
-    if (!vhdup__az_account_name_valid(account)) {
-      vhdup__errf(err, VHDUP_ECREDENTIAL,
-                  "%s: AccountName '%s' is not a valid storage account name (3-24 lowercase "
-                  "letters and digits)",
-                  who, shown_name(account));
-      vhdup__free(account);
-      return VHDUP_ECREDENTIAL;
-    }
-  }
-  if (val[K_SUFFIX] != NULL && !hostname_ok(val[K_SUFFIX], vlen[K_SUFFIX])) {
-    vhdup__free(account);
-    return vhdup__errf(err, VHDUP_ECREDENTIAL, "%s: EndpointSuffix is not a host name suffix", who);
-  }
-  if (val[K_KEY] != NULL && val[K_SAS] != NULL) {
-    vhdup__free(account);
-    return vhdup__errf(err, VHDUP_ECREDENTIAL,
-                       "%s: both AccountKey and SharedAccessSignature are set; give one", who);
-  }
-  if (val[K_KEY] == NULL && val[K_SAS] == NULL) {
-    vhdup__free(account);
-    return vhdup__errf(err, VHDUP_ECREDENTIAL,
-                       "%s: has neither AccountKey nor SharedAccessSignature", who);
-  }
-  if (val[K_KEY] != NULL) {
-    if (account == NULL)
-      return vhdup__errf(err, VHDUP_ECREDENTIAL, "%s: AccountKey needs AccountName", who);
-    if (decode_key(val[K_KEY], vlen[K_KEY], out) != 0) {
-      vhdup__free(account);
-      vhdup__az_cred_free(out);
-      return vhdup__errf(err, VHDUP_ECREDENTIAL, "%s: AccountKey is not valid base64", who);
-    }
-    out->kind = VHDUP__AZ_AUTH_SHARED_KEY;
-  } else {
-    const char *v = val[K_SAS];
-    size_t l = vlen[K_SAS];
-    if (*v == '?')
-      v++, l--;
-    sas = vhdup__strndup(v, l);
-    if (sas == NULL)
-      goto oom;
-    if (!sas_ok(sas)) {
-      vhdup__secret_free(sas);
-      vhdup__free(account);
-      return vhdup__errf(err, VHDUP_ECREDENTIAL,
-                         "%s: SharedAccessSignature has no sig field (not a SAS token)", who);
-    }
-    out->kind = VHDUP__AZ_AUTH_SAS;
-  }
-  if (val[K_BLOB] != NULL) {
-    const char *v = val[K_BLOB];
-    size_t l = vlen[K_BLOB];
-    if (!vhdup__az_strncaseeq(v, "https://", 8) && !vhdup__az_strncaseeq(v, "http://", 7)) {
-      rc = vhdup__errf(err, VHDUP_ECREDENTIAL, "%s: BlobEndpoint must start with https://", who);
-      goto fail;
-    }
+                       "%s: SharedAccessSignature has no sig field (not a SAS token)", cs->who);
+  out->kind = VHDUP__AZ_AUTH_SAS;
+  return 0;
+}
+
+/* BlobEndpoint without trailing '/', else PROTOCOL://ACCOUNT.blob.SUFFIX
+ * (storage-configure-connection-string: the default is
+ * https and core.windows.net). */
+static int set_endpoint(const connstr *cs, vhdup__az_cred *out, vhdup__err *err) {
+  if (cs->val[K_BLOB] != NULL) {
+    const char *v = cs->val[K_BLOB];
+    size_t l = cs->len[K_BLOB];
+    if (!vhdup__az_strncaseeq(v, "https://", 8) && !vhdup__az_strncaseeq(v, "http://", 7))
+      return vhdup__errf(err, VHDUP_ECREDENTIAL, "%s: BlobEndpoint must start with https://",
+                         cs->who);
     while (l > 0 && v[l - 1] == '/')
       l--;
-    endpoint = vhdup__strndup(v, l);
-    if (endpoint == NULL)
-      goto oom;
-  } else if (account != NULL) {
-    int http = val[K_PROTOCOL] != NULL && vlen[K_PROTOCOL] == 4;
-    vhdup__az_sb_add(&sb, http ? "http://" : "https://");
-    vhdup__az_sb_add(&sb, account);
+    out->blob_endpoint = vhdup__strndup(v, l);
+  } else if (out->account != NULL) {
+    vhdup__az_sb sb = {0};
+    vhdup__az_sb_add(&sb, is_value(cs, K_PROTOCOL, "http") ? "http://" : "https://");
+    vhdup__az_sb_add(&sb, out->account);
     vhdup__az_sb_add(&sb, ".blob.");
-    if (val[K_SUFFIX] != NULL)
-      vhdup__az_sb_addn(&sb, val[K_SUFFIX], vlen[K_SUFFIX]);
+    if (cs->val[K_SUFFIX] != NULL)
+      vhdup__az_sb_addn(&sb, cs->val[K_SUFFIX], cs->len[K_SUFFIX]);
     else
       vhdup__az_sb_add(&sb, "core.windows.net");
-    endpoint = vhdup__az_sb_take(&sb);
-    if (endpoint == NULL)
-      goto oom;
+    out->blob_endpoint = vhdup__az_sb_take(&sb);
   } else {
-    rc = vhdup__errf(err, VHDUP_ECREDENTIAL, "%s: needs AccountName or BlobEndpoint", who);
-    goto fail;
+    return vhdup__errf(err, VHDUP_ECREDENTIAL, "%s: needs AccountName or BlobEndpoint", cs->who);
   }
-  out->account = account;
-  out->sas = sas;
-  out->blob_endpoint = endpoint;
-  return 0;
-oom:
-  rc = vhdup__errf(err, VHDUP_ENOMEM, "out of memory");
-fail:
-  vhdup__free(account);
-  vhdup__free(endpoint);
-  vhdup__secret_free(sas);
-  vhdup__az_cred_free(out);
+  return out->blob_endpoint == NULL ? vhdup__errf(err, VHDUP_ENOMEM, "out of memory") : 0;
+}
+
+/* Tokenizes, then applies the rules in order: UseDevelopmentStorage alone,
+ * else protocol/account/suffix, the secret, the endpoint. */
+static int connstr_parse(const char *s, const char *who, vhdup__az_cred *out, vhdup__err *err) {
+  memset(out, 0, sizeof(*out));
+  connstr cs = {.who = who};
+  int rc = split_pairs(s, &cs, err);
+  if (rc != 0)
+    return rc;
+  if (cs.val[K_DEV] != NULL)
+    return use_dev_storage(&cs, out, err);
+  rc = set_account(&cs, out, err);
+  if (rc == 0)
+    rc = set_secret(&cs, out, err);
+  if (rc == 0)
+    rc = set_endpoint(&cs, out, err);
+  if (rc != 0)
+    vhdup__az_cred_free(out);
   return rc;
 }
 

@@ -25,6 +25,14 @@ void vhdup__az_sb_free(vhdup__az_sb *sb);
 static inline char vhdup__az_lower(char c) {
   return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
 }
+static inline int vhdup__az_alnum(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+/* A character of a DNS host name: letters, digits, '-' and '.' (the rule
+ * for URL hosts and for a connection string's EndpointSuffix). */
+static inline int vhdup__az_host_char(char c) {
+  return vhdup__az_alnum(c) || c == '-' || c == '.';
+}
 int vhdup__az_strncaseeq(const char *a, const char *b, size_t n);
 int vhdup__az_hexval(char c);
 

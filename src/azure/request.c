@@ -60,90 +60,122 @@ void vhdup__az_blob_free(vhdup__az_blob *b) {
   vhdup__wipe(b, sizeof(*b));
 }
 
-int vhdup__az_blob_init(vhdup__az_blob *b, const vhdup__az_url *url, const vhdup__az_cred *cred,
-                        const vhdup__az_blob_opts *opts, vhdup__err *err) {
-  static const vhdup__az_blob_opts no_opts;
-  int oom = 0;
-  memset(b, 0, sizeof(*b));
-  if (opts == NULL)
-    opts = &no_opts;
-  const char *version = opts->version ? opts->version : VHDUP__AZ_DEFAULT_VERSION;
-  if (!valid_version(version))
-    return vhdup__errf(err, VHDUP_EINVAL, "service version '%.32s' is not YYYY-MM-DD", version);
-  const char *prefix = opts->client_id_prefix ? opts->client_id_prefix : "vhdup";
-  if (strlen(prefix) > 512)
+/* The options' version and client request id prefix, or their defaults,
+ * checked. */
+static int check_opts(const vhdup__az_blob_opts *opts, const char **version, const char **prefix,
+                      vhdup__err *err) {
+  *version = opts->version ? opts->version : VHDUP__AZ_DEFAULT_VERSION;
+  if (!valid_version(*version))
+    return vhdup__errf(err, VHDUP_EINVAL, "service version '%.32s' is not YYYY-MM-DD", *version);
+  *prefix = opts->client_id_prefix ? opts->client_id_prefix : "vhdup";
+  if (strlen(*prefix) > 512)
     return vhdup__errf(err, VHDUP_EINVAL, "client request id prefix is too long");
-  for (const char *c = prefix; *c != '\0'; c++)
+  for (const char *c = *prefix; *c != '\0'; c++)
     if ((unsigned char)*c < 0x21 || (unsigned char)*c > 0x7e)
       return vhdup__errf(err, VHDUP_EINVAL, "client request id prefix has a bad character");
+  return 0;
+}
 
-  b->url.scheme = dup_or_null(url->scheme, &oom);
-  b->url.host = dup_or_null(url->host, &oom);
-  b->url.port = url->port;
-  b->url.port_explicit = url->port_explicit;
-  b->url.path_style = url->path_style;
-  b->url.account = dup_or_null(url->account, &oom);
-  b->url.container = dup_or_null(url->container, &oom);
-  b->url.blob = dup_or_null(url->blob, &oom);
-  b->client_id_prefix = dup_or_null(prefix, &oom);
-  if (oom)
-    goto oom;
+static void copy_url(vhdup__az_url *to, const vhdup__az_url *from, int *oom) {
+  to->scheme = dup_or_null(from->scheme, oom);
+  to->host = dup_or_null(from->host, oom);
+  to->port = from->port;
+  to->port_explicit = from->port_explicit;
+  to->path_style = from->path_style;
+  to->account = dup_or_null(from->account, oom);
+  to->container = dup_or_null(from->container, oom);
+  to->blob = dup_or_null(from->blob, oom);
+}
 
-  if (url->sas != NULL) {
-    if (!has_sig(url->sas)) {
-      vhdup__az_blob_free(b);
-      return vhdup__errf(err, VHDUP_EURL, "URL has a query that is not a SAS (no sig field)");
-    }
-    b->auth = VHDUP__AZ_AUTH_SAS;
-    b->sas = dup_or_null(url->sas, &oom);
-  } else if (cred != NULL && cred->kind == VHDUP__AZ_AUTH_SHARED_KEY) {
-    /* The resource signed is "/" + the credential's account + the path, so
-     * a key for another account can only fail; say so before sending. */
-    int standard_host = !url->path_style && url->account != NULL &&
-                        strncmp(url->host + strlen(url->account), ".blob.", 6) == 0;
-    if ((url->path_style || standard_host) && strcmp(url->account, cred->account) != 0) {
-      vhdup__az_blob_free(b);
-      return vhdup__errf(err, VHDUP_ECREDENTIAL,
-                         "the account key is for account '%s' but the URL names account '%s'",
-                         cred->account, url->account);
-    }
-    b->auth = VHDUP__AZ_AUTH_SHARED_KEY;
-    b->sign_account = dup_or_null(cred->account, &oom);
-    memcpy(b->key, cred->key, cred->key_len);
-    b->key_len = cred->key_len;
-  } else if (cred != NULL && cred->kind == VHDUP__AZ_AUTH_SAS) {
-    b->auth = VHDUP__AZ_AUTH_SAS;
-    b->sas = dup_or_null(cred->sas, &oom);
-  } else {
-    vhdup__az_blob_free(b);
+/* Shared Key: the resource signed is "/" + the credential's account + the
+ * path, so a key for another account than the URL's can only fail; say so
+ * before sending. */
+static int use_key(vhdup__az_blob *b, const vhdup__az_url *url, const vhdup__az_cred *cred,
+                   int *oom, vhdup__err *err) {
+  int standard_host = !url->path_style && url->account != NULL &&
+                      strncmp(url->host + strlen(url->account), ".blob.", 6) == 0;
+  if ((url->path_style || standard_host) && strcmp(url->account, cred->account) != 0)
     return vhdup__errf(err, VHDUP_ECREDENTIAL,
-                       "no credential: give a SAS URL, or set AZURE_STORAGE_CONNECTION_STRING, "
-                       "or AZURE_STORAGE_ACCOUNT with AZURE_STORAGE_KEY or "
-                       "AZURE_STORAGE_SAS_TOKEN");
-  }
-  if (oom)
-    goto oom;
+                       "the account key is for account '%s' but the URL names account '%s'",
+                       cred->account, url->account);
+  b->auth = VHDUP__AZ_AUTH_SHARED_KEY;
+  b->sign_account = dup_or_null(cred->account, oom);
+  memcpy(b->key, cred->key, cred->key_len);
+  b->key_len = cred->key_len;
+  return 0;
+}
 
+/* The authorisation, resolved once: the URL's SAS, else the credential's
+ * key or SAS. */
+static int set_auth(vhdup__az_blob *b, const vhdup__az_url *url, const vhdup__az_cred *cred,
+                    int *oom, vhdup__err *err) {
+  if (url->sas != NULL) {
+    if (!has_sig(url->sas))
+      return vhdup__errf(err, VHDUP_EURL, "URL has a query that is not a SAS (no sig field)");
+    b->auth = VHDUP__AZ_AUTH_SAS;
+    b->sas = dup_or_null(url->sas, oom);
+    return 0;
+  }
+  if (cred != NULL && cred->kind == VHDUP__AZ_AUTH_SHARED_KEY)
+    return use_key(b, url, cred, oom, err);
+  if (cred != NULL && cred->kind == VHDUP__AZ_AUTH_SAS) {
+    b->auth = VHDUP__AZ_AUTH_SAS;
+    b->sas = dup_or_null(cred->sas, oom);
+    return 0;
+  }
+  return vhdup__errf(err, VHDUP_ECREDENTIAL,
+                     "no credential: give a SAS URL, or set AZURE_STORAGE_CONNECTION_STRING, "
+                     "or AZURE_STORAGE_ACCOUNT with AZURE_STORAGE_KEY or "
+                     "AZURE_STORAGE_SAS_TOKEN");
+}
+
+/* x-ms-version is the configured version; the applied one is the SAS's sv
+ * when there is one (previous-azure-storage-service-versions). */
+static int set_versions(vhdup__az_blob *b, const char *version, vhdup__err *err) {
   memcpy(b->header_version, version, 11);
   memcpy(b->version, version, 11);
   size_t svl;
   const char *sv = b->sas ? query_param(b->sas, "sv", &svl) : NULL;
-  if (sv != NULL) {
-    if (svl != 10 ||
-        (memcpy(b->version, sv, 10), b->version[10] = '\0', !valid_version(b->version))) {
-      vhdup__az_blob_free(b);
-      return vhdup__errf(err, VHDUP_EURL, "SAS has a malformed sv (signed version) field");
-    }
-    b->version_from_sas = 1;
+  if (sv == NULL)
+    return 0;
+  if (svl != 10)
+    return vhdup__errf(err, VHDUP_EURL, "SAS has a malformed sv (signed version) field");
+  memcpy(b->version, sv, 10);
+  b->version[10] = '\0';
+  if (!valid_version(b->version))
+    return vhdup__errf(err, VHDUP_EURL, "SAS has a malformed sv (signed version) field");
+  b->version_from_sas = 1;
+  return 0;
+}
+
+int vhdup__az_blob_init(vhdup__az_blob *b, const vhdup__az_url *url, const vhdup__az_cred *cred,
+                        const vhdup__az_blob_opts *opts, vhdup__err *err) {
+  static const vhdup__az_blob_opts no_opts;
+  memset(b, 0, sizeof(*b));
+  if (opts == NULL)
+    opts = &no_opts;
+  const char *version = NULL, *prefix = NULL;
+  int rc = check_opts(opts, &version, &prefix, err);
+  if (rc != 0)
+    return rc;
+  int oom = 0;
+  copy_url(&b->url, url, &oom);
+  b->client_id_prefix = dup_or_null(prefix, &oom);
+  if (!oom)
+    rc = set_auth(b, url, cred, &oom, err);
+  if (rc == 0 && oom)
+    rc = vhdup__errf(err, VHDUP_ENOMEM, "out of memory");
+  if (rc == 0)
+    rc = set_versions(b, version, err);
+  if (rc != 0) {
+    vhdup__az_blob_free(b);
+    return rc;
   }
   b->timeout_s = opts->timeout_s;
   b->clock = opts->clock;
   b->clock_ctx = opts->clock_ctx;
   b->next_request = 1;
   return 0;
-oom:
-  vhdup__az_blob_free(b);
-  return vhdup__errf(err, VHDUP_ENOMEM, "out of memory");
 }
 
 int vhdup__az_blob_version_at_least(const vhdup__az_blob *b, const char *min) {
@@ -333,6 +365,17 @@ static int finish(vhdup__az_blob *b, vhdup__az_request *out, vhdup__err *err) {
       return rc_ == VHDUP_ENOMEM ? vhdup__errf(err, VHDUP_ENOMEM, "out of memory") : rc_;          \
   } while (0)
 
+/* A feature the applied service version may be too old for; the message
+ * says where that version came from (a SAS's sv overrides x-ms-version). */
+static int need_version(const vhdup__az_blob *b, const char *min, const char *feature,
+                        const char *advice, vhdup__err *err) {
+  if (vhdup__az_blob_version_at_least(b, min))
+    return 0;
+  return vhdup__errf(err, VHDUP_EUNSUPPORTED,
+                     "%s needs service version %s or later (this request uses %s%s)%s", feature,
+                     min, b->version, b->version_from_sas ? ", set by the SAS" : "", advice);
+}
+
 static int check_pages(uint64_t offset, uint64_t len, uint64_t max_len, const char *what,
                        vhdup__err *err) {
   if (len == 0 || offset % VHDUP__AZ_PAGE != 0 || len % VHDUP__AZ_PAGE != 0)
@@ -367,13 +410,8 @@ int vhdup__az_req_put_page(vhdup__az_blob *b, uint64_t offset, uint64_t len,
                            vhdup__err *err) {
   memset(out, 0, sizeof(*out));
   CHECK(check_pages(offset, len, VHDUP__AZ_MAX_PUT_PAGE, "Put Page", err));
-  if (sum != NULL && sum->kind == VHDUP__AZ_SUM_CRC64 &&
-      !vhdup__az_blob_version_at_least(b, VHDUP__AZ_VERSION_CRC64))
-    return vhdup__errf(err, VHDUP_EUNSUPPORTED,
-                       "x-ms-content-crc64 needs service version %s or later (this request uses "
-                       "%s%s); use MD5",
-                       VHDUP__AZ_VERSION_CRC64, b->version,
-                       b->version_from_sas ? ", set by the SAS" : "");
+  if (sum != NULL && sum->kind == VHDUP__AZ_SUM_CRC64)
+    CHECK(need_version(b, VHDUP__AZ_VERSION_CRC64, "x-ms-content-crc64", "; use MD5", err));
   CHECK(begin(b, "PUT", 1, "comp=page", client_id, out, err));
   CHECK(add_range(out, offset, len));
   CHECK(add_header(out, "x-ms-page-write", "update"));
@@ -422,13 +460,9 @@ int vhdup__az_req_get_page_ranges(vhdup__az_blob *b, uint64_t offset, uint64_t l
   memset(out, 0, sizeof(*out));
   if (len > 0)
     CHECK(check_pages(offset, len, VHDUP__AZ_MAX_BLOB_SIZE, "Get Page Ranges", err));
-  if ((marker != NULL || maxresults > 0) &&
-      !vhdup__az_blob_version_at_least(b, VHDUP__AZ_VERSION_MARKER))
-    return vhdup__errf(err, VHDUP_EUNSUPPORTED,
-                       "Get Page Ranges paging (marker, maxresults) needs service version %s or "
-                       "later (this request uses %s%s)",
-                       VHDUP__AZ_VERSION_MARKER, b->version,
-                       b->version_from_sas ? ", set by the SAS" : "");
+  if (marker != NULL || maxresults > 0)
+    CHECK(need_version(b, VHDUP__AZ_VERSION_MARKER, "Get Page Ranges paging (marker, maxresults)",
+                       "", err));
   if (marker != NULL && strlen(marker) > VHDUP__AZ_MARKER_MAX)
     return vhdup__errf(err, VHDUP_ELIMIT, "Get Page Ranges marker is too long");
   vhdup__az_sb q = {0};

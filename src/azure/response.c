@@ -46,79 +46,108 @@ static const char *find(const char *p, const char *end, const char *needle) {
   return NULL;
 }
 
+static int starts_with(const char *p, const char *end, const char *prefix) {
+  size_t n = strlen(prefix);
+  return (size_t)(end - p) >= n && memcmp(p, prefix, n) == 0;
+}
+
+/* Moves past the next terminator at or after from (a processing
+ * instruction's "?>", a comment's "-->"); -1 if there is none. */
+static int skip_past(xml *x, const char *from, const char *terminator) {
+  const char *q = find(from, x->end, terminator);
+  if (q == NULL)
+    return -1;
+  x->p = q + strlen(terminator);
+  return 0;
+}
+
+/* Text up to the next '<' or the end. */
+static int scan_text(xml *x, xml_tok *t) {
+  const char *lt = memchr(x->p, '<', (size_t)(x->end - x->p));
+  t->s = x->p;
+  t->n = (size_t)((lt ? lt : x->end) - x->p);
+  x->p = lt ? lt : x->end;
+  return X_TEXT;
+}
+
+/* "<![CDATA[...]]>": the text between, taken literally. */
+static int scan_cdata(xml *x, xml_tok *t) {
+  const char *s = x->p + 9;
+  const char *q = find(s, x->end, "]]>");
+  if (q == NULL)
+    return X_ERR;
+  t->s = s;
+  t->n = (size_t)(q - s);
+  t->cdata = 1;
+  x->p = q + 3;
+  return X_TEXT;
+}
+
+/* The rest of an open tag from q (after the name): attributes are skipped,
+ * and quotes may hide '>'. "/>" makes it an empty element. */
+static int scan_open_rest(xml *x, const char *name_end) {
+  const char *q = name_end, *end = x->end;
+  char quote = 0;
+  for (; q < end; q++) {
+    if (quote) {
+      if (*q == quote)
+        quote = 0;
+    } else if (*q == '"' || *q == '\'') {
+      quote = *q;
+    } else if (*q == '>') {
+      break;
+    } else if (*q == '<') {
+      return X_ERR;
+    }
+  }
+  if (q >= end)
+    return X_ERR;
+  x->p = q + 1;
+  return (q > name_end && q[-1] == '/') ? X_EMPTY : X_OPEN;
+}
+
+/* An open, close or empty-element tag; t gets the name. */
+static int scan_tag(xml *x, xml_tok *t) {
+  const char *p = x->p, *end = x->end;
+  int closing = end - p >= 2 && p[1] == '/';
+  const char *n = p + 1 + closing;
+  if (n >= end || !name_start(*n))
+    return X_ERR;
+  const char *ne = n;
+  while (ne < end && name_char(*ne))
+    ne++;
+  t->s = n;
+  t->n = (size_t)(ne - n);
+  if (!closing)
+    return scan_open_rest(x, ne);
+  const char *q = ne;
+  while (q < end && (*q == ' ' || *q == '\t' || *q == '\r' || *q == '\n'))
+    q++;
+  if (q >= end || *q != '>')
+    return X_ERR;
+  x->p = q + 1;
+  return X_CLOSE;
+}
+
+/* The next token; processing instructions and comments are skipped
+ * wherever they stand. */
 static int xml_next(xml *x, xml_tok *t) {
   for (;;) {
     const char *p = x->p, *end = x->end;
     t->cdata = 0;
     if (p >= end)
       return X_EOF;
-    if (*p != '<') {
-      const char *lt = memchr(p, '<', (size_t)(end - p));
-      t->s = p;
-      t->n = (size_t)((lt ? lt : end) - p);
-      x->p = lt ? lt : end;
-      return X_TEXT;
-    }
-    if (end - p >= 2 && p[1] == '?') {
-      const char *q = find(p + 2, end, "?>");
-      if (q == NULL)
+    if (*p != '<')
+      return scan_text(x, t);
+    if (starts_with(p, end, "<?") || starts_with(p, end, "<!--")) {
+      int pi = p[1] == '?';
+      if (skip_past(x, p + (pi ? 2 : 4), pi ? "?>" : "-->") != 0)
         return X_ERR;
-      x->p = q + 2;
       continue;
     }
-    if (end - p >= 4 && memcmp(p, "<!--", 4) == 0) {
-      const char *q = find(p + 4, end, "-->");
-      if (q == NULL)
-        return X_ERR;
-      x->p = q + 3;
-      continue;
-    }
-    if (end - p >= 9 && memcmp(p, "<![CDATA[", 9) == 0) {
-      const char *q = find(p + 9, end, "]]>");
-      if (q == NULL)
-        return X_ERR;
-      t->s = p + 9;
-      t->n = (size_t)(q - (p + 9));
-      t->cdata = 1;
-      x->p = q + 3;
-      return X_TEXT;
-    }
-    int closing = end - p >= 2 && p[1] == '/';
-    const char *n = p + 1 + closing;
-    if (n >= end || !name_start(*n))
-      return X_ERR;
-    const char *ne = n;
-    while (ne < end && name_char(*ne))
-      ne++;
-    t->s = n;
-    t->n = (size_t)(ne - n);
-    const char *q = ne;
-    if (closing) {
-      while (q < end && (*q == ' ' || *q == '\t' || *q == '\r' || *q == '\n'))
-        q++;
-      if (q >= end || *q != '>')
-        return X_ERR;
-      x->p = q + 1;
-      return X_CLOSE;
-    }
-    /* Attributes are skipped; quotes may hide '>'. */
-    char quote = 0;
-    for (; q < end; q++) {
-      if (quote) {
-        if (*q == quote)
-          quote = 0;
-      } else if (*q == '"' || *q == '\'') {
-        quote = *q;
-      } else if (*q == '>') {
-        break;
-      } else if (*q == '<') {
-        return X_ERR;
-      }
-    }
-    if (q >= end)
-      return X_ERR;
-    x->p = q + 1;
-    return (q > ne && q[-1] == '/') ? X_EMPTY : X_OPEN;
+    if (starts_with(p, end, "<![CDATA["))
+      return scan_cdata(x, t);
+    return scan_tag(x, t);
   }
 }
 
@@ -193,6 +222,53 @@ static void copy_clean(char *out, size_t size, const char *s, size_t n, int firs
   out[o] = '\0';
 }
 
+/* <Code> and <Message> of an <Error> body, as first seen (entities decoded,
+ * cut at the buffer size). */
+typedef struct error_body {
+  char code[sizeof(((vhdup__az_error_info *)0)->code)];
+  char msg[1024];
+  int have_code, have_msg;
+} error_body;
+
+static void scan_error_body(const char *body, size_t body_len, error_body *eb) {
+  xml x = {body, body, body + body_len};
+  xml_tok t;
+  int depth = 0, in_error = 0, field = 0; /* 1 Code, 2 Message */
+  size_t code_len = 0, msg_len = 0;
+  for (int tok; (tok = xml_next(&x, &t)) != X_EOF && tok != X_ERR;) {
+    if (tok == X_OPEN) {
+      depth++;
+      if (depth > 64)
+        break;
+      if (depth == 1)
+        in_error = tok_is(&t, "Error");
+      else if (depth == 2 && in_error)
+        field = tok_is(&t, "Code") ? 1 : tok_is(&t, "Message") ? 2 : 0;
+    } else if (tok == X_CLOSE) {
+      if (depth == 2 && field == 1)
+        eb->have_code = 1;
+      else if (depth == 2 && field == 2)
+        eb->have_msg = 1;
+      if (depth == 2)
+        field = 0;
+      if (depth > 0)
+        depth--;
+    } else if (tok == X_TEXT && depth == 2) {
+      /* Overlong text is cut, never an error: the message is advisory. */
+      if (field == 1 && !eb->have_code)
+        (void)append_text(&t, eb->code, &code_len, sizeof(eb->code), 0);
+      else if (field == 2 && !eb->have_msg)
+        (void)append_text(&t, eb->msg, &msg_len, sizeof(eb->msg), 0);
+    }
+  }
+}
+
+static const char *skip_space(const char *s) {
+  while (*s == ' ' || *s == '\n' || *s == '\r' || *s == '\t')
+    s++;
+  return s;
+}
+
 void vhdup__az_error_parse(int status, const vhdup__az_header *h, size_t n, const char *body,
                            size_t body_len, vhdup__az_error_info *out) {
   memset(out, 0, sizeof(*out));
@@ -205,55 +281,19 @@ void vhdup__az_error_parse(int status, const vhdup__az_header *h, size_t n, cons
     copy_clean(out->code, sizeof(out->code), v, strlen(v), 1);
   if (body == NULL || body_len == 0)
     return;
-  if (body_len > VHDUP__AZ_ERROR_BODY_MAX)
-    body_len = VHDUP__AZ_ERROR_BODY_MAX;
-
-  xml x = {body, body, body + body_len};
-  xml_tok t;
-  int depth = 0, in_error = 0, field = 0; /* 1 Code, 2 Message */
-  char code[sizeof(out->code)] = "", msg[1024] = "";
-  size_t code_len = 0, msg_len = 0;
-  int have_code = 0, have_msg = 0;
-  for (int tok; (tok = xml_next(&x, &t)) != X_EOF && tok != X_ERR;) {
-    if (tok == X_OPEN) {
-      depth++;
-      if (depth > 64)
-        break;
-      if (depth == 1)
-        in_error = tok_is(&t, "Error");
-      else if (depth == 2 && in_error)
-        field = tok_is(&t, "Code") ? 1 : tok_is(&t, "Message") ? 2 : 0;
-    } else if (tok == X_CLOSE) {
-      if (depth == 2 && field == 1)
-        have_code = 1;
-      else if (depth == 2 && field == 2)
-        have_msg = 1;
-      if (depth == 2)
-        field = 0;
-      if (depth > 0)
-        depth--;
-    } else if (tok == X_TEXT && depth == 2) {
-      /* Overlong text is cut, never an error: the message is advisory. */
-      if (field == 1 && !have_code)
-        (void)append_text(&t, code, &code_len, sizeof(code), 0);
-      else if (field == 2 && !have_msg)
-        (void)append_text(&t, msg, &msg_len, sizeof(msg), 0);
-    }
-  }
-  if (out->code[0] == '\0' && have_code) {
-    size_t s = 0;
-    while (code[s] == ' ' || code[s] == '\n' || code[s] == '\r' || code[s] == '\t')
-      s++;
-    copy_clean(out->code, sizeof(out->code), code + s, strlen(code + s), 1);
+  error_body eb = {"", "", 0, 0};
+  scan_error_body(body, body_len < VHDUP__AZ_ERROR_BODY_MAX ? body_len : VHDUP__AZ_ERROR_BODY_MAX,
+                  &eb);
+  if (out->code[0] == '\0' && eb.have_code) {
+    const char *c = skip_space(eb.code);
+    copy_clean(out->code, sizeof(out->code), c, strlen(c), 1);
     for (size_t e = strlen(out->code); e > 0 && out->code[e - 1] == ' '; e--)
       out->code[e - 1] = '\0';
   }
-  if (have_msg) {
-    size_t s = 0;
-    while (msg[s] == ' ' || msg[s] == '\n' || msg[s] == '\r' || msg[s] == '\t')
-      s++;
+  if (eb.have_msg) {
+    const char *m = skip_space(eb.msg);
     char clean[sizeof(out->message)];
-    copy_clean(clean, sizeof(clean), msg + s, strlen(msg + s), 1);
+    copy_clean(clean, sizeof(clean), m, strlen(m), 1);
     vhdup__redact(clean, strlen(clean), out->message, sizeof(out->message));
   }
 }
@@ -306,6 +346,199 @@ static int parse_u64(const char *s, uint64_t *v) {
   return 0;
 }
 
+/* What the text at the current element goes to. */
+enum { F_NONE, F_START, F_END, F_MARKER };
+
+#define PAGE_LIST_DEPTH_MAX 32
+
+/* The state of one Get Page Ranges body: the open elements (to match close
+ * tags), the range being read, the previous range's end (ranges come in
+ * order, without overlap) and the NextMarker buffer. */
+typedef struct page_list {
+  vhdup__az_range_cb cb;
+  void *ctx;
+  int depth, seen_root, in_range, field;
+  const char *open_s[PAGE_LIST_DEPTH_MAX];
+  size_t open_n[PAGE_LIST_DEPTH_MAX];
+  vhdup__az_page_range r;
+  int has_start, has_end, have_prev;
+  uint64_t prev_end;
+  char num[32];
+  size_t num_len;
+  char *marker;
+  size_t marker_size, marker_len;
+} page_list;
+
+static const char *field_name(int field) {
+  return field == F_START ? "Start" : "End";
+}
+
+/* An element opening at depth 1: a range or the NextMarker. */
+static int open_child(page_list *pl, int tok, const xml_tok *t, size_t at, vhdup__err *err) {
+  if (tok_is(t, "PageRange") || tok_is(t, "ClearRange")) {
+    pl->in_range = 1;
+    pl->r.clear = tok_is(t, "ClearRange");
+    pl->has_start = pl->has_end = 0;
+    if (tok == X_EMPTY)
+      return vhdup__errf(err, VHDUP_EFORMAT, "page list: empty range element at byte %zu", at);
+  } else if (tok_is(t, "NextMarker")) {
+    pl->field = F_MARKER;
+    pl->marker_len = 0;
+    pl->marker[0] = '\0';
+  }
+  return 0;
+}
+
+/* An element opening inside a range: <Start> or <End>, once each. */
+static int open_range_field(page_list *pl, int tok, const xml_tok *t, size_t at, vhdup__err *err) {
+  pl->field = tok_is(t, "Start") ? F_START : tok_is(t, "End") ? F_END : F_NONE;
+  if ((pl->field == F_START && pl->has_start) || (pl->field == F_END && pl->has_end))
+    return vhdup__errf(err, VHDUP_EFORMAT, "page list: repeated <%s> at byte %zu",
+                       field_name(pl->field), at);
+  pl->num_len = 0;
+  pl->num[0] = '\0';
+  if (tok == X_EMPTY && pl->field != F_NONE)
+    return vhdup__errf(err, VHDUP_EFORMAT, "page list: empty <%s> at byte %zu",
+                       field_name(pl->field), at);
+  return 0;
+}
+
+/* An open or empty-element tag: one <PageList> root; its children. */
+static int on_open(page_list *pl, int tok, const xml_tok *t, size_t at, vhdup__err *err) {
+  int rc = 0;
+  if (pl->depth == 0) {
+    if (pl->seen_root || !tok_is(t, "PageList"))
+      return vhdup__errf(err, VHDUP_EFORMAT,
+                         "page list: expected one <PageList> root element at byte %zu", at);
+    pl->seen_root = 1;
+  } else if (pl->depth == 1) {
+    rc = open_child(pl, tok, t, at, err);
+  } else if (pl->depth == 2 && pl->in_range) {
+    rc = open_range_field(pl, tok, t, at, err);
+  }
+  if (rc != 0)
+    return rc;
+  if (tok == X_EMPTY) {
+    if (pl->depth == 1 || pl->depth == 2)
+      pl->field = F_NONE;
+    return 0;
+  }
+  if (pl->depth >= PAGE_LIST_DEPTH_MAX)
+    return vhdup__errf(err, VHDUP_EFORMAT, "page list: nesting too deep at byte %zu", at);
+  pl->open_s[pl->depth] = t->s;
+  pl->open_n[pl->depth] = t->n;
+  pl->depth++;
+  return 0;
+}
+
+/* The end of <Start> or <End>: its text is a decimal number. */
+static int close_range_field(page_list *pl, size_t at, vhdup__err *err) {
+  uint64_t v;
+  if (parse_u64(pl->num, &v) != 0)
+    return vhdup__errf(err, VHDUP_EFORMAT, "page list: <%s> is not a decimal number at byte %zu",
+                       field_name(pl->field), at);
+  if (pl->field == F_START)
+    pl->r.start = v, pl->has_start = 1;
+  else
+    pl->r.end = v, pl->has_end = 1;
+  pl->field = F_NONE;
+  return 0;
+}
+
+/* The end of a range: both bounds, whole 512-byte pages below the largest
+ * blob (get-page-ranges), after the previous range; then handed on. */
+static int close_range(page_list *pl, size_t at, vhdup__err *err) {
+  const vhdup__az_page_range *r = &pl->r;
+  if (!pl->has_start || !pl->has_end)
+    return vhdup__errf(err, VHDUP_EFORMAT, "page list: range without %s at byte %zu",
+                       pl->has_start ? "<End>" : "<Start>", at);
+  if (r->start > r->end || r->start % VHDUP__AZ_PAGE != 0 ||
+      r->end % VHDUP__AZ_PAGE != VHDUP__AZ_PAGE - 1 || r->end >= VHDUP__AZ_MAX_BLOB_SIZE)
+    return vhdup__errf(err, VHDUP_EFORMAT,
+                       "page list: invalid range %llu-%llu (must be 512-aligned, start <= "
+                       "end, below 8 TiB) at byte %zu",
+                       (unsigned long long)r->start, (unsigned long long)r->end, at);
+  if (pl->have_prev && r->start <= pl->prev_end)
+    return vhdup__errf(err, VHDUP_EFORMAT,
+                       "page list: range %llu-%llu overlaps or precedes the previous one "
+                       "at byte %zu",
+                       (unsigned long long)r->start, (unsigned long long)r->end, at);
+  pl->have_prev = 1;
+  pl->prev_end = r->end;
+  pl->in_range = 0;
+  return pl->cb != NULL ? pl->cb(pl->ctx, r) : 0;
+}
+
+/* A close tag: it must match the open element; ends a number, a range or
+ * the NextMarker. */
+static int on_close(page_list *pl, const xml_tok *t, size_t at, vhdup__err *err) {
+  int d = pl->depth;
+  if (d == 0 || pl->open_n[d - 1] != t->n || memcmp(pl->open_s[d - 1], t->s, t->n) != 0)
+    return vhdup__errf(err, VHDUP_EFORMAT,
+                       "page list: close tag does not match the open element at byte %zu", at);
+  int rc = 0;
+  if (d == 3 && pl->in_range && (pl->field == F_START || pl->field == F_END))
+    rc = close_range_field(pl, at, err);
+  else if (d == 2 && pl->in_range)
+    rc = close_range(pl, at, err);
+  else if (d == 2 && pl->field == F_MARKER)
+    pl->field = F_NONE;
+  if (rc != 0)
+    return rc;
+  pl->depth--;
+  return 0;
+}
+
+/* Text: collected for a number or the NextMarker; outside the root only
+ * whitespace. */
+static int on_text(page_list *pl, const xml_tok *t, size_t at, vhdup__err *err) {
+  if (pl->depth == 3 && pl->in_range && (pl->field == F_START || pl->field == F_END)) {
+    if (append_text(t, pl->num, &pl->num_len, sizeof(pl->num), 1) != 0)
+      return vhdup__errf(err, VHDUP_EFORMAT, "page list: <%s> is malformed or too long at byte %zu",
+                         field_name(pl->field), at);
+  } else if (pl->depth == 2 && pl->field == F_MARKER) {
+    if (append_text(t, pl->marker, &pl->marker_len, pl->marker_size, 1) != 0) {
+      pl->marker[0] = '\0';
+      return vhdup__errf(err, VHDUP_ELIMIT,
+                         "page list: <NextMarker> is malformed or longer than %zu bytes",
+                         pl->marker_size - 1);
+    }
+  } else if (pl->depth == 0) {
+    for (size_t i = 0; i < t->n; i++)
+      if (t->s[i] != ' ' && t->s[i] != '\t' && t->s[i] != '\r' && t->s[i] != '\n')
+        return vhdup__errf(err, VHDUP_EFORMAT,
+                           "page list: text outside the root element at byte %zu", at);
+  }
+  return 0;
+}
+
+/* Runs the scanner over the body, dispatching each token. */
+static int scan_page_list(page_list *pl, const char *body, size_t len, vhdup__err *err) {
+  xml x = {body, body, body + len};
+  xml_tok t;
+  for (;;) {
+    size_t at = (size_t)(x.p - body);
+    int tok = xml_next(&x, &t), rc = 0;
+    if (tok == X_EOF)
+      break;
+    if (tok == X_ERR)
+      return vhdup__errf(err, VHDUP_EFORMAT, "page list: malformed XML at byte %zu", at);
+    if (tok == X_OPEN || tok == X_EMPTY)
+      rc = on_open(pl, tok, &t, at, err);
+    else if (tok == X_CLOSE)
+      rc = on_close(pl, &t, at, err);
+    else if (tok == X_TEXT)
+      rc = on_text(pl, &t, at, err);
+    if (rc != 0)
+      return rc;
+  }
+  if (!pl->seen_root)
+    return vhdup__errf(err, VHDUP_EFORMAT, "page list: no <PageList> element");
+  if (pl->depth != 0)
+    return vhdup__errf(err, VHDUP_EFORMAT, "page list: truncated XML (unclosed elements)");
+  return 0;
+}
+
 int vhdup__az_page_list_parse(const char *body, size_t len, size_t max_body, vhdup__az_range_cb cb,
                               void *ctx, char *next_marker, size_t marker_size, vhdup__err *err) {
   if (max_body == 0)
@@ -317,142 +550,15 @@ int vhdup__az_page_list_parse(const char *body, size_t len, size_t max_body, vhd
                        len, max_body);
   if (body == NULL)
     return vhdup__errf(err, VHDUP_EFORMAT, "page list: empty body");
-
-  xml x = {body, body, body + len};
-  xml_tok t;
-  int depth = 0, seen_root = 0, in_range = 0, field = 0; /* field: 1 Start, 2 End, 3 Marker */
-  const char *open_s[32];
-  size_t open_n[32];
-  vhdup__az_page_range r = {0};
-  int has_start = 0, has_end = 0, have_prev = 0;
-  uint64_t prev_end = 0;
-  char num[32];
-  size_t num_len = 0;
-  size_t marker_len = 0;
+  /* Without a caller's buffer the marker is still read (and checked). */
   char dummy_marker[VHDUP__AZ_MARKER_MAX + 1];
-  char *marker = next_marker != NULL ? next_marker : dummy_marker;
-  size_t msize = next_marker != NULL ? marker_size : sizeof(dummy_marker);
-  if (msize > VHDUP__AZ_MARKER_MAX + 1)
-    msize = VHDUP__AZ_MARKER_MAX + 1;
-  marker[0] = '\0';
-
-  for (;;) {
-    size_t at = (size_t)(x.p - body);
-    int tok = xml_next(&x, &t);
-    if (tok == X_EOF)
-      break;
-    if (tok == X_ERR)
-      return vhdup__errf(err, VHDUP_EFORMAT, "page list: malformed XML at byte %zu", at);
-    if (tok == X_OPEN || tok == X_EMPTY) {
-      if (depth == 0) {
-        if (seen_root || !tok_is(&t, "PageList"))
-          return vhdup__errf(err, VHDUP_EFORMAT,
-                             "page list: expected one <PageList> root element at byte %zu", at);
-        seen_root = 1;
-      } else if (depth == 1) {
-        if (tok_is(&t, "PageRange") || tok_is(&t, "ClearRange")) {
-          in_range = 1;
-          r.clear = tok_is(&t, "ClearRange");
-          has_start = has_end = 0;
-          if (tok == X_EMPTY)
-            return vhdup__errf(err, VHDUP_EFORMAT, "page list: empty range element at byte %zu",
-                               at);
-        } else if (tok_is(&t, "NextMarker")) {
-          field = 3;
-          marker_len = 0;
-          marker[0] = '\0';
-        }
-      } else if (depth == 2 && in_range) {
-        field = tok_is(&t, "Start") ? 1 : tok_is(&t, "End") ? 2 : 0;
-        if (field != 0 && ((field == 1 && has_start) || (field == 2 && has_end)))
-          return vhdup__errf(err, VHDUP_EFORMAT, "page list: repeated <%s> at byte %zu",
-                             field == 1 ? "Start" : "End", at);
-        num_len = 0;
-        num[0] = '\0';
-        if (tok == X_EMPTY && field != 0)
-          return vhdup__errf(err, VHDUP_EFORMAT, "page list: empty <%s> at byte %zu",
-                             field == 1 ? "Start" : "End", at);
-      }
-      if (tok == X_EMPTY) {
-        if (depth == 1)
-          field = 0;
-        else if (depth == 2)
-          field = 0;
-        continue;
-      }
-      if (depth >= 32)
-        return vhdup__errf(err, VHDUP_EFORMAT, "page list: nesting too deep at byte %zu", at);
-      open_s[depth] = t.s;
-      open_n[depth] = t.n;
-      depth++;
-    } else if (tok == X_CLOSE) {
-      if (depth == 0 || open_n[depth - 1] != t.n || memcmp(open_s[depth - 1], t.s, t.n) != 0)
-        return vhdup__errf(err, VHDUP_EFORMAT,
-                           "page list: close tag does not match the open element at byte %zu", at);
-      if (depth == 3 && in_range && (field == 1 || field == 2)) {
-        uint64_t v;
-        if (parse_u64(num, &v) != 0)
-          return vhdup__errf(err, VHDUP_EFORMAT,
-                             "page list: <%s> is not a decimal number at byte %zu",
-                             field == 1 ? "Start" : "End", at);
-        if (field == 1)
-          r.start = v, has_start = 1;
-        else
-          r.end = v, has_end = 1;
-        field = 0;
-      } else if (depth == 2 && in_range) {
-        if (!has_start || !has_end)
-          return vhdup__errf(err, VHDUP_EFORMAT, "page list: range without %s at byte %zu",
-                             has_start ? "<End>" : "<Start>", at);
-        if (r.start > r.end || r.start % VHDUP__AZ_PAGE != 0 ||
-            r.end % VHDUP__AZ_PAGE != VHDUP__AZ_PAGE - 1 || r.end >= VHDUP__AZ_MAX_BLOB_SIZE)
-          return vhdup__errf(err, VHDUP_EFORMAT,
-                             "page list: invalid range %llu-%llu (must be 512-aligned, start <= "
-                             "end, below 8 TiB) at byte %zu",
-                             (unsigned long long)r.start, (unsigned long long)r.end, at);
-        if (have_prev && r.start <= prev_end)
-          return vhdup__errf(err, VHDUP_EFORMAT,
-                             "page list: range %llu-%llu overlaps or precedes the previous one "
-                             "at byte %zu",
-                             (unsigned long long)r.start, (unsigned long long)r.end, at);
-        have_prev = 1;
-        prev_end = r.end;
-        in_range = 0;
-        if (cb != NULL) {
-          int rc = cb(ctx, &r);
-          if (rc != 0)
-            return rc;
-        }
-      } else if (depth == 2 && field == 3) {
-        field = 0;
-      }
-      depth--;
-    } else if (tok == X_TEXT) {
-      if (depth == 3 && in_range && (field == 1 || field == 2)) {
-        if (append_text(&t, num, &num_len, sizeof(num), 1) != 0)
-          return vhdup__errf(err, VHDUP_EFORMAT,
-                             "page list: <%s> is malformed or too long at byte %zu",
-                             field == 1 ? "Start" : "End", at);
-      } else if (depth == 2 && field == 3) {
-        if (append_text(&t, marker, &marker_len, msize, 1) != 0) {
-          marker[0] = '\0';
-          return vhdup__errf(err, VHDUP_ELIMIT,
-                             "page list: <NextMarker> is malformed or longer than %zu bytes",
-                             msize - 1);
-        }
-      } else if (depth == 0) {
-        for (size_t i = 0; i < t.n; i++)
-          if (t.s[i] != ' ' && t.s[i] != '\t' && t.s[i] != '\r' && t.s[i] != '\n')
-            return vhdup__errf(err, VHDUP_EFORMAT,
-                               "page list: text outside the root element at byte %zu", at);
-      }
-    }
-  }
-  if (!seen_root)
-    return vhdup__errf(err, VHDUP_EFORMAT, "page list: no <PageList> element");
-  if (depth != 0)
-    return vhdup__errf(err, VHDUP_EFORMAT, "page list: truncated XML (unclosed elements)");
-  return 0;
+  page_list pl = {.cb = cb, .ctx = ctx};
+  pl.marker = next_marker != NULL ? next_marker : dummy_marker;
+  pl.marker_size = next_marker != NULL ? marker_size : sizeof(dummy_marker);
+  if (pl.marker_size > VHDUP__AZ_MARKER_MAX + 1)
+    pl.marker_size = VHDUP__AZ_MARKER_MAX + 1;
+  pl.marker[0] = '\0';
+  return scan_page_list(&pl, body, len, err);
 }
 
 typedef struct array_ctx {
