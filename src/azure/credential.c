@@ -132,14 +132,6 @@ static int hostname_ok(const char *s, size_t n) {
   return 1;
 }
 
-static int sas_ok(const char *s) {
-  /* The signature is what makes a query a SAS (create-service-sas). */
-  for (const char *p = s; (p = strstr(p, "sig=")) != NULL; p++)
-    if (p == s || p[-1] == '&')
-      return 1;
-  return 0;
-}
-
 /* The values of a connection string by key (not copied: they point into
  * the string), NULL for a key not given. */
 typedef struct connstr {
@@ -294,7 +286,7 @@ static int set_secret(const connstr *cs, vhdup__az_cred *out, vhdup__err *err) {
   out->sas = vhdup__strndup(v, l);
   if (out->sas == NULL)
     return vhdup__errf(err, VHDUP_ENOMEM, "out of memory");
-  if (!sas_ok(out->sas))
+  if (!vhdup__az_sas_signed(out->sas))
     return vhdup__errf(err, VHDUP_ECREDENTIAL,
                        "%s: SharedAccessSignature has no sig field (not a SAS token)", cs->who);
   out->kind = VHDUP__AZ_AUTH_SAS;
@@ -384,7 +376,7 @@ int vhdup__az_cred_from_env(vhdup__az_getenv_fn getenv_fn, void *ctx, vhdup__az_
   if (sas != NULL) {
     if (*sas == '?')
       sas++;
-    if (!sas_ok(sas))
+    if (!vhdup__az_sas_signed(sas))
       return vhdup__errf(err, VHDUP_ECREDENTIAL,
                          "AZURE_STORAGE_SAS_TOKEN has no sig field (not a SAS token)");
     if (account != NULL && !vhdup__az_account_name_valid(account))

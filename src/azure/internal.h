@@ -35,5 +35,10 @@ static inline int vhdup__az_host_char(char c) {
 }
 int vhdup__az_strncaseeq(const char *a, const char *b, size_t n);
 int vhdup__az_hexval(char c);
+/* Whether a SAS query (without its '?') is signed: it has a `sig`
+ * parameter with a value (create-service-sas: the signature is what makes
+ * a query a SAS). The one rule for credentials, connection strings and
+ * URLs; redaction (util/secret.h) hides any `sig` it finds, signed or not. */
+int vhdup__az_sas_signed(const char *query);
 
 #endif

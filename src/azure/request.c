@@ -45,9 +45,9 @@ static const char *query_param(const char *q, const char *name, size_t *len) {
   return NULL;
 }
 
-static int has_sig(const char *q) {
+int vhdup__az_sas_signed(const char *query) {
   size_t l;
-  return query_param(q, "sig", &l) != NULL && l > 0;
+  return query_param(query, "sig", &l) != NULL && l > 0;
 }
 
 void vhdup__az_blob_free(vhdup__az_blob *b) {
@@ -110,7 +110,7 @@ static int use_key(vhdup__az_blob *b, const vhdup__az_url *url, const vhdup__az_
 static int set_auth(vhdup__az_blob *b, const vhdup__az_url *url, const vhdup__az_cred *cred,
                     int *oom, vhdup__err *err) {
   if (url->sas != NULL) {
-    if (!has_sig(url->sas))
+    if (!vhdup__az_sas_signed(url->sas))
       return vhdup__errf(err, VHDUP_EURL, "URL has a query that is not a SAS (no sig field)");
     b->auth = VHDUP__AZ_AUTH_SAS;
     b->sas = dup_or_null(url->sas, oom);
