@@ -288,24 +288,10 @@ static uint32_t vhd_now(void) {
   return t > 946684800 ? (uint32_t)(t - 946684800) : 0;
 }
 
-int vhdup_job_start(vhdup_job *j, vhdup_job_cb done_cb) {
-  if (j->started)
-    return VHDUP_EBUSY;
-  j->started = 1;
-  j->done_cb = done_cb;
-  j->start_ns = uv_hrtime();
-  vhdup__err err;
-  vhdup__err_clear(&err);
-  vhdup_format fmt = j->o.format;
-  int rc = vhdup__disk_open_path(j->o.source, fmt, j->o.parent, &j->file, &j->disk, &err);
-  if (rc != 0)
-    return set_error(j, rc, err.msg);
-  for (size_t i = 0; vhdup__disk_warning(j->disk, i) != NULL; i++)
-    notice(j, "warning: %s", vhdup__disk_warning(j->disk, i));
-
-  vhdup__disk_info info;
-  vhdup__disk_get_info(j->disk, &info);
-  uint64_t vsize = info.virtual_size;
+/* The blob's virtual size: the disk's, rounded up to a whole MiB unless
+ * resize is off (Azure takes disks of whole MiB only), at most what a page
+ * blob holds with its footer. */
+static int blob_virtual_size(vhdup_job *j, uint64_t vsize, uint64_t *out, vhdup__err *err) {
   if (j->o.resize && vsize % MIB != 0) {
     uint64_t rounded = (vsize + MIB - 1) / MIB * MIB;
     notice(j,
@@ -319,71 +305,102 @@ int vhdup_job_start(vhdup_job *j, vhdup_job_cb done_cb) {
            "a managed disk or VM image",
            (unsigned long long)vsize);
   }
-  if (vsize > VHDUP__MAX_VIRTUAL_SIZE) {
-    snprintf(err.msg, sizeof(err.msg), "%s: virtual size %llu exceeds the page blob limit of 8 TiB",
-             j->o.source, (unsigned long long)vsize);
-    return set_error(j, VHDUP_ELIMIT, err.msg);
-  }
-  j->blob_size = vsize + VHDUP__FOOTER_SIZE;
-  rc = count_data(j, &err);
-  if (rc != 0)
-    return set_error(j, rc, err.msg);
+  if (vsize > VHDUP__MAX_VIRTUAL_SIZE)
+    return vhdup__errf(err, VHDUP_ELIMIT,
+                       "%s: virtual size %llu exceeds the page blob limit of 8 TiB", j->o.source,
+                       (unsigned long long)vsize);
+  *out = vsize;
+  return 0;
+}
 
+/* The fixed footer the blob ends with: the source's identity where it has
+ * one, a new random (version 4) UUID and the time now for a raw image. */
+static void blob_footer(const vhdup__disk_info *info, uint64_t vsize, uint8_t out[512]) {
   vhdup__footer f;
-  vhdup__fixed_footer(info.is_raw ? NULL : &info.footer, vsize, &f);
-  if (info.is_raw) {
+  vhdup__fixed_footer(info->is_raw ? NULL : &info->footer, vsize, &f);
+  if (info->is_raw) {
     f.timestamp = vhd_now();
     if (uv_random(NULL, NULL, f.uuid, sizeof(f.uuid), 0, NULL) != 0)
       memset(f.uuid, 0x5a, sizeof(f.uuid));
     f.uuid[6] = (uint8_t)((f.uuid[6] & 0x0f) | 0x40); /* version 4 */
     f.uuid[8] = (uint8_t)((f.uuid[8] & 0x3f) | 0x80);
   }
+  vhdup__footer_encode(&f, out);
+}
+
+/* The sink for the job's destination, and what the pipeline checks and
+ * hashes for it: nothing for a dry run or a local file; for a blob the
+ * resume journal, and the whole-disk MD5 that content verification needs. */
+static int make_sink(vhdup_job *j, const vhdup__disk_info *info, vhdup__pipeline_opts *po,
+                     vhdup__err *err) {
+  if (j->o.dry_run || j->o.to_file) {
+    po->md5 = 0;
+    po->crc64 = 0;
+    po->disk_md5 = 0;
+    if (j->o.dry_run)
+      return vhdup__null_sink_new(j->e->loop, &j->sink);
+    return vhdup__file_sink_new(j->e->loop, j->o.target.url, j->o.overwrite, &j->sink, err);
+  }
+  int rc = journal_setup(j, info, err);
+  if (rc != 0)
+    return rc;
+  po->is_done = journal_is_done;
+  po->on_prepared = journal_prepared;
+  po->md5 = j->o.md5;
+  po->crc64 = j->o.crc64;
+  po->disk_md5 = j->o.disk_md5 || j->o.verify == VHDUP_VERIFY_CONTENT;
+  return azure_sink(j, err);
+}
+
+/* This blob's requests in flight at most: the engine's per-blob cap, the
+ * job's own, and what the sink takes, whichever is least. */
+static unsigned blob_cap(const vhdup_job *j) {
+  const vhdup_engine_options *eo = &j->e->o;
+  unsigned cap = eo->per_blob_connections ? eo->per_blob_connections : eo->connections;
+  if (j->o.per_blob_connections > 0 && j->o.per_blob_connections < cap)
+    cap = j->o.per_blob_connections;
+  if (j->sink->max_in_flight > 0 && cap > j->sink->max_in_flight)
+    cap = j->sink->max_in_flight;
+  return cap;
+}
+
+int vhdup_job_start(vhdup_job *j, vhdup_job_cb done_cb) {
+  if (j->started)
+    return VHDUP_EBUSY;
+  j->started = 1;
+  j->done_cb = done_cb;
+  j->start_ns = uv_hrtime();
+  vhdup__err err;
+  vhdup__err_clear(&err);
+  int rc = vhdup__disk_open_path(j->o.source, j->o.format, j->o.parent, &j->file, &j->disk, &err);
+  if (rc != 0)
+    return set_error(j, rc, err.msg);
+  for (size_t i = 0; vhdup__disk_warning(j->disk, i) != NULL; i++)
+    notice(j, "warning: %s", vhdup__disk_warning(j->disk, i));
+  vhdup__disk_info info;
+  vhdup__disk_get_info(j->disk, &info);
+  uint64_t vsize = 0;
+  if ((rc = blob_virtual_size(j, info.virtual_size, &vsize, &err)) != 0)
+    return set_error(j, rc, err.msg);
+  j->blob_size = vsize + VHDUP__FOOTER_SIZE;
+  if ((rc = count_data(j, &err)) != 0)
+    return set_error(j, rc, err.msg);
 
   vhdup__pipeline_opts po;
   vhdup__pipeline_opts_init(&po);
   po.budget = j->e->budget;
-  po.cap = j->e->o.per_blob_connections ? j->e->o.per_blob_connections : j->e->o.connections;
   po.merge_gap = j->o.merge_gap;
   po.max_attempts = j->o.target.max_attempts;
   po.blob_size = j->blob_size;
-  vhdup__footer_encode(&f, po.footer);
-
+  blob_footer(&info, vsize, po.footer);
   po.on_written = write_confirmed;
   po.journal_ctx = j;
-  if (j->o.per_blob_connections > 0 && j->o.per_blob_connections < po.cap)
-    po.cap = j->o.per_blob_connections;
-  if (j->o.dry_run) {
-    po.md5 = 0;
-    po.crc64 = 0;
-    po.disk_md5 = 0;
-    rc = vhdup__null_sink_new(j->e->loop, &j->sink);
-  } else if (j->o.to_file) {
-    po.md5 = 0;
-    po.crc64 = 0;
-    po.disk_md5 = 0;
-    rc = vhdup__file_sink_new(j->e->loop, j->o.target.url, j->o.overwrite, &j->sink, &err);
-  } else {
-    rc = journal_setup(j, &info, &err);
-    if (rc != 0)
-      return set_error(j, rc, err.msg);
-    po.is_done = journal_is_done;
-    po.on_prepared = journal_prepared;
-    po.journal_ctx = j;
-    po.md5 = j->o.md5;
-    po.crc64 = j->o.crc64;
-    /* Content verification compares the blob read back with this. */
-    po.disk_md5 = j->o.disk_md5 || j->o.verify == VHDUP_VERIFY_CONTENT;
-    rc = azure_sink(j, &err);
-  }
-  if (rc != 0)
+  if ((rc = make_sink(j, &info, &po, &err)) != 0)
     return set_error(j, rc, err.msg);
-  if (po.cap > j->sink->max_in_flight && j->sink->max_in_flight > 0)
-    po.cap = j->sink->max_in_flight;
-  rc = vhdup__pipeline_new(j->e->loop, j->disk, j->sink, &po, &j->pl);
-  if (rc != 0)
+  po.cap = blob_cap(j);
+  if ((rc = vhdup__pipeline_new(j->e->loop, j->disk, j->sink, &po, &j->pl)) != 0)
     return set_error(j, rc, NULL);
-  rc = vhdup__pipeline_start(j->pl, pipeline_done, j);
-  if (rc != 0)
+  if ((rc = vhdup__pipeline_start(j->pl, pipeline_done, j)) != 0)
     return set_error(j, rc, NULL);
   return 0;
 }
