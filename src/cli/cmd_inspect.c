@@ -215,6 +215,11 @@ static void print_human(const char *path, const vhdup__disk *d) {
            info.blocks_allocated, info.bytes_allocated,
            vhdup__cli_human_size(info.bytes_allocated, h, sizeof(h)));
   }
+  if (info.is_raw && info.data_regions > 0)
+    printf("  allocated          %" PRIu64 " bytes (%s) in %" PRIu64
+           " stretches of data; the file system reports the rest as holes, not read\n",
+           info.bytes_allocated, vhdup__cli_human_size(info.bytes_allocated, h, sizeof(h)),
+           info.data_regions);
   if (info.format == VHDUP_FORMAT_VHD && info.type == VHDUP__DISK_DIFFERENCING) {
     uuid_text(info.header.parent_uuid, text);
     printf("  parent uuid        %s\n", text);
@@ -320,6 +325,11 @@ static void print_json(const char *path, const vhdup__disk *d) {
     printf("  \"block_size\": %" PRIu32 ",\n  \"max_table_entries\": %" PRIu32 ",\n"
            "  \"blocks_allocated\": %" PRIu32 ",\n  \"bytes_allocated\": %" PRIu64 ",\n",
            info.block_size, info.max_table_entries, info.blocks_allocated, info.bytes_allocated);
+  } else if (info.is_raw && info.data_regions > 0) {
+    /* A raw image whose file system reports holes: the data it found. */
+    printf("  \"block_size\": null,\n  \"max_table_entries\": null,\n"
+           "  \"blocks_allocated\": null,\n  \"bytes_allocated\": %" PRIu64 ",\n",
+           info.bytes_allocated);
   } else {
     printf("  \"block_size\": null,\n  \"max_table_entries\": null,\n"
            "  \"blocks_allocated\": null,\n  \"bytes_allocated\": null,\n");

@@ -39,12 +39,21 @@ enum {
 
 /* A random-access byte source. read() fills exactly len bytes at off and
  * returns 0, or a negative error (a read past src->size is
- * VHDUP_ETRUNCATED). name is used in messages. */
+ * VHDUP_ETRUNCATED). name is used in messages.
+ *
+ * next_data (optional, NULL: every byte may hold data) says where the
+ * source's holes are, as lseek(2)'s SEEK_DATA and SEEK_HOLE do: it sets
+ * [*start, *end), the first stretch at or after off that may hold data
+ * (off <= *start <= *end <= size; *start == *end == size when only a hole
+ * follows), and returns 0. A hole reads as zeros. A negative return means
+ * the source cannot tell: the caller takes everything as data. Only raw
+ * images use it (a raw image is its file). */
 typedef struct vhdup__src {
   void *ctx;
   const char *name;
   uint64_t size;
   int (*read)(const struct vhdup__src *src, uint64_t off, void *buf, size_t len);
+  int (*next_data)(const struct vhdup__src *src, uint64_t off, uint64_t *start, uint64_t *end);
 } vhdup__src;
 
 typedef struct vhdup__footer {
@@ -172,7 +181,9 @@ typedef struct vhdup__disk_info {
   uint32_t blocks_allocated;    /* BAT entries in use (this layer; VHDX: payload blocks
                                    fully or partially present) */
   uint64_t bytes_allocated;     /* blocks_allocated * block_size, clipped to virtual size;
-                                   fixed and raw: the virtual size */
+                                   fixed: the virtual size; raw: the bytes outside the
+                                   holes its source reports (all of it without next_data) */
+  uint64_t data_regions;        /* raw with next_data: stretches of data found, else 0 */
   unsigned chain_depth;         /* 1 for no parent */
   int footer_recovered;         /* the footer at the end was bad; the copy at 0 was used */
   uint32_t logical_sector_size; /* 512 but for a VHDX that says 4096 */

@@ -20,6 +20,11 @@ typedef struct layer {
   const vhdup__disk *d;
   uint8_t *bitmap;       /* VHD: bitmap_size bytes; VHDX: bitmap_span, for block cached_block */
   uint64_t cached_block; /* UINT64_MAX: none */
+  /* Raw: [asked, data_start) is a hole and [data_start, data_end) data, as
+   * the source last answered for offset asked; no_holes once it cannot
+   * tell (everything from there on is data). */
+  uint64_t asked, data_start, data_end;
+  int no_holes;
 } layer;
 
 struct vhdup__extent_iter {
@@ -139,6 +144,29 @@ static int look_vhdx(layer *y, uint64_t pos, uint64_t *limit, uint64_t *file_off
   return v ? LOOK_DATA : LOOK_BELOW;
 }
 
+/* Whether raw layer y holds data at pos (1) or a hole (0), asking its
+ * source only when pos is past what it last answered; *limit is cut to
+ * where that holds. */
+static int look_raw(layer *y, uint64_t pos, uint64_t *limit) {
+  const vhdup__src *src = &y->d->src;
+  if (src->next_data == NULL || y->no_holes)
+    return 1;
+  if (pos < y->asked || pos >= y->data_end) {
+    uint64_t s, e;
+    if (vhdup__raw_next_data(src, pos, &s, &e) < 0 || (s == e && s < src->size)) {
+      y->no_holes = 1;
+      return 1;
+    }
+    y->asked = pos;
+    y->data_start = s;
+    y->data_end = s == e ? UINT64_MAX : e; /* only a hole follows */
+  }
+  uint64_t until = pos < y->data_start ? y->data_start : y->data_end;
+  if (until - pos < *limit)
+    *limit = until - pos;
+  return pos >= y->data_start;
+}
+
 /* Where the bytes at pos come from: *src NULL for zeros. Returns the length
  * (at most want) for which that answer holds with contiguous file offsets,
  * or a negative error. Bounding by want keeps bitmap scans in proportion
@@ -162,6 +190,8 @@ static int64_t resolve(vhdup__extent_iter *it, uint64_t pos, uint64_t want, cons
       continue;
     }
     if (d->bat == NULL) {
+      if (d->info.is_raw && !look_raw(y, pos, &limit))
+        break; /* a hole: zeros */
       *src = &d->src;
       *file_off = pos;
       return (int64_t)limit;

@@ -209,4 +209,5 @@ void vhdup__src_from_buffer(vhdup__src *src, const char *name, const uint8_t *bu
   src->name = name;
   src->size = len;
   src->read = buffer_read;
+  src->next_data = NULL;
 }

@@ -102,6 +102,14 @@ int vhdup__vhdx_log_replay(vhdup__disk *d, vhdup__err *err);
 int vhdup__vhdx_log_check(const vhdup__disk *d, vhdup__err *err);
 void vhdup__vhdx_log_free(struct vhdup__vhdx_log *lg);
 
+/* A raw source's next stretch of data at or after off (vhd.h, next_data),
+ * widened to whole sectors. 0, or a negative error when the source cannot
+ * tell (no next_data, or its answer failed or made no sense). */
+int vhdup__raw_next_data(const vhdup__src *src, uint64_t off, uint64_t *start, uint64_t *end);
+
+/* Sets a raw layer's bytes_allocated and data_regions from its holes. */
+void vhdup__raw_count(vhdup__disk *d);
+
 /* Frees what vhdup__vhdx_open_layer allocated in d->x. */
 void vhdup__vhdx_map_free(vhdup__vhdx_map *x);
 

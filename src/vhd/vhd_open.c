@@ -646,6 +646,7 @@ static int open_vhd_layer(vhdup__disk *d, const vhdup__open_opts *opts, vhdup_fo
     d->info.is_raw = 1;
     d->info.virtual_size = src->size;
     d->info.bytes_allocated = src->size;
+    vhdup__raw_count(d);
     return 0;
   }
   d->info.footer = f;

@@ -900,7 +900,7 @@ static void test_bitmap_read_error(void **state) {
   layout l;
   int order[] = {1};
   size_t len = build_dyn(img_a, 8192, 4096, VHDUP__DISK_DYNAMIC, order, 1, 0x10, 1, 0, &l);
-  vhdup__src src = {img_a, "flaky.vhd", len, flaky_read};
+  vhdup__src src = {img_a, "flaky.vhd", len, flaky_read, NULL};
   vhdup__disk *d;
   vhdup__err err;
   fail_reads = 0;
@@ -915,6 +915,118 @@ static void test_bitmap_read_error(void **state) {
   assert_non_null(strstr(err.msg, "flaky.vhd: sector bitmap of block 1 at offset"));
   fail_reads = 0;
   vhdup__extent_iter_free(it);
+  vhdup__disk_free(d);
+}
+
+/* A raw source whose holes come from a table, as lseek's SEEK_DATA and
+ * SEEK_HOLE would give them: data at [off, off + len) of each row, in
+ * order. fail_from: offsets at or past it cannot be told (-EINVAL). */
+typedef struct hole_table {
+  const uint64_t (*rows)[2];
+  size_t n;
+  uint64_t fail_from;
+  unsigned asked;
+} hole_table;
+
+static hole_table holes;
+
+static int table_next_data(const vhdup__src *src, uint64_t off, uint64_t *start, uint64_t *end) {
+  holes.asked++;
+  if (off >= holes.fail_from)
+    return -22;
+  for (size_t i = 0; i < holes.n; i++) {
+    uint64_t a = holes.rows[i][0], z = a + holes.rows[i][1];
+    if (z > off) {
+      *start = a > off ? a : off;
+      *end = z;
+      return 0;
+    }
+  }
+  *start = *end = src->size;
+  return 0;
+}
+
+/* Walks d's extents into want[][3] = {virtual offset, length, data}. */
+static void expect_extents(vhdup__disk *d, uint64_t max_len, const uint64_t (*want)[3], size_t n) {
+  vhdup__extent_iter *it;
+  vhdup__extent e;
+  vhdup__err err;
+  assert_int_equal(vhdup__extent_iter_new(d, max_len, &it), 0);
+  for (size_t i = 0; i < n; i++) {
+    assert_int_equal(vhdup__extent_next(it, &e, &err), 1);
+    if (e.virtual_offset != want[i][0] || e.length != want[i][1] || (e.src != NULL) != want[i][2])
+      print_error("extent %zu: %llu+%llu %s\n", i, (unsigned long long)e.virtual_offset,
+                  (unsigned long long)e.length, e.src ? "data" : "zeros");
+    assert_int_equal(e.virtual_offset, want[i][0]);
+    assert_int_equal(e.length, want[i][1]);
+    assert_int_equal(e.src != NULL, want[i][2]);
+    if (e.src != NULL)
+      assert_int_equal(e.file_offset, e.virtual_offset);
+  }
+  assert_int_equal(vhdup__extent_next(it, &e, &err), 0);
+  vhdup__extent_iter_free(it);
+}
+
+/* A raw image whose source reports holes yields them as zeros, widened to
+ * whole sectors; one that cannot tell is all data from there on. */
+static void test_raw_holes(void **state) {
+  (void)state;
+  static const uint64_t rows[][2] = {{4096, 8192}, {65536 + 100, 300}, {200704, 4096}};
+  uint64_t size = 256 * 1024;
+  vhdup__src src;
+  vhdup__src_from_buffer(&src, "sparse.raw", img_a, size);
+  src.next_data = table_next_data;
+  holes = (hole_table){rows, 3, UINT64_MAX, 0};
+  vhdup__open_opts raw = {VHDUP__FMT_RAW, NULL, NULL, NULL};
+  vhdup__disk *d;
+  vhdup__err err;
+  assert_int_equal(vhdup__disk_open(&src, &raw, &d, &err), 0);
+  vhdup__disk_info info;
+  vhdup__disk_get_info(d, &info);
+  assert_int_equal(info.bytes_allocated, 8192 + 512 + 4096);
+  assert_int_equal(info.data_regions, 3);
+  static const uint64_t want[][3] = {{0, 4096, 0},      {4096, 8192, 1},    {12288, 53248, 0},
+                                     {65536, 512, 1},   {66048, 134656, 0}, {200704, 4096, 1},
+                                     {204800, 57344, 0}};
+  holes.asked = 0;
+  expect_extents(d, 0, want, 7);
+  assert_true(holes.asked <= 4); /* once per stretch of data, and the last hole */
+  /* Cut at 4 KiB: the same answers, asked no more often. */
+  static const uint64_t cut[][3] = {{0, 4096, 0}, {4096, 4096, 1}, {8192, 4096, 1}};
+  vhdup__extent_iter *it;
+  vhdup__extent e;
+  assert_int_equal(vhdup__extent_iter_new(d, 4096, &it), 0);
+  for (size_t i = 0; i < 3; i++) {
+    assert_int_equal(vhdup__extent_next(it, &e, &err), 1);
+    assert_true(e.virtual_offset == cut[i][0] && e.length == cut[i][1] &&
+                (e.src != NULL) == cut[i][2]);
+  }
+  vhdup__extent_iter_free(it);
+  vhdup__disk_free(d);
+
+  /* Past 64 KiB the source cannot tell: all data from there on. */
+  holes = (hole_table){rows, 3, 65536, 0};
+  assert_int_equal(vhdup__disk_open(&src, &raw, &d, &err), 0);
+  vhdup__disk_get_info(d, &info);
+  assert_int_equal(info.bytes_allocated, 8192 + size - 65536);
+  static const uint64_t part[][3] = {
+      {0, 4096, 0}, {4096, 8192, 1}, {12288, 53248, 0}, {65536, 262144 - 65536, 1}};
+  expect_extents(d, 0, part, 4);
+  vhdup__disk_free(d);
+
+  /* Without next_data (or all holes): one data extent / one zero extent. */
+  src.next_data = NULL;
+  assert_int_equal(vhdup__disk_open(&src, &raw, &d, &err), 0);
+  vhdup__disk_get_info(d, &info);
+  assert_true(info.bytes_allocated == size && info.data_regions == 0);
+  static const uint64_t all[][3] = {{0, 256 * 1024, 1}};
+  expect_extents(d, 0, all, 1);
+  vhdup__disk_free(d);
+  src.next_data = table_next_data;
+  holes = (hole_table){rows, 0, UINT64_MAX, 0};
+  assert_int_equal(vhdup__disk_open(&src, &raw, &d, &err), 0);
+  static const uint64_t none[][3] = {{0, 256 * 1024, 0}};
+  expect_extents(d, 0, none, 1);
   vhdup__disk_free(d);
 }
 
@@ -936,6 +1048,7 @@ int main(void) {
       cmocka_unit_test(test_alloc_failures),
       cmocka_unit_test(test_bitmap_read_error),
       cmocka_unit_test(test_diff_over_fixed),
+      cmocka_unit_test(test_raw_holes),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
