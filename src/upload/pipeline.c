@@ -373,6 +373,7 @@ static void scan_done(uv_work_t *req, int status) {
 }
 
 static void start_read(vhdup__pipeline *pl, vhdup__subread *s);
+static void piece_filled(vhdup__pipeline *pl, vhdup__piece *p);
 
 static void read_done(uv_fs_t *req) {
   vhdup__subread *s = req->data;
@@ -402,6 +403,12 @@ static void read_done(uv_fs_t *req) {
   }
   if (--p->reads_pending > 0)
     return;
+  piece_filled(pl, p);
+}
+
+/* Every read of p has ended (or it needed none: all its data was in
+ * memory): scan it on the thread pool. */
+static void piece_filled(vhdup__pipeline *pl, vhdup__piece *p) {
   if (p->read_error != 0 || pl->stopping) {
     p->state = VHDUP__PIECE_READY;
     p->n_runs = 0;
@@ -467,7 +474,8 @@ static int next_extent(vhdup__pipeline *pl) {
 
 /* Fills one piece from the plan: it starts at a data extent and takes
  * following extents while they are contiguous, fit, and any zero extent in
- * between is short. Returns 0 when the plan has no more data. */
+ * between is short. File data becomes subreads; data in memory is copied
+ * at once. Returns 0 when the plan has no more data. */
 static int fill_piece(vhdup__pipeline *pl, vhdup__piece *p) {
   p->len = 0;
   p->n_sub = 0;
@@ -491,15 +499,21 @@ static int fill_piece(vhdup__pipeline *pl, vhdup__piece *p) {
     if (p->len == 0)
       p->voff = voff;
     size_t room = VHDUP__PIECE_MAX - p->len;
-    if (room == 0 || p->n_sub == VHDUP__PIECE_SUBREADS)
+    if (room == 0 || (e->mem == NULL && p->n_sub == VHDUP__PIECE_SUBREADS))
       break;
     size_t take = left < room ? (size_t)left : room;
-    vhdup__subread *s = &p->sub[p->n_sub++];
-    s->p = p;
-    s->fd = vhdup__file_fd(e->src);
-    s->buf_off = p->len;
-    s->len = take;
-    s->file_off = e->file_offset + pl->cur_used;
+    if (e->mem != NULL) {
+      /* Data the disk holds in memory (a replayed VHDX log): copied in
+       * place now, in order with the reads around it. */
+      memcpy(p->buf + p->len, e->mem + pl->cur_used, take);
+    } else {
+      vhdup__subread *s = &p->sub[p->n_sub++];
+      s->p = p;
+      s->fd = vhdup__file_fd(e->src);
+      s->buf_off = p->len;
+      s->len = take;
+      s->file_off = e->file_offset + pl->cur_used;
+    }
     p->len += take;
     pl->cur_used += take;
     pl->st.bytes_planned += take;
@@ -536,6 +550,8 @@ static void fill_pieces(vhdup__pipeline *pl) {
     p->reads_pending = p->n_sub;
     for (unsigned i = 0; i < p->n_sub; i++)
       start_read(pl, &p->sub[i]);
+    if (p->n_sub == 0)
+      piece_filled(pl, p);
   }
 }
 

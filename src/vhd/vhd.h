@@ -209,22 +209,28 @@ const vhdup__src *vhdup__disk_src(const vhdup__disk *d);
  * take as the size instead, ...). Index from 0; NULL past the end. */
 const char *vhdup__disk_warning(const vhdup__disk *d, size_t i);
 
-/* One run of the virtual disk. src NULL: the run reads as zeros. Otherwise
- * its bytes are src's bytes [file_offset, file_offset + length). */
+/* One run of the virtual disk, of one of three kinds:
+ * - zeros: src NULL;
+ * - file data: src set, mem NULL: its bytes are src's bytes
+ *   [file_offset, file_offset + length);
+ * - data in memory: mem set: its bytes are mem[0, length), held by the
+ *   disk until vhdup__disk_free (a VHDX log's data sectors, replayed in
+ *   memory, [MS-VHDX] 2.3). src and file_offset still name the layer and
+ *   where the bytes belong in its file, which holds older ones. */
 typedef struct vhdup__extent {
   uint64_t virtual_offset;
   uint64_t length;
   const vhdup__src *src;
   uint64_t file_offset;
+  const uint8_t *mem;
 } vhdup__extent;
 
 /* Walks the virtual disk in offset order, from 0 to the virtual size, with
  * adjacent extents of the same kind merged (a zero extent follows a data
  * extent, a data extent continues only while file offsets are contiguous
- * in the same file). Extents never exceed max_len (0: no limit; otherwise
- * rounded down to a multiple of 512, at least 512) and every offset and
- * length is a multiple of 512. Memory: a bitmap per chain layer,
- * nothing in proportion to the disk. */
+ * in the same file, and memory while it is contiguous in memory). Extents never exceed max_len (0:
+ * no limit; otherwise rounded down to a multiple of 512, at least 512) and every offset and length
+ * is a multiple of 512. Memory: a bitmap per chain layer, nothing in proportion to the disk. */
 typedef struct vhdup__extent_iter vhdup__extent_iter;
 
 int vhdup__extent_iter_new(const vhdup__disk *d, uint64_t max_len, vhdup__extent_iter **out)

@@ -5,8 +5,9 @@
  * Bitmap": MSB first, bit 7 of byte 0 is the block's first sector); a VHDX
  * layer whose block is fully present, or partially present with the
  * sector's bit set ([MS-VHDX] 2.4: LSB first, bit 0 of byte 0 is the first
- * sector), or that says the block is zero. Below the last layer it is
- * zero. */
+ * sector), or that says the block is zero; a raw layer outside the holes
+ * its source reports. Below the last layer it is zero. A VHDX layer's data
+ * that its replayed log wrote (2.3) comes from the log, in memory. */
 #include "vhd/vhd_int.h"
 
 #include "util/alloc.h"
@@ -172,8 +173,9 @@ static int look_raw(layer *y, uint64_t pos, uint64_t *limit) {
  * or a negative error. Bounding by want keeps bitmap scans in proportion
  * to what is handed out, even with 2 GiB blocks. */
 static int64_t resolve(vhdup__extent_iter *it, uint64_t pos, uint64_t want, const vhdup__src **src,
-                       uint64_t *file_off, vhdup__err *err) {
+                       uint64_t *file_off, const uint8_t **mem, vhdup__err *err) {
   uint64_t limit = it->vsize - pos < want ? it->vsize - pos : want;
+  *mem = NULL;
   for (unsigned k = 0; k < it->nlayers; k++) {
     layer *y = &it->layers[k];
     const vhdup__disk *d = y->d;
@@ -181,6 +183,10 @@ static int64_t resolve(vhdup__extent_iter *it, uint64_t pos, uint64_t want, cons
       int look = look_vhdx(y, pos, &limit, file_off, err);
       if (look < 0)
         return look;
+      /* Payload the replayed log wrote is its bytes, not the file's. */
+      if (look == LOOK_DATA && d->x.log != NULL &&
+          vhdup__vhdx_log_lookup(d->x.log, *file_off, &limit, mem) == VHDUP__LOG_ZERO)
+        break;
       if (look == LOOK_DATA) {
         *src = &d->src;
         return (int64_t)limit;
@@ -234,27 +240,31 @@ int vhdup__extent_next(vhdup__extent_iter *it, vhdup__extent *e, vhdup__err *err
   if (it->pos >= it->vsize)
     return 0;
   const vhdup__src *src;
+  const uint8_t *mem;
   uint64_t off;
-  int64_t n = resolve(it, it->pos, it->max_len, &src, &off, err);
+  int64_t n = resolve(it, it->pos, it->max_len, &src, &off, &mem, err);
   if (n < 0)
     return (int)n;
   uint64_t len = (uint64_t)n < it->max_len ? (uint64_t)n : it->max_len;
   e->virtual_offset = it->pos;
   e->src = src;
   e->file_offset = off;
+  e->mem = mem;
   it->pos += len;
   /* Merge what follows while it is the same kind and, for data, the same
    * file at the next offset. A run that does not continue is resolved again
    * by the next call, from the cached bitmaps. */
   while (len < it->max_len && it->pos < it->vsize) {
     const vhdup__src *src2;
+    const uint8_t *mem2;
     uint64_t off2;
     /* A failure here ends the merge; the next call meets it again and
      * reports it, so the extent already found is not lost. */
-    n = resolve(it, it->pos, it->max_len - len, &src2, &off2, err);
+    n = resolve(it, it->pos, it->max_len - len, &src2, &off2, &mem2, err);
     if (n < 0)
       break;
-    if (src2 != src || (src != NULL && off2 != off + len))
+    if (src2 != src || (src != NULL && off2 != off + len) || (mem == NULL) != (mem2 == NULL) ||
+        (mem != NULL && mem2 != mem + len))
       break;
     uint64_t take = (uint64_t)n < it->max_len - len ? (uint64_t)n : it->max_len - len;
     len += take;

@@ -95,11 +95,17 @@ int vhdup__vhdx_check_parent(const vhdup__disk *d, const vhdup__parent_expect *e
 int vhdup__vhdx_read_bat(vhdup__disk *d, vhdup__err *err);
 
 /* The log of a VHDX whose current header has a non-zero LogGuid (2.3):
- * finds the active sequence and makes d->x.meta_src read through its
- * writes. vhdup__vhdx_log_check refuses, once the BAT is known, a log that
- * writes payload data (the upload reads that straight from the file). */
+ * finds the active sequence, flattens its writes and makes d->x.meta_src
+ * read through them. */
 int vhdup__vhdx_log_replay(vhdup__disk *d, vhdup__err *err);
-int vhdup__vhdx_log_check(const vhdup__disk *d, vhdup__err *err);
+
+/* What the replayed log holds at file offset off: VHDUP__LOG_FILE (the
+ * file's bytes: no write there), VHDUP__LOG_ZERO, or VHDUP__LOG_MEMORY
+ * with *mem pointing at the bytes (the log owns them until the disk is
+ * freed). *limit is cut to where that answer holds. */
+enum { VHDUP__LOG_FILE = 0, VHDUP__LOG_ZERO, VHDUP__LOG_MEMORY };
+int vhdup__vhdx_log_lookup(const struct vhdup__vhdx_log *lg, uint64_t off, uint64_t *limit,
+                           const uint8_t **mem);
 void vhdup__vhdx_log_free(struct vhdup__vhdx_log *lg);
 
 /* A raw source's next stretch of data at or after off (vhd.h, next_data),

@@ -3,10 +3,12 @@
  * place. They are replayed here in memory, never written to the source:
  * the active sequence (2.3.3) is found, its entries checked (2.3.1: "loge"
  * header, CRC-32C over the entry, LogGuid, descriptors and "data" sectors
- * with the entry's sequence number), and its writes kept as an overlay
- * through which the metadata, the BAT and sector bitmaps are read. Payload
- * data is read by the upload straight from the file, so a log that writes
- * anywhere else is refused (vhdup__vhdx_log_check). */
+ * with the entry's sequence number), and its writes flattened into what
+ * the file would hold after replay: disjoint stretches, each the bytes of
+ * the last write to it (a data sector of the log, kept in memory) or zeros.
+ * The metadata, the BAT and sector bitmaps are read through that overlay
+ * (vhdup__vhdx_map.meta_src); payload data under it is handed to the
+ * upload by the extent iterator as memory (vhdup__vhdx_log_lookup). */
 #include "vhd/vhd_int.h"
 
 #include "util/alloc.h"
@@ -14,13 +16,15 @@
 #include "util/le.h"
 
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define SECTOR 4096u
 /* Logs larger than this are not replayed in memory. */
 #define MAX_LOG (64u * VHDUP__VHDX_MIB)
 
-/* One write of the active sequence, in replay order. data NULL: zeros. */
+/* One write of the active sequence (ops, in replay order), or one stretch
+ * of the replayed result (segs, by offset, disjoint). data NULL: zeros. */
 typedef struct log_op {
   uint64_t off, len;
   const uint8_t *data;
@@ -28,9 +32,11 @@ typedef struct log_op {
 
 struct vhdup__vhdx_log {
   const vhdup__src *file; /* the layer's own source */
-  uint8_t *log;           /* the whole log region */
-  log_op *ops;
+  uint8_t *log;           /* the whole log region; data sectors rebuilt in place */
+  log_op *ops;            /* freed once flattened into segs */
   size_t nops;
+  log_op *segs;
+  size_t nsegs;
 };
 
 typedef struct entry {
@@ -131,15 +137,26 @@ static void collect(struct vhdup__vhdx_log *lg, uint32_t s) {
   }
 }
 
+/* The first stretch of lg ending after off (lg->nsegs if none). */
+static size_t seg_at(const struct vhdup__vhdx_log *lg, uint64_t off) {
+  size_t lo = 0, hi = lg->nsegs;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (lg->segs[mid].off + lg->segs[mid].len <= off)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo;
+}
+
 static int overlay_read(const vhdup__src *src, uint64_t off, void *buf, size_t len) {
   const struct vhdup__vhdx_log *lg = src->ctx;
   int rc = lg->file->read(lg->file, off, buf, len);
   if (rc < 0)
     return rc;
-  for (size_t i = 0; i < lg->nops; i++) {
-    const log_op *o = &lg->ops[i];
-    if (o->off >= off + len || o->off + o->len <= off)
-      continue;
+  for (size_t i = seg_at(lg, off); i < lg->nsegs && lg->segs[i].off < off + len; i++) {
+    const log_op *o = &lg->segs[i];
     uint64_t lo = o->off > off ? o->off : off;
     uint64_t hi = o->off + o->len < off + len ? o->off + o->len : off + len;
     if (o->data != NULL)
@@ -148,6 +165,24 @@ static int overlay_read(const vhdup__src *src, uint64_t off, void *buf, size_t l
       memset((uint8_t *)buf + (lo - off), 0, (size_t)(hi - lo));
   }
   return 0;
+}
+
+int vhdup__vhdx_log_lookup(const struct vhdup__vhdx_log *lg, uint64_t off, uint64_t *limit,
+                           const uint8_t **mem) {
+  size_t i = seg_at(lg, off);
+  *mem = NULL;
+  if (i == lg->nsegs || lg->segs[i].off > off) {
+    if (i < lg->nsegs && lg->segs[i].off - off < *limit)
+      *limit = lg->segs[i].off - off;
+    return VHDUP__LOG_FILE;
+  }
+  const log_op *o = &lg->segs[i];
+  if (o->off + o->len - off < *limit)
+    *limit = o->off + o->len - off;
+  if (o->data == NULL)
+    return VHDUP__LOG_ZERO;
+  *mem = o->data + (off - o->off);
+  return VHDUP__LOG_MEMORY;
 }
 
 /* Reads the log region and finds its active sequence; entries[] and the
@@ -192,6 +227,103 @@ static int load(vhdup__disk *d, struct vhdup__vhdx_log *lg, entry **es, uint32_t
   return 0;
 }
 
+/* An op in the sweep below: where it starts and ends, and its place in
+ * replay order (a later write wins). */
+typedef struct sweep_op {
+  uint64_t off, end;
+  size_t idx;
+} sweep_op;
+
+static int by_off(const void *a, const void *b) {
+  const sweep_op *x = a, *y = b;
+  return x->off < y->off ? -1 : x->off > y->off;
+}
+
+/* Max-heap of ops by replay order. */
+static void heap_push(sweep_op *h, size_t *n, sweep_op v) {
+  size_t i = (*n)++;
+  while (i > 0 && h[(i - 1) / 2].idx < v.idx) {
+    h[i] = h[(i - 1) / 2];
+    i = (i - 1) / 2;
+  }
+  h[i] = v;
+}
+
+static void heap_pop(sweep_op *h, size_t *n) {
+  sweep_op v = h[--(*n)];
+  size_t i = 0;
+  for (;;) {
+    size_t c = 2 * i + 1;
+    if (c >= *n)
+      break;
+    if (c + 1 < *n && h[c + 1].idx > h[c].idx)
+      c++;
+    if (h[c].idx < v.idx)
+      break;
+    h[i] = h[c];
+    i = c;
+  }
+  if (*n > 0)
+    h[i] = v;
+}
+
+/* Appends [pos, next) of op o to segs, joined to the last stretch when
+ * both continue one another (offsets, and memory or zeros). */
+static void emit(struct vhdup__vhdx_log *lg, const log_op *o, uint64_t pos, uint64_t next) {
+  const uint8_t *data = o->data != NULL ? o->data + (pos - o->off) : NULL;
+  log_op *last = lg->nsegs > 0 ? &lg->segs[lg->nsegs - 1] : NULL;
+  if (last != NULL && last->off + last->len == pos && (last->data == NULL) == (data == NULL) &&
+      (data == NULL || last->data + last->len == data)) {
+    last->len += next - pos;
+    return;
+  }
+  lg->segs[lg->nsegs++] = (log_op){pos, next - pos, data};
+}
+
+/* Flattens lg->ops into lg->segs: a sweep by offset, with the ops that
+ * cover the current offset in a heap by replay order, whose top is the
+ * one that wins there. O(n log n) in the number of writes; ops that have
+ * ended are dropped when they reach the top. */
+static int flatten(struct vhdup__vhdx_log *lg) {
+  size_t n = lg->nops, i = 0, hn = 0;
+  sweep_op *ev = vhdup__calloc(n ? n : 1, sizeof(sweep_op));
+  sweep_op *heap = vhdup__calloc(n ? n : 1, sizeof(sweep_op));
+  lg->segs = vhdup__calloc(2 * n + 1, sizeof(log_op));
+  if (ev == NULL || heap == NULL || lg->segs == NULL) {
+    vhdup__free(ev);
+    vhdup__free(heap);
+    return VHDUP_ENOMEM;
+  }
+  for (size_t k = 0; k < n; k++) {
+    const log_op *o = &lg->ops[k];
+    ev[k] = (sweep_op){o->off, o->off + o->len < o->off ? UINT64_MAX : o->off + o->len, k};
+  }
+  qsort(ev, n, sizeof(*ev), by_off);
+  uint64_t pos = 0;
+  while (i < n || hn > 0) {
+    while (hn > 0 && heap[0].end <= pos)
+      heap_pop(heap, &hn);
+    if (hn == 0 && i < n && ev[i].off > pos)
+      pos = ev[i].off;
+    while (i < n && ev[i].off <= pos)
+      heap_push(heap, &hn, ev[i++]);
+    while (hn > 0 && heap[0].end <= pos)
+      heap_pop(heap, &hn);
+    if (hn == 0)
+      continue;
+    uint64_t next = heap[0].end;
+    if (i < n && ev[i].off < next)
+      next = ev[i].off;
+    emit(lg, &lg->ops[heap[0].idx], pos, next);
+    pos = next;
+  }
+  vhdup__free(ev);
+  vhdup__free(heap);
+  vhdup__free(lg->ops);
+  lg->ops = NULL;
+  return 0;
+}
+
 int vhdup__vhdx_log_replay(vhdup__disk *d, vhdup__err *err) {
   struct vhdup__vhdx_log *lg = vhdup__calloc(1, sizeof(*lg));
   entry *es = NULL;
@@ -219,6 +351,8 @@ int vhdup__vhdx_log_replay(vhdup__disk *d, vhdup__err *err) {
         break;
     }
     d->info.vhdx.log_entries_replayed = (uint32_t)count;
+    if (rc == 0 && flatten(lg) < 0)
+      rc = vhdup__errf(err, VHDUP_ENOMEM, "%s: no memory for %zu log writes", nm(d), nops);
   }
   vhdup__free(es);
   if (rc < 0)
@@ -232,34 +366,11 @@ int vhdup__vhdx_log_replay(vhdup__disk *d, vhdup__err *err) {
   return 0;
 }
 
-/* The replayed writes must fall on the BAT, the metadata or a sector
- * bitmap block: those are read through the overlay, payload data is not. */
-int vhdup__vhdx_log_check(const vhdup__disk *d, vhdup__err *err) {
-  const struct vhdup__vhdx_log *lg = d->x.log;
-  const vhdup__vhdx_regions *r = &d->info.vhdx.regions;
-  for (size_t i = 0; lg != NULL && i < lg->nops; i++) {
-    uint64_t a = lg->ops[i].off, z = a + lg->ops[i].len;
-    int ok = (a >= r->bat_offset && z <= r->bat_offset + r->bat_length) ||
-             (a >= r->meta_offset && z <= r->meta_offset + r->meta_length);
-    for (uint64_t c = 0; !ok && d->x.bitmaps != NULL && c < d->x.nchunks; c++) {
-      uint64_t b = (d->x.bitmaps[c] >> 20) * VHDUP__VHDX_MIB;
-      ok = (d->x.bitmaps[c] & 7) == VHDUP__VHDX_SB_PRESENT && a >= b && z <= b + VHDUP__VHDX_MIB;
-    }
-    if (!ok)
-      return vhdup__errf(err, VHDUP_EUNSUPPORTED,
-                         "%s: the log (at offset %" PRIu64 ") writes %" PRIu64
-                         " bytes of payload data at offset %" PRIu64
-                         ", which vhdup cannot replay without writing the file; open it once "
-                         "with Hyper-V, or run `qemu-img check -r all` on a copy",
-                         nm(d), d->info.vhdx.header.log_offset, lg->ops[i].len, a);
-  }
-  return 0;
-}
-
 void vhdup__vhdx_log_free(struct vhdup__vhdx_log *lg) {
   if (lg == NULL)
     return;
   vhdup__free(lg->log);
   vhdup__free(lg->ops);
+  vhdup__free(lg->segs);
   vhdup__free(lg);
 }

@@ -246,8 +246,7 @@ int vhdup__vhdx_open_layer(vhdup__disk *d, vhdup__err *err) {
     return rc;
   if (!is_zero_guid(d->info.vhdx.header.log_guid) && (rc = vhdup__vhdx_log_replay(d, err)) < 0)
     return rc;
-  if ((rc = read_metadata(d, err)) < 0 || (rc = vhdup__vhdx_read_bat(d, err)) < 0 ||
-      (rc = vhdup__vhdx_log_check(d, err)) < 0)
+  if ((rc = read_metadata(d, err)) < 0 || (rc = vhdup__vhdx_read_bat(d, err)) < 0)
     return rc;
   const vhdup__vhdx_info *x = &d->info.vhdx;
   d->info.type = x->has_parent        ? VHDUP__DISK_DIFFERENCING

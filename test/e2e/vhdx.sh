@@ -5,8 +5,8 @@
 # explicit zeros) expand byte for byte to qemu-img's raw conversion plus a
 # valid fixed footer; the hand-built cases of test/tools/mkvhdx.py
 # (differencing chains, every block state, 4096-byte sectors, header orders,
-# torn copies, dirty logs replayed in memory and checked against qemu-img's
-# replay) expand to their .raw, and its malformed files are refused
+# torn copies, dirty logs replayed in memory, among them one that writes
+# payload data, checked against qemu-img's replay) expand to their .raw, and its malformed files are refused
 # with their exit code and message by expand and inspect alike; inspect
 # says "vhdx"; a VHDX and a differencing VHDX upload to Azurite as their
 # exact fixed VHDs.
@@ -110,7 +110,7 @@ done <"$T/cases/cases.tsv"
 
 # The dirty logs: qemu-img replays a copy (writing it) and converts it; the
 # result is what vhdup read without writing.
-for m in bat torn zero_then_bat; do
+for m in bat torn zero_then_bat data; do
   cp "$T/cases/log_$m.vhdx" "$T/q.vhdx"
   qemu-img check -q -r all "$T/q.vhdx" >/dev/null 2>&1 || true
   qemu-img convert -f vhdx -O raw "$T/q.vhdx" "$T/q.raw"
@@ -168,3 +168,5 @@ upload_check up_diff "$T/cases/child4.vhdx" "$T/cases/child4.vhdx.raw" $((8 * M)
 # Not a whole MiB (11 MiB + 1536): rounded up by default.
 upload_check up_states "$T/cases/states.vhdx" "$T/cases/states.vhdx.raw" $((12 * M))
 upload_check up_lss4k "$T/cases/lss4k.vhdx" "$T/cases/lss4k.vhdx.raw" $((9 * M))
+# A dirty log whose data sectors hold payload: sent from memory.
+upload_check up_log_data "$T/cases/log_data.vhdx" "$T/cases/log_data.vhdx.raw" $((6 * M))

@@ -219,9 +219,12 @@ class Vhdx:
         # A log to replay (2.3), over a BAT left as it was before it:
         # 'bat' (one entry rewriting the BAT's first sector), 'torn' (that,
         # then an entry with a bad CRC), 'zero_then_bat' (a zero descriptor
-        # then the sector), 'data' (a write of payload data), 'empty' (the
-        # LogGuid set, no entries).
+        # then the sector), 'data' (the sector, then writes of payload data
+        # in blocks 0 and 2, one over another, and zeros over part of block
+        # 2: see log()), 'empty' (the LogGuid set, no entries).
         self.log_mode = None
+        self.block_off = {}           # block index -> file offset (write())
+        self.log_writes = []          # (virtual offset, bytes) the log leaves
 
     def chunk_ratio(self):
         return (1 << 23) * self.lss // self.bs
@@ -245,6 +248,7 @@ class Vhdx:
             off = 0
             if state in (FULL, PARTIAL):
                 off = nxt
+                self.block_off[i] = off
                 nxt += self.bs
                 pieces.append((off, pattern(seed, min(self.bs, self.vsize - i * self.bs))))
             if state == PARTIAL:
@@ -298,8 +302,18 @@ class Vhdx:
         if m == 'empty':
             return bytes(4096)
         if m == 'data':
-            return log_entry(100, [('data', bat_off, bat_sector),
-                                   ('data', end - self.bs, bytes(4096))])
+            # Payload writes of blocks 0 and 2 (both FULL): two adjacent
+            # sectors, a later entry writing over the second, zeros, and
+            # the last sector of block 2. Replayed, the disk holds what
+            # log_writes says (raw() applies it).
+            b0, b2 = self.block_off[0], self.block_off[2]
+            p1, p2, p3, p4 = (pattern('log%d' % k, 4096) for k in range(4))
+            self.log_writes = [(4096, p1), (8192, p3), (2 * self.bs + 65536, bytes(8192)),
+                               (3 * self.bs - 4096, p4)]
+            return log_entry(100, [('data', bat_off, bat_sector), ('data', b0 + 4096, p1),
+                                   ('data', b0 + 8192, p2)]) + \
+                log_entry(101, [('data', b0 + 8192, p3), ('zero', b2 + 65536, 8192),
+                                ('data', b2 + self.bs - 4096, p4)])
         if m == 'zero_then_bat':
             return log_entry(100, [('zero', bat_off, 4096)]) + \
                 log_entry(101, [('data', bat_off, bat_sector)])
@@ -350,6 +364,8 @@ class Vhdx:
                 for first, count in ranges:
                     a, z = first * self.lss, min((first + count) * self.lss, n)
                     r[lo + a:lo + z] = data[a:z]
+        for off, data in self.log_writes:
+            r[off:off + len(data)] = data
         return bytes(r)
 
     def write_raw(self):
@@ -437,7 +453,7 @@ def good_cases(d):
         locator_pairs=[('parent_linkage', guid_text(child.data_write)),
                        ('relative_path', 'child.vhdx')])
     out.append(('diff_chain3', child4, []))
-    for mode in ('bat', 'torn', 'zero_then_bat'):
+    for mode in ('bat', 'torn', 'zero_then_bat', 'data'):
         v = Vhdx(p('log_%s.vhdx' % mode), 6 * MiB, blocks={0: (FULL, 90), 2: (FULL, 91),
                                                            5: (ZERO,)})
         v.log_mode = mode
@@ -533,8 +549,6 @@ def bad_cases(d):
          ).params_flags = 2
     case('dirty_log', r'log at offset 1048576: no valid sequence of entries for LogGuid'
          ).log_mode = 'empty'
-    case('log_payload', r'the log .* writes 4096 bytes of payload data at offset 4194304'
-         ).log_mode = 'data'
     case('log_elsewhere', r'no valid sequence').header_kw = \
         {'log_guid': guid('10610610-0000-4000-8000-000000000002')}
     case('log_overlaps_bat', r'log .* overlaps the BAT region').header_kw = \
