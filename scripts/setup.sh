@@ -11,7 +11,7 @@ apt_packages=(
   build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
   libuv1-dev libcurl4-openssl-dev libmbedtls-dev libyaml-dev libcmocka-dev
   libhttp-parser-dev qemu-utils openssl python3 valgrind iproute2 curl ca-certificates procps time socat
-  strace libnbd-dev nbdkit
+  strace libnbd-dev nbdkit libjson-c-dev
 )
 missing=()
 for p in "${apt_packages[@]}"; do

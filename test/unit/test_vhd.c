@@ -977,7 +977,7 @@ static void test_raw_holes(void **state) {
   vhdup__src_from_buffer(&src, "sparse.raw", img_a, size);
   src.next_data = table_next_data;
   holes = (hole_table){rows, 3, UINT64_MAX, 0};
-  vhdup__open_opts raw = {VHDUP__FMT_RAW, NULL, NULL, NULL};
+  vhdup__open_opts raw = {VHDUP_FORMAT_RAW, NULL, NULL, NULL};
   vhdup__disk *d;
   vhdup__err err;
   assert_int_equal(vhdup__disk_open(&src, &raw, &d, &err), 0);
