@@ -308,6 +308,10 @@ static void send_response(ts_conn *c) {
   }
 }
 
+static void on_delay(uv_timer_t *t) {
+  send_response(t->data);
+}
+
 /* ---- parser callbacks ---- */
 
 static int on_message_begin(http_parser *p) {
@@ -529,6 +533,12 @@ static int on_message_complete(http_parser *p) {
     /* Hold the request (still in flight) until the client gives up. */
     c->stalled = true;
     log_request(c);
+    return 0;
+  }
+  if (c->resp.delay_ms > 0) {
+    /* The service model holds the answer (queue mode). */
+    c->responding = true;
+    uv_timer_start(&c->timer, on_delay, c->resp.delay_ms, 0);
     return 0;
   }
   send_response(c);

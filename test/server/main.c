@@ -12,7 +12,7 @@ static void usage(FILE *f) {
   fprintf(f, "usage: vhdup-testserver --store DIR [--port N] [--port-file FILE]\n"
              "         [--account NAME] [--key BASE64] [--sas-sig SIG] [--require-md5]\n"
              "         [--sink] [--sink-no-md5] [--managed-disk CONTAINER/BLOB:SIZE]\n"
-             "         [--faults SPEC] [--max-body BYTES] [--trickle-ms MS] [-v]\n"
+             "         [--faults SPEC] [--model SPEC] [--max-body BYTES] [--trickle-ms MS] [-v]\n"
              "       vhdup-testserver --check-faults SPEC\n"
              "--sink keeps no bytes; --sink-no-md5 also skips checking Content-MD5 and\n"
              "x-ms-content-crc64 (their format is still checked).\n"
@@ -23,6 +23,9 @@ static void usage(FILE *f) {
              "      mix:KIND+KIND... KIND: 503 503n 503r 500 500i reset stall trickle 400\n"
              "      404 409 412. OP: put create head container ranges clear props get\n"
              "      delete lease any.\n"
+             "--model req=500,bw=60M,account=SIZE,burst-ms=100,timeout-ms=30000,\n"
+             "      mode=refuse|queue: Azure's per-blob and account targets as token\n"
+             "      buckets (README.md); POST /_control/model (body = SPEC or off).\n"
              "vhdup-testserver --check-faults SPEC prints the plan, one step a line, and\n"
              "exits 0, or prints why SPEC is refused and exits 2.\n");
 }
@@ -100,6 +103,7 @@ int main(int argc, char **argv) {
   cfg->max_body = 4u << 20;
   cfg->sink_verify_sums = true;
   cfg->trickle_ms = 100;
+  ts_model_cfg_default(&cfg->model);
 
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -151,6 +155,13 @@ int main(int argc, char **argv) {
     } else if (strcmp(a, "--max-body") == 0) {
       NEED_VALUE();
       cfg->max_body = (size_t)strtoull(v, NULL, 10);
+    } else if (strcmp(a, "--model") == 0) {
+      NEED_VALUE();
+      char merr[256];
+      if (ts_model_parse(&cfg->model, v, merr, sizeof(merr)) != 0) {
+        fprintf(stderr, "vhdup-testserver: --model: %s\n", merr);
+        return 2;
+      }
     } else if (strcmp(a, "--trickle-ms") == 0) {
       NEED_VALUE();
       cfg->trickle_ms = (unsigned)strtoul(v, NULL, 10);
@@ -185,6 +196,7 @@ int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
   srv.loop = uv_default_loop();
   ts_store_init(&srv.store, cfg);
+  ts_model_init(&srv.model, &cfg->model, uv_hrtime());
   if (cfg->managed_disk != NULL && setup_managed_disk(&srv, cfg->managed_disk) != 0) {
     fprintf(stderr, "vhdup-testserver: bad --managed-disk (want CONTAINER/BLOB:SIZE, SIZE %% 512 "
                     "== 0) or cannot create it\n");
@@ -211,6 +223,7 @@ int main(int argc, char **argv) {
 
   uv_run(srv.loop, UV_RUN_DEFAULT);
   ts_store_free(&srv.store);
+  ts_model_free(&srv.model);
   rc = uv_loop_close(srv.loop);
   if (rc != 0) {
     fprintf(stderr, "vhdup-testserver: uv_loop_close: %s\n", uv_strerror(rc));

@@ -258,7 +258,35 @@ static void stats_json(ts_server *srv, sbuf *out) {
   for (int i = 0; i < TS_OP_ANY; i++)
     sbuf_printf(out, "%s\"%s\":%" PRIu64, i ? "," : "", ts_fault_op_name((ts_fault_op)i),
                 s->faults_by_op[i]);
-  sbuf_puts(out, "}}\n");
+  const ts_model_stats *m = &srv->model.stats;
+  sbuf_printf(out,
+              "},\"model\":{\"on\":%s,\"busy_blob\":%" PRIu64 ",\"busy_account\":%" PRIu64
+              ",\"timed_out\":%" PRIu64 ",\"queued\":%" PRIu64 ",\"wait_ms_total\":%" PRIu64
+              ",\"max_wait_ms\":%" PRIu64 ",\"admitted\":%" PRIu64 ",\"admitted_bytes\":%" PRIu64
+              ",\"span_ms\":%.3f}}\n",
+              srv->model.cfg.on ? "true" : "false", m->busy_blob, m->busy_account, m->timed_out,
+              m->queued, m->wait_ms_total, m->max_wait_ms, m->admitted, m->admitted_bytes,
+              m->admitted > 1 ? (double)(m->last_ns - m->first_ns) / 1e6 : 0.0);
+}
+
+/* POST /_control/model: body = a --model SPEC, or "off". Buckets start
+ * full; the model's statistics start again. */
+static void set_model(ts_server *srv, ts_request *r, ts_response *resp) {
+  char err[256];
+  sbuf spec;
+  sbuf_init(&spec);
+  sbuf_append(&spec, r->body, r->body_len);
+  ts_model_cfg m;
+  ts_model_cfg_default(&m);
+  if (spec.len > 0 && strcmp(spec.p, "off") != 0 &&
+      ts_model_parse(&m, spec.p, err, sizeof(err)) != 0) {
+    ts_resp_error(srv, resp, 400, "InvalidModelSpec", "%s", err);
+  } else {
+    ts_model_free(&srv->model);
+    ts_model_init(&srv->model, &m, uv_hrtime());
+    ts_resp_begin(srv, resp, 204);
+  }
+  sbuf_free(&spec);
 }
 
 static void handle_control(ts_server *srv, ts_request *r, ts_response *resp) {
@@ -273,6 +301,7 @@ static void handle_control(ts_server *srv, ts_request *r, ts_response *resp) {
     memset(&srv->stats, 0, sizeof(srv->stats));
     srv->stats.inflight = inflight;
     srv->stats.max_inflight = inflight;
+    memset(&srv->model.stats, 0, sizeof(srv->model.stats));
     ts_resp_begin(srv, resp, 204);
   } else if (strcmp(what, "faults") == 0 && r->method == HTTP_POST) {
     char err[256];
@@ -284,6 +313,8 @@ static void handle_control(ts_server *srv, ts_request *r, ts_response *resp) {
     else
       ts_resp_begin(srv, resp, 204);
     sbuf_free(&spec);
+  } else if (strcmp(what, "model") == 0 && r->method == HTTP_POST) {
+    set_model(srv, r, resp);
   } else {
     ts_resp_error(srv, resp, 404, "ResourceNotFound", "No such control endpoint.");
   }
@@ -837,6 +868,33 @@ static bool inject_fault(ts_server *srv, ts_fault_kind fault, ts_fault_op op, ts
   }
 }
 
+/* The service model's verdict on a blob request (model.c): true when it
+ * answered (503 ServerBusy, or 500 OperationTimedOut after holding the
+ * request); else the request is served, after resp->delay_ms in queue
+ * mode. Messages: "Common REST API error codes", see model.c. */
+static bool model_gate(ts_server *srv, const ts_request *r, ts_response *resp) {
+  uint64_t delay = 0;
+  ts_model_verdict v =
+      ts_model_admit(&srv->model, r->path.p, r->content_length, uv_hrtime(), &delay);
+  resp->delay_ms = delay;
+  switch (v) {
+  case TS_MODEL_BUSY_BLOB:
+    ts_resp_error(srv, resp, 503, "ServerBusy",
+                  "The server is currently unable to receive requests. Please retry your "
+                  "request.");
+    return true;
+  case TS_MODEL_BUSY_ACCOUNT:
+    ts_resp_error(srv, resp, 503, "ServerBusy", "Ingress is over the account limit.");
+    return true;
+  case TS_MODEL_TIMEOUT:
+    ts_resp_error(srv, resp, 500, "OperationTimedOut",
+                  "The operation could not be completed within the permitted time.");
+    return true;
+  default:
+    return false;
+  }
+}
+
 void ts_ops_handle(ts_server *srv, ts_request *r, ts_fault_kind fault, ts_response *resp) {
   if (ts_ops_is_control(r)) {
     handle_control(srv, r, resp);
@@ -875,7 +933,7 @@ void ts_ops_handle(ts_server *srv, ts_request *r, ts_fault_kind fault, ts_respon
       else
         ts_resp_error(srv, resp, 400, "InvalidQueryParameterValue",
                       "Only Create Container is supported at container level.");
-    } else {
+    } else if (!model_gate(srv, r, resp)) {
       sbuf comp;
       sbuf_init(&comp);
       bool has_comp = ts_req_query(r, "comp", &comp);

@@ -8,7 +8,8 @@
  *
  * Files by concern: http.c (connections, parsing, responses), ops.c (the
  * Azure operations and the control API), store.c (blobs in sparse files),
- * faults.c (fault plan), auth.c (Shared Key / SAS), crc64.c, sbuf.c,
+ * faults.c (fault plan), model.c (Azure's scalability targets as token
+ * buckets), auth.c (Shared Key / SAS), crc64.c, sbuf.c,
  * main.c (options, loop, signals). */
 #ifndef VHDUP_TESTSERVER_H
 #define VHDUP_TESTSERVER_H
@@ -37,6 +38,74 @@ void sbuf_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2,
 void *ts_xmalloc(size_t n);
 void *ts_xrealloc(void *p, size_t n);
 
+/* ---- the service model (model.c): Azure's scalability targets ---- */
+
+typedef struct ts_bucket {
+  double rate; /* per second; 0: unlimited */
+  double cap;
+  double tokens; /* negative in queue mode: owed */
+  uint64_t t_ns; /* last refill */
+} ts_bucket;
+
+typedef struct ts_model_cfg {
+  bool on;
+  double req_rate;     /* requests/s per blob (0: unlimited) */
+  double byte_rate;    /* body bytes/s per blob (0: unlimited) */
+  double account_rate; /* body bytes/s of the account (0: unlimited) */
+  double burst_s;      /* a bucket holds this many seconds of its rate */
+  double timeout_s;    /* queue mode: a longer wait answers OperationTimedOut */
+  bool queue;          /* hold requests instead of refusing them */
+} ts_model_cfg;
+
+typedef struct ts_model_blob {
+  struct ts_model_blob *next;
+  char *key; /* the request path: /account/container/blob */
+  ts_bucket req;
+  ts_bucket bytes;
+} ts_model_blob;
+
+typedef struct ts_model_stats {
+  uint64_t busy_blob;    /* 503 ServerBusy for a blob's targets */
+  uint64_t busy_account; /* 503 ServerBusy for the account's ingress */
+  uint64_t timed_out;    /* queue mode: 500 OperationTimedOut */
+  uint64_t queued;       /* queue mode: requests held */
+  uint64_t wait_ms_total;
+  uint64_t max_wait_ms;
+  /* What the model let through: requests, body bytes, and the span of
+   * their answers (first to last), so a test can check the rates. */
+  uint64_t admitted;
+  uint64_t admitted_bytes;
+  uint64_t first_ns;
+  uint64_t last_ns;
+} ts_model_stats;
+
+typedef struct ts_model {
+  ts_model_cfg cfg;
+  ts_bucket account;
+  ts_model_blob *blobs;
+  ts_model_stats stats;
+} ts_model;
+
+typedef enum ts_model_verdict {
+  TS_MODEL_PASS = 0,     /* serve (after delay_ms in queue mode) */
+  TS_MODEL_BUSY_BLOB,    /* 503 ServerBusy: over the blob's targets */
+  TS_MODEL_BUSY_ACCOUNT, /* 503 ServerBusy: over the account's ingress */
+  TS_MODEL_TIMEOUT,      /* 500 OperationTimedOut after delay_ms */
+} ts_model_verdict;
+
+/* Defaults: off; 500 requests/s and 60 MiB/s per blob, no account limit,
+ * 0.1 s bursts, 30 s timeout, refuse mode. */
+void ts_model_cfg_default(ts_model_cfg *m);
+/* "req=500,bw=60M,account=250M,burst-ms=100,timeout-ms=30000,mode=queue"
+ * (each optional, defaults above) into *out, turned on; or -1 with err. */
+int ts_model_parse(ts_model_cfg *out, const char *spec, char *err, size_t err_size);
+void ts_model_init(ts_model *md, const ts_model_cfg *cfg, uint64_t now_ns);
+void ts_model_free(ts_model *md);
+/* The verdict for a request to blob_key (NULL: not a blob request, always
+ * served) with a body of body_bytes, at now_ns. */
+ts_model_verdict ts_model_admit(ts_model *md, const char *blob_key, uint64_t body_bytes,
+                                uint64_t now_ns, uint64_t *delay_ms);
+
 /* ---- configuration ---- */
 
 typedef struct ts_config {
@@ -52,6 +121,7 @@ typedef struct ts_config {
   size_t max_body;
   unsigned trickle_ms;
   const char *managed_disk; /* "CONTAINER/BLOB:SIZE" or NULL */
+  ts_model_cfg model;
 } ts_config;
 
 /* ---- faults ---- */
@@ -251,6 +321,7 @@ typedef struct ts_response {
   bool close;     /* Connection: close after this response */
   bool trickle;
   bool stall;
+  uint64_t delay_ms;      /* the service model holds the answer this long */
   const char *error_code; /* for the log line */
 } ts_response;
 
@@ -262,6 +333,7 @@ struct ts_server {
   ts_config cfg;
   ts_store store;
   ts_faults faults;
+  ts_model model;
   ts_stats stats;
   ts_conn *conns;
   uint64_t request_seq;
